@@ -1,0 +1,111 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * nck_vfs: the mounted tree of one checkpoint, independent of FUSE.
+ *
+ * nck_vfs_open() builds everything before a mount appears: the container's
+ * member table, then an immutable inode table in which the children of each
+ * directory hold consecutive inode numbers, sorted by name, so a lookup is a
+ * binary search and a readdir is an index range. Inode 1 is the mount root:
+ *
+ *   /info.json   a JSON summary of the checkpoint
+ *   /raw/        the container's files exactly (tar members or directory files)
+ *
+ * Reads are answered as extents: byte ranges of a backing fd (to be sent
+ * zero-copy) or of memory owned by the vfs. A backing file that changed
+ * since the mount makes reads fail with -EIO.
+ *
+ * Ownership: all names, nodes and memory extents belong to the vfs and stay
+ * valid until nck_vfs_close(). Open file handles belong to the caller.
+ * Thread-safety: after nck_vfs_open() returns, every function may be called
+ * concurrently from any thread; nothing is mutated.
+ */
+#ifndef NCK_NEMOCKPT_VFS_H
+#define NCK_NEMOCKPT_VFS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include "nemockpt/diag.h"
+
+#define NCK_VFS_ROOT_INO 1
+
+typedef struct nck_vfs nck_vfs;
+typedef struct nck_vfs_file nck_vfs_file;
+
+/* Presentation options: owner and permission mask of every node. */
+typedef struct nck_vfs_opts {
+	uid_t uid;
+	gid_t gid;
+	mode_t umask; /* removed from 0555 (dirs) and 0444/0555 (files) */
+} nck_vfs_opts;
+
+typedef enum nck_extent_kind {
+	NCK_EXTENT_FD = 0,  /* `len` bytes of `fd` at `pos` */
+	NCK_EXTENT_MEM = 1, /* `len` bytes at `mem` (borrowed from the vfs) */
+} nck_extent_kind;
+
+typedef struct nck_extent {
+	nck_extent_kind kind;
+	int fd;
+	uint64_t pos;
+	const void *mem;
+	size_t len;
+} nck_extent;
+
+/*
+ * Opens the checkpoint at `source` (a tar file or a directory) and builds
+ * the tree. Returns 0 or a negative errno, with the cause (file, offset,
+ * message) in diag: -ENOENT, -EBADMSG, -ENOTSUP, -EIO, -ENOMEM, ...
+ */
+int nck_vfs_open(nck_vfs **out, const char *source, const nck_vfs_opts *opts, nck_diag *diag);
+
+/* Releases the tree and closes the source. NULL-safe. Open handles must be
+ * closed first. */
+void nck_vfs_close(nck_vfs *vfs);
+
+/* Finds `name` in directory `parent`. -ENOENT, -ENOTDIR. */
+int nck_vfs_lookup(const nck_vfs *vfs, uint64_t parent, const char *name, uint64_t *ino_out);
+
+/* Fills *st for `ino`. -ENOENT. */
+int nck_vfs_getattr(const nck_vfs *vfs, uint64_t ino, struct stat *st);
+
+/*
+ * The entry at position `index` of directory `dir`: 0 is ".", 1 is "..",
+ * then the children by name. -ENOENT past the end, -ENOTDIR.
+ */
+int nck_vfs_readdir(const nck_vfs *vfs, uint64_t dir, uint64_t index, const char **name_out,
+		    uint64_t *ino_out);
+
+/*
+ * Opens `ino` for reading. `flags` are open(2) flags: any write access gives
+ * -EROFS; a directory gives -EISDIR; a backing file that changed gives -EIO.
+ * The handle is freed by nck_vfs_file_close().
+ */
+int nck_vfs_file_open(nck_vfs_file **out, const nck_vfs *vfs, uint64_t ino, int flags);
+
+/* Closes a handle. NULL-safe. */
+void nck_vfs_file_close(nck_vfs_file *file);
+
+/*
+ * Plans a read of [off, off+len) as at most `max` extents in *ext; *n_out is
+ * their count (0 at or past the end of the file). Returns 0, or -EIO when the
+ * backing file changed since the mount. No bytes are copied.
+ */
+int nck_vfs_read(const nck_vfs *vfs, const nck_vfs_file *file, uint64_t off, size_t len,
+		 nck_extent *ext, size_t max, size_t *n_out);
+
+/* The info.json document (NUL-terminated, borrowed). */
+const char *nck_vfs_info_json(const nck_vfs *vfs);
+
+/* Callback for nck_vfs_foreach_member: path is relative to raw/. */
+typedef void (*nck_vfs_member_cb)(const char *path, uint64_t size, uint64_t offset, void *payload);
+
+/* Calls `cb` for every regular file under raw/, in inode (breadth-first, sorted) order. */
+void nck_vfs_foreach_member(const nck_vfs *vfs, nck_vfs_member_cb cb, void *payload);
+
+/* Filesystem totals for statfs: number of nodes and bytes of regular files. */
+void nck_vfs_totals(const nck_vfs *vfs, uint64_t *nodes_out, uint64_t *bytes_out);
+
+#endif

@@ -1,0 +1,91 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * nemockptfs: the daemon's main. Parses options, builds the whole tree
+ * (any error is reported in one line and nothing is mounted), then hands
+ * over to the FUSE session.
+ *
+ * Exit status: 0 after a clean unmount or for -h/-V; 1 for bad input or a
+ * failed mount; 2 for bad usage.
+ */
+#include <errno.h>
+#include <fuse_lowlevel.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "fuse/opts.h"
+#include "fuse/session.h"
+#include "nemockpt/common.h"
+#include "nemockpt/diag.h"
+#include "nemockpt/log.h"
+#include "nemockpt/vfs.h"
+
+/* Checks that the mountpoint is an existing directory before any work. */
+static int check_mountpoint(const char *path, nck_diag *diag)
+{
+	struct stat st;
+
+	if (stat(path, &st) < 0)
+		return nck_diag_set(diag, -errno, path, -1, "mountpoint: %s", strerror(errno));
+	if (!S_ISDIR(st.st_mode))
+		return nck_diag_set(diag, -ENOTDIR, path, -1, "mountpoint: not a directory");
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	nck_vfs_opts vopts = { .uid = getuid(), .gid = getgid(), .umask = 0 };
+	char line[2048], *abs = NULL;
+	nck_fuse_opts opts;
+	nck_vfs *vfs = NULL;
+	nck_diag diag;
+	int status = 1;
+
+	nck_log_init("nemockptfs", NCK_LOG_INFO);
+	nck_diag_init(&diag);
+	if (nck_fuse_opts_parse(&opts, argc, argv) < 0) {
+		fprintf(stderr, "nemockptfs: %s\n(see nemockptfs -h)\n", opts.error);
+		status = 2;
+		goto out;
+	}
+	if (opts.show_help || opts.show_version) {
+		if (opts.show_help)
+			fputs(nck_fuse_opts_usage(), stdout);
+		else
+			printf("nemockptfs %s (libfuse %s)\n", NCK_VERSION, fuse_pkgversion());
+		status = 0;
+		goto out;
+	}
+	if (opts.debug)
+		nck_log_init("nemockptfs", NCK_LOG_DEBUG);
+	if (opts.rw)
+		nck_log(NCK_LOG_WARN, "option 'rw' ignored: the mount is always read-only");
+	if (opts.uid_set)
+		vopts.uid = opts.uid;
+	if (opts.gid_set)
+		vopts.gid = opts.gid;
+	vopts.umask = opts.umask;
+	/* The daemon changes to / when it detaches: keep an absolute source. */
+	abs = realpath(opts.source, NULL);
+	if (!abs) {
+		nck_diag_set(&diag, -errno, opts.source, -1, "%s", strerror(errno));
+		goto fail;
+	}
+	free(opts.source);
+	opts.source = abs;
+	if (check_mountpoint(opts.mountpoint, &diag) < 0 ||
+	    nck_vfs_open(&vfs, opts.source, &vopts, &diag) < 0)
+		goto fail;
+	status = nck_fuse_run(vfs, &opts, argv[0]);
+	goto out;
+fail:
+	nck_diag_format(&diag, line, sizeof(line));
+	fprintf(stderr, "nemockptfs: %s\n", line);
+out:
+	nck_vfs_close(vfs);
+	nck_fuse_opts_dispose(&opts);
+	return status;
+}

@@ -1,0 +1,217 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * nck_container: reader registry, detection by bidding, and the helpers the
+ * readers share (see container.h).
+ */
+#include "container/container.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "util/ckd.h"
+
+const nck_container_ops *const nck_container_readers[] = {
+	&nck_container_tar_ops,
+	&nck_container_dir_ops,
+	&nck_container_compressed_ops,
+	NULL,
+};
+
+/* Bytes given to bid(): enough for a tar header and compression magics. */
+#define CONTAINER_HEAD 4096
+
+/* ---- bidding -------------------------------------------------------------- */
+
+/* Picks the reader with the highest bid; a tie is an error naming both. */
+static int container_select(const nck_container_ops **out, const char *path,
+			    const unsigned char *head, size_t len, bool is_dir, nck_diag *diag)
+{
+	const nck_container_ops *best = NULL, *tie = NULL;
+	int best_bid = 0;
+
+	for (size_t i = 0; nck_container_readers[i]; i++) {
+		int bid = nck_container_readers[i]->bid(head, len, is_dir);
+
+		if (bid > best_bid) {
+			best = nck_container_readers[i];
+			best_bid = bid;
+			tie = NULL;
+		} else if (bid > 0 && bid == best_bid) {
+			tie = nck_container_readers[i];
+		}
+	}
+	if (!best)
+		return nck_diag_set(diag, -EBADMSG, path, 0,
+				    len == 0 ? "empty file, not a tar archive"
+					     : "not a tar archive or a checkpoint directory");
+	if (tie)
+		return nck_diag_set(diag, -EBADMSG, path, 0, "ambiguous format: %s or %s",
+				    best->name, tie->name);
+	*out = best;
+	return 0;
+}
+
+/* ---- open/close ------------------------------------------------------------ */
+
+/* Allocates an empty container for `path`. */
+static nck_container *container_alloc(const char *path)
+{
+	nck_container *c = calloc(1, sizeof(*c));
+
+	if (!c)
+		return NULL;
+	c->path = strdup(path);
+	if (!c->path) {
+		free(c);
+		return NULL;
+	}
+	c->dirfd = -1;
+	nck_arena_init(&c->arena);
+	return c;
+}
+
+/* Runs the bidding and the chosen reader over c->src or c->dirfd. */
+static int container_build(nck_container *c, nck_diag *diag)
+{
+	unsigned char head[CONTAINER_HEAD];
+	int64_t n = 0;
+	int rc;
+
+	if (c->src) {
+		n = nck_src_pread(c->src, head, sizeof(head), 0);
+		if (n < 0)
+			return nck_diag_set(diag, -EIO, c->path, 0, "read failed");
+	}
+	rc = container_select(&c->ops, c->path, c->src ? head : NULL, (size_t)n, !c->src, diag);
+	if (rc < 0)
+		return rc;
+	return c->ops->open(c, diag);
+}
+
+int nck_container_open(nck_container **out, const char *path, nck_diag *diag)
+{
+	nck_container *c = NULL;
+	char *abs = NULL;
+	struct stat st;
+	int rc;
+
+	*out = NULL;
+	if (stat(path, &st) < 0)
+		return nck_diag_set(diag, -errno, path, -1, "%s", strerror(errno));
+	/* Absolute, so that info.json and messages name the file unambiguously. */
+	abs = realpath(path, NULL);
+	c = container_alloc(abs ? abs : path);
+	free(abs);
+	if (!c)
+		return nck_diag_set(diag, -ENOMEM, path, -1, "out of memory");
+	if (S_ISDIR(st.st_mode)) {
+		c->dirfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (c->dirfd < 0 || fstat(c->dirfd, &c->st) < 0) {
+			rc = nck_diag_set(diag, -errno, path, -1, "%s", strerror(errno));
+			goto out;
+		}
+	} else {
+		if ((rc = nck_src_open_file(&c->src, AT_FDCWD, path, false, diag)) < 0)
+			goto out;
+		c->st = *nck_src_stat(c->src);
+	}
+	if ((rc = container_build(c, diag)) < 0)
+		goto out;
+	*out = c;
+	return 0;
+out:
+	nck_container_close(c);
+	return rc;
+}
+
+int nck_container_open_src_take(nck_container **out, nck_src *src, nck_diag *diag)
+{
+	nck_container *c;
+	int rc;
+
+	*out = NULL;
+	c = container_alloc(nck_src_name(src));
+	if (!c) {
+		nck_src_close(src);
+		return -ENOMEM;
+	}
+	c->src = src;
+	c->st.st_size = (off_t)nck_src_size(src);
+	if ((rc = container_build(c, diag)) < 0) {
+		nck_container_close(c);
+		return rc;
+	}
+	*out = c;
+	return 0;
+}
+
+void nck_container_close(nck_container *c)
+{
+	if (!c)
+		return;
+	nck_src_close(c->src);
+	if (c->dirfd >= 0)
+		close(c->dirfd);
+	nck_arena_dispose(&c->arena);
+	free(c->entries);
+	free(c->path);
+	free(c);
+}
+
+/* ---- helpers for readers ----------------------------------------------------- */
+
+int nck_container_path_normalize(const char **out, nck_arena *arena, const char *name)
+{
+	size_t len = strlen(name), n = 0;
+	const char *p = name, *end = name + len;
+	char *buf;
+
+	*out = NULL;
+	if (name[0] == '/')
+		return -EPERM;
+	buf = nck_arena_alloc(arena, len + 1);
+	if (!buf)
+		return -ENOMEM;
+	while (p < end) {
+		const char *slash = memchr(p, '/', (size_t)(end - p));
+		size_t clen = slash ? (size_t)(slash - p) : (size_t)(end - p);
+
+		if (clen == 2 && p[0] == '.' && p[1] == '.')
+			return -EPERM;
+		if (clen > 255)
+			return -ENAMETOOLONG;
+		if (clen > 0 && !(clen == 1 && p[0] == '.')) {
+			if (n)
+				buf[n++] = '/';
+			memcpy(buf + n, p, clen);
+			n += clen;
+		}
+		p += clen + (slash ? 1 : 0);
+	}
+	buf[n] = '\0';
+	if (n == 0)
+		return 1;
+	*out = buf;
+	return 0;
+}
+
+nck_entry *nck_container_add(nck_container *c)
+{
+	if (c->n_entries == c->cap_entries) {
+		size_t cap = c->cap_entries ? c->cap_entries * 2 : 256;
+		nck_entry *e;
+
+		if (cap > SIZE_MAX / sizeof(*e))
+			return NULL;
+		e = realloc(c->entries, cap * sizeof(*e));
+		if (!e)
+			return NULL;
+		c->entries = e;
+		c->cap_entries = cap;
+	}
+	memset(&c->entries[c->n_entries], 0, sizeof(c->entries[0]));
+	return &c->entries[c->n_entries++];
+}

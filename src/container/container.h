@@ -1,0 +1,119 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * nck_container: the member table of a checkpoint container (a tar archive
+ * or a directory), built once by one pass over the container's metadata and
+ * immutable afterwards.
+ *
+ * Each reader is a `struct nck_container_ops` in one registry array
+ * (libarchive's pattern): bid() scores the first bytes of a file (or a
+ * directory) without other I/O, the highest score wins, and a tie is an error
+ * naming both readers. open() fills the entry table.
+ *
+ * Entries carry normalized relative paths: no leading "./" or "/", no empty,
+ * "." or ".." components; the root itself is never an entry. Members whose
+ * names are absolute or contain "..", links, device nodes and sparse members
+ * are left out with a warning and counted in n_skipped. Later duplicates
+ * replace earlier ones (tar semantics) in the vfs layer.
+ *
+ * Ownership: entries and their paths live in the container's arena and are
+ * freed by nck_container_close().
+ * Thread-safety: build on one thread; read-only afterwards.
+ */
+#ifndef NCK_CONTAINER_CONTAINER_H
+#define NCK_CONTAINER_CONTAINER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/stat.h>
+
+#include "io/src.h"
+#include "nemockpt/diag.h"
+#include "util/arena.h"
+
+typedef enum nck_entry_kind {
+	NCK_ENTRY_FILE = 0,
+	NCK_ENTRY_DIR = 1,
+} nck_entry_kind;
+
+typedef struct nck_entry {
+	const char *path;   /* normalized relative path, arena-owned */
+	nck_entry_kind kind;
+	uint32_t mode;      /* permission bits as stored in the source */
+	int64_t mtime_sec;  /* modification time */
+	uint32_t mtime_nsec;
+	uint64_t size;      /* bytes of data (files) */
+	uint64_t offset;    /* tar: data offset in the archive file */
+	struct stat st;     /* directory sources: identity of the file at scan time */
+} nck_entry;
+
+typedef struct nck_container nck_container;
+
+typedef struct nck_container_ops {
+	int version;       /* NCK_CONTAINER_OPS_VERSION */
+	const char *name;  /* "tar", "directory", ... */
+	/*
+	 * Scores `head` (the first `len` bytes of a file; NULL and 0 for a
+	 * directory). 0 means "not mine". Does no I/O.
+	 */
+	int (*bid)(const unsigned char *head, size_t len, bool is_dir);
+	/*
+	 * Fills c->entries from c->src (files) or c->dirfd (directories).
+	 * Returns 0, -EBADMSG (malformed; diag names file and offset),
+	 * -ENOTSUP (recognized but unsupported), -EIO or -ENOMEM.
+	 */
+	int (*open)(nck_container *c, nck_diag *diag);
+} nck_container_ops;
+
+#define NCK_CONTAINER_OPS_VERSION 1
+
+struct nck_container {
+	const nck_container_ops *ops;
+	char *path;           /* source path as given (absolute after realpath) */
+	nck_src *src;         /* archive bytes; NULL for directories */
+	int dirfd;            /* directory sources; -1 otherwise */
+	struct stat st;       /* stat of the source at open */
+	nck_arena arena;      /* entries and paths */
+	nck_entry *entries;   /* n_entries entries, in source order */
+	size_t n_entries;
+	size_t cap_entries;
+	size_t n_skipped;     /* members left out with a warning */
+};
+
+/*
+ * Opens the container at `path` (a file or a directory): detects its kind by
+ * bidding and builds its entry table. Errors as for ops->open, plus -ENOENT
+ * and other open(2) errors, and -EBADMSG for an unrecognized file.
+ */
+int nck_container_open(nck_container **out, const char *path, nck_diag *diag);
+
+/*
+ * Like nck_container_open, over an existing source (takes ownership of `src`,
+ * also on failure). Used by fuzzers and tests on memory sources.
+ */
+int nck_container_open_src_take(nck_container **out, nck_src *src, nck_diag *diag);
+
+/* Releases the container, its source and its entries. NULL-safe. */
+void nck_container_close(nck_container *c);
+
+/* ---- helpers for readers ------------------------------------------------ */
+
+/*
+ * Normalizes a member name into *out (arena-allocated): strips "./" and
+ * empty components. Returns 0, 1 when the name is the root itself (nothing
+ * stored), -EPERM for absolute names or ".." components, -ENAMETOOLONG for a
+ * component over 255 bytes, -ENOMEM.
+ */
+int nck_container_path_normalize(const char **out, nck_arena *arena, const char *name);
+
+/* Appends a zeroed entry and returns it, or NULL when out of memory. */
+nck_entry *nck_container_add(nck_container *c);
+
+/* The registered readers, NULL-terminated (for tests and docs). */
+extern const nck_container_ops *const nck_container_readers[];
+
+extern const nck_container_ops nck_container_tar_ops;
+extern const nck_container_ops nck_container_dir_ops;
+extern const nck_container_ops nck_container_compressed_ops;
+
+#endif

@@ -1,0 +1,165 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * nemockptfs option parsing (see opts.h), with libfuse's fuse_opt.
+ */
+#include "fuse/opts.h"
+
+#include <errno.h>
+#include <fuse_lowlevel.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum {
+	KEY_IGNORE,   /* fstab-only words */
+	KEY_MOUNTFLAG /* generic mount flags handed to the kernel mount */
+};
+
+#define OPT(t, p) { t, offsetof(nck_fuse_opts, p), 1 }
+#define OPTV(t, p) { t, offsetof(nck_fuse_opts, p), 0 }
+
+static const struct fuse_opt opts_table[] = {
+	OPT("-f", foreground),
+	OPT("-d", debug),
+	OPT("debug", debug),
+	OPT("-V", show_version),
+	OPT("--version", show_version),
+	OPT("-h", show_help),
+	OPT("--help", show_help),
+	OPT("allow_other", allow_other),
+	OPT("default_permissions", default_permissions),
+	OPT("ro", ro),
+	OPT("rw", rw),
+	OPTV("uid=%u", uid),
+	OPT("uid=", uid_set),
+	OPTV("gid=%u", gid),
+	OPT("gid=", gid_set),
+	OPTV("umask=%o", umask),
+	OPT("umask=", umask_set),
+	OPTV("max_threads=%u", max_threads),
+	OPTV("notify_fd=%d", notify_fd),
+	FUSE_OPT_KEY("defaults", KEY_IGNORE),
+	FUSE_OPT_KEY("nofail", KEY_IGNORE),
+	FUSE_OPT_KEY("_netdev", KEY_IGNORE),
+	FUSE_OPT_KEY("auto", KEY_IGNORE),
+	FUSE_OPT_KEY("noauto", KEY_IGNORE),
+	FUSE_OPT_KEY("user", KEY_IGNORE),
+	FUSE_OPT_KEY("users", KEY_IGNORE),
+	FUSE_OPT_KEY("comment=", KEY_IGNORE),
+	FUSE_OPT_KEY("nodev", KEY_MOUNTFLAG),
+	FUSE_OPT_KEY("dev", KEY_MOUNTFLAG),
+	FUSE_OPT_KEY("nosuid", KEY_MOUNTFLAG),
+	FUSE_OPT_KEY("suid", KEY_MOUNTFLAG),
+	FUSE_OPT_KEY("noexec", KEY_MOUNTFLAG),
+	FUSE_OPT_KEY("exec", KEY_MOUNTFLAG),
+	FUSE_OPT_KEY("noatime", KEY_MOUNTFLAG),
+	FUSE_OPT_KEY("atime", KEY_MOUNTFLAG),
+	FUSE_OPT_KEY("relatime", KEY_MOUNTFLAG),
+	FUSE_OPT_KEY("async", KEY_MOUNTFLAG),
+	FUSE_OPT_END,
+};
+
+/* Appends `arg` to the comma list *list. */
+static int opts_append(char **list, const char *arg)
+{
+	size_t old = *list ? strlen(*list) : 0, n = strlen(arg);
+	char *p = realloc(*list, old + n + 2);
+
+	if (!p)
+		return -1;
+	if (old)
+		p[old++] = ',';
+	memcpy(p + old, arg, n + 1);
+	*list = p;
+	return 0;
+}
+
+/* fuse_opt callback: positional arguments, ignored words and unknown options. */
+static int opts_proc(void *data, const char *arg, int key, struct fuse_args *outargs)
+{
+	nck_fuse_opts *o = data;
+
+	(void)outargs;
+	switch (key) {
+	case KEY_IGNORE:
+		return 0;
+	case KEY_MOUNTFLAG:
+		return opts_append(&o->mount_flags, arg);
+	case FUSE_OPT_KEY_NONOPT:
+		if (!o->source)
+			return (o->source = strdup(arg)) ? 0 : -1;
+		if (!o->mountpoint)
+			return (o->mountpoint = strdup(arg)) ? 0 : -1;
+		snprintf(o->error, sizeof(o->error), "unexpected argument '%s'", arg);
+		return -1;
+	default:
+		/* x-systemd.*, x-gvfs-*, ...: meant for other programs (mount(8)). */
+		if (strncmp(arg, "x-", 2) == 0)
+			return 0;
+		snprintf(o->error, sizeof(o->error), "unknown option '%s'", arg);
+		return -1;
+	}
+}
+
+/* Rejects values fuse_opt cannot check (it stores what sscanf gives it). */
+static int opts_validate(nck_fuse_opts *o)
+{
+	if (o->umask_set && o->umask > 0777)
+		snprintf(o->error, sizeof(o->error), "umask=%o is not a permission mask", o->umask);
+	else if (o->max_threads > 1024)
+		snprintf(o->error, sizeof(o->error), "max_threads=%u is over 1024", o->max_threads);
+	else if (!o->show_help && !o->show_version && (!o->source || !o->mountpoint))
+		snprintf(o->error, sizeof(o->error), "a source and a mountpoint are needed");
+	return o->error[0] ? -EINVAL : 0;
+}
+
+int nck_fuse_opts_parse(nck_fuse_opts *opts, int argc, char **argv)
+{
+	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
+	int rc;
+
+	memset(opts, 0, sizeof(*opts));
+	opts->notify_fd = -1;
+	rc = fuse_opt_parse(&args, opts, opts_table, opts_proc);
+	fuse_opt_free_args(&args);
+	if (rc < 0) {
+		if (!opts->error[0])
+			snprintf(opts->error, sizeof(opts->error), "bad option value or out of memory");
+		return -EINVAL;
+	}
+	if (opts->debug)
+		opts->foreground = 1;
+	return opts_validate(opts);
+}
+
+void nck_fuse_opts_dispose(nck_fuse_opts *opts)
+{
+	if (!opts)
+		return;
+	free(opts->source);
+	free(opts->mountpoint);
+	free(opts->mount_flags);
+	opts->source = opts->mountpoint = opts->mount_flags = NULL;
+}
+
+const char *nck_fuse_opts_usage(void)
+{
+	return "usage: nemockptfs SOURCE MOUNTPOINT [-f] [-d] [-o OPTION[,OPTION...]]\n"
+	       "\n"
+	       "Mounts a NeMo checkpoint (.nemo/.qnemo tar file or checkpoint directory)\n"
+	       "read-only at MOUNTPOINT. Returns once the mount is live.\n"
+	       "\n"
+	       "  -f                     stay in the foreground\n"
+	       "  -d, -o debug           log every FUSE request (implies -f)\n"
+	       "  -V, --version          print the version and exit\n"
+	       "  -h, --help             print this help and exit\n"
+	       "  -o allow_other         let other users see the mount\n"
+	       "  -o default_permissions let the kernel check permissions\n"
+	       "  -o uid=N,gid=N         owner shown for every file (default: the caller)\n"
+	       "  -o umask=OOO           permission bits removed (octal, default 022 shown as 0444/0555)\n"
+	       "  -o max_threads=N       upper bound of FUSE worker threads\n"
+	       "  -o notify_fd=N         write \"READY=1\\n\" to fd N once the mount is live\n"
+	       "  -o ro                  accepted; the mount is always read-only\n"
+	       "fstab words (defaults, nofail, _netdev, auto, noauto, user, users, x-*) are ignored.\n";
+}

@@ -1,0 +1,52 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Command-line options of the nemockptfs daemon, parsed with a fuse_opt
+ * table. Unknown options are errors; fstab-only words are ignored; "rw" is
+ * ignored with a warning because the mount is always read-only. Generic
+ * mount flags that mount(8) and mount.fuse3 pass along (nodev, nosuid, ...)
+ * go to the kernel mount.
+ *
+ * Ownership: strings in nck_fuse_opts are owned by it; nck_fuse_opts_dispose()
+ * frees them.
+ * Thread-safety: start-up only.
+ */
+#ifndef NCK_FUSE_OPTS_H
+#define NCK_FUSE_OPTS_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+typedef struct nck_fuse_opts {
+	char *source;          /* first non-option argument */
+	char *mountpoint;      /* second non-option argument */
+	char *mount_flags;     /* comma list passed to the kernel mount, or NULL */
+	int foreground;
+	int debug;
+	int show_version;
+	int show_help;
+	int allow_other;
+	int default_permissions;
+	int ro;
+	int rw;                /* given: warn */
+	int notify_fd;         /* -1: none */
+	unsigned uid, gid;     /* valid when uid_set/gid_set */
+	int uid_set, gid_set;
+	unsigned umask;        /* octal */
+	int umask_set;
+	unsigned max_threads;  /* 0: libfuse default */
+	char error[256];       /* why parsing failed */
+} nck_fuse_opts;
+
+/*
+ * Parses argv. Returns 0, or -EINVAL with opts->error set (unknown option,
+ * bad value, missing or extra arguments), or -ENOMEM.
+ */
+int nck_fuse_opts_parse(nck_fuse_opts *opts, int argc, char **argv);
+
+/* Frees the strings of opts. NULL-safe. */
+void nck_fuse_opts_dispose(nck_fuse_opts *opts);
+
+/* The usage text for -h. */
+const char *nck_fuse_opts_usage(void);
+
+#endif

@@ -1,0 +1,152 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * nck_src: file and memory byte sources (see src.h).
+ */
+#include "io/src.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+struct nck_src {
+	int fd;                /* -1 for memory sources */
+	const unsigned char *mem;
+	uint64_t size;
+	struct stat st;        /* identity at open (file sources) */
+	char name[];
+};
+
+/* Allocates a source with its name. */
+static nck_src *src_alloc(const char *name)
+{
+	size_t n = strlen(name);
+	nck_src *src = calloc(1, sizeof(*src) + n + 1);
+
+	if (!src)
+		return NULL;
+	memcpy(src->name, name, n + 1);
+	src->fd = -1;
+	return src;
+}
+
+int nck_src_open_file(nck_src **out, int dirfd, const char *path, bool nofollow, nck_diag *diag)
+{
+	int flags = O_RDONLY | O_CLOEXEC | (nofollow ? O_NOFOLLOW : 0);
+	nck_src *src = NULL;
+	int rc;
+
+	*out = NULL;
+	src = src_alloc(path);
+	if (!src)
+		return nck_diag_set(diag, -ENOMEM, path, -1, "out of memory");
+	src->fd = openat(dirfd, path, flags);
+	if (src->fd < 0 || fstat(src->fd, &src->st) < 0) {
+		rc = -errno;
+		nck_diag_set(diag, rc, path, -1, "%s", strerror(errno));
+		goto out;
+	}
+	if (S_ISDIR(src->st.st_mode)) {
+		rc = nck_diag_set(diag, -EISDIR, path, -1, "is a directory");
+		goto out;
+	}
+	if (!S_ISREG(src->st.st_mode)) {
+		rc = nck_diag_set(diag, -EBADMSG, path, -1, "not a regular file");
+		goto out;
+	}
+	src->size = (uint64_t)src->st.st_size;
+	*out = src;
+	return 0;
+out:
+	nck_src_close(src);
+	return rc;
+}
+
+int nck_src_new_mem(nck_src **out, const void *data, size_t len, const char *name)
+{
+	nck_src *src = src_alloc(name);
+
+	*out = NULL;
+	if (!src)
+		return -ENOMEM;
+	src->mem = data;
+	src->size = len;
+	*out = src;
+	return 0;
+}
+
+void nck_src_close(nck_src *src)
+{
+	if (!src)
+		return;
+	if (src->fd >= 0)
+		close(src->fd);
+	free(src);
+}
+
+int64_t nck_src_pread(const nck_src *src, void *buf, size_t len, uint64_t off)
+{
+	size_t done = 0;
+	ssize_t n;
+
+	if (off >= src->size)
+		return 0;
+	if (len > src->size - off)
+		len = (size_t)(src->size - off);
+	if (src->mem) {
+		memcpy(buf, src->mem + off, len);
+		return (int64_t)len;
+	}
+	while (done < len) {
+		n = pread(src->fd, (char *)buf + done, len - done, (off_t)(off + done));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -EIO;
+		if (n == 0)
+			break; /* the file shrank under us */
+		done += (size_t)n;
+	}
+	return done == len ? (int64_t)done : -EIO;
+}
+
+uint64_t nck_src_size(const nck_src *src)
+{
+	return src->size;
+}
+
+const char *nck_src_name(const nck_src *src)
+{
+	return src->name;
+}
+
+int nck_src_fd(const nck_src *src)
+{
+	return src->fd;
+}
+
+const struct stat *nck_src_stat(const nck_src *src)
+{
+	return &src->st;
+}
+
+int nck_src_check_fd(int fd, const struct stat *expect)
+{
+	struct stat st;
+
+	if (fstat(fd, &st) < 0)
+		return -EIO;
+	if (st.st_ino != expect->st_ino || st.st_dev != expect->st_dev ||
+	    st.st_size != expect->st_size || st.st_mtim.tv_sec != expect->st_mtim.tv_sec ||
+	    st.st_mtim.tv_nsec != expect->st_mtim.tv_nsec)
+		return -EIO;
+	return 0;
+}
+
+int nck_src_check(const nck_src *src)
+{
+	if (src->fd < 0)
+		return 0;
+	return nck_src_check_fd(src->fd, &src->st);
+}

@@ -1,0 +1,64 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * nck_src: a random-access, read-only byte source. A file source owns one fd
+ * (O_CLOEXEC) and remembers the file's identity (device, inode, size, mtime)
+ * when it was opened, so that a later change of the file is detected and
+ * turned into EIO instead of wrong bytes. A memory source wraps a buffer
+ * (fuzzers and unit tests).
+ *
+ * Thread-safety: after open, every function may be called from any thread;
+ * reads use pread(2) and share no cursor.
+ */
+#ifndef NCK_IO_SRC_H
+#define NCK_IO_SRC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/stat.h>
+
+#include "nemockpt/diag.h"
+
+typedef struct nck_src nck_src;
+
+/*
+ * Opens `path` (relative to `dirfd`, or AT_FDCWD) for reading. Symlinks in
+ * the last component are not followed when `nofollow` is set. Errors:
+ * -ENOENT, -EACCES, -EISDIR, other open(2)/fstat(2) errors, -ENOMEM.
+ */
+int nck_src_open_file(nck_src **out, int dirfd, const char *path, bool nofollow, nck_diag *diag);
+
+/* Wraps `len` bytes at `data` (borrowed, must outlive the source). -ENOMEM. */
+int nck_src_new_mem(nck_src **out, const void *data, size_t len, const char *name);
+
+/* Releases the source and its fd. NULL-safe. */
+void nck_src_close(nck_src *src);
+
+/*
+ * Reads up to `len` bytes at `off` into buf. Returns the number of bytes read
+ * (short only at the end of the source) or -EIO.
+ */
+int64_t nck_src_pread(const nck_src *src, void *buf, size_t len, uint64_t off);
+
+/* Size of the source when it was opened. */
+uint64_t nck_src_size(const nck_src *src);
+
+/* Name used in messages (the path given to open). Borrowed. */
+const char *nck_src_name(const nck_src *src);
+
+/* The fd of a file source, or -1 for a memory source. Borrowed. */
+int nck_src_fd(const nck_src *src);
+
+/* The stat(2) taken when the source was opened. Borrowed. */
+const struct stat *nck_src_stat(const nck_src *src);
+
+/*
+ * Returns 0 while the file still has the identity, size and mtime it had at
+ * open, or -EIO once it was changed in place. Memory sources never change.
+ */
+int nck_src_check(const nck_src *src);
+
+/* Compares an fstat(2) of `fd` with the recorded identity of a file. */
+int nck_src_check_fd(int fd, const struct stat *expect);
+
+#endif

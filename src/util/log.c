@@ -1,0 +1,57 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * nck_log: one-line logging to stderr or syslog (see nemockpt/log.h).
+ * Thread-safety: the settings are written once at start-up, before threads
+ * exist; each line goes out in a single write(2) or syslog(3) call.
+ */
+#include "nemockpt/log.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <syslog.h>
+#include <unistd.h>
+
+static const char *log_progname = "nemockpt";
+static nck_log_level log_max = NCK_LOG_INFO;
+static bool log_syslog;
+
+void nck_log_init(const char *progname, nck_log_level max_level)
+{
+	log_progname = progname;
+	log_max = max_level;
+}
+
+void nck_log_use_syslog(bool on)
+{
+	if (on && !log_syslog)
+		openlog(log_progname, LOG_PID | LOG_NDELAY, LOG_DAEMON);
+	log_syslog = on;
+}
+
+void nck_log(nck_log_level level, const char *fmt, ...)
+{
+	static const char *const names[] = { "error", "warning", "info", "debug" };
+	static const int prios[] = { LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG };
+	char line[2048];
+	va_list ap;
+	int n;
+
+	if (level > log_max)
+		return;
+	va_start(ap, fmt);
+	if (log_syslog) {
+		vsnprintf(line, sizeof(line), fmt, ap);
+		syslog(prios[level], "%s", line);
+	} else {
+		n = snprintf(line, sizeof(line), "%s: %s: ", log_progname, names[level]);
+		if (n > 0 && (size_t)n < sizeof(line))
+			vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
+		n = (int)strnlen(line, sizeof(line) - 2);
+		line[n++] = '\n';
+		if (write(STDERR_FILENO, line, (size_t)n) < 0) {
+			/* Nowhere left to report a failed log write. */
+		}
+	}
+	va_end(ap);
+}

@@ -1,0 +1,325 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * nck_vfs: the mounted tree and its read planner (see nemockpt/vfs.h).
+ *
+ * The tree is built once from the container's entries (tree.c numbers it);
+ * afterwards every function only reads it, so FUSE worker threads share it
+ * without locks. Raw members of a tar are read from the archive's one fd;
+ * files of a directory source get an fd per open handle, opened beneath the
+ * source root without following symlinks and checked against the identity
+ * recorded at scan time.
+ */
+#include "vfs/vfs_int.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "nemockpt/log.h"
+
+struct nck_vfs_file {
+	const nck_node *node;
+	int fd;   /* the backing fd: borrowed (tar) or owned (directory file) */
+	bool own; /* close fd on release */
+};
+
+/* ---- building ------------------------------------------------------------- */
+
+/* Adds raw/<path> for every container entry. */
+static int vfs_add_raw(nck_vfs *vfs, nck_tree_builder *b)
+{
+	const nck_container *c = vfs->container;
+
+	for (size_t i = 0; i < c->n_entries; i++) {
+		const nck_entry *e = &c->entries[i];
+		size_t len = strlen(e->path);
+		char *path = nck_arena_alloc(&vfs->arena, len + 5);
+		nck_node proto = { 0 };
+		int rc;
+
+		if (!path)
+			return -ENOMEM;
+		memcpy(path, "raw/", 4);
+		memcpy(path + 4, e->path, len + 1);
+		proto.kind = e->kind == NCK_ENTRY_DIR ? NCK_NODE_DIR : NCK_NODE_RAW;
+		proto.perm = e->mode;
+		proto.mtime_sec = e->mtime_sec;
+		proto.mtime_nsec = e->mtime_nsec;
+		proto.size = e->size;
+		proto.entry = e->kind == NCK_ENTRY_FILE ? e : NULL;
+		if ((rc = nck_tree_add(b, path, &proto)) < 0)
+			return rc;
+	}
+	return 0;
+}
+
+/* Counts the regular files under raw/ and their bytes (after duplicates
+ * were resolved by the tree). */
+static void vfs_count(nck_vfs *vfs)
+{
+	for (size_t i = 1; i < vfs->n_nodes; i++) {
+		if (vfs->nodes[i].kind == NCK_NODE_RAW) {
+			vfs->n_files++;
+			vfs->file_bytes += vfs->nodes[i].size;
+		}
+	}
+}
+
+/* Builds the whole tree: raw/ from the container, then info.json. */
+static int vfs_build(nck_vfs *vfs, nck_diag *diag)
+{
+	const struct stat *st = &vfs->container->st;
+	nck_node dir = { .kind = NCK_NODE_DIR, .perm = 0555 }, info = { .kind = NCK_NODE_MEM, .perm = 0444 };
+	nck_tree_builder b;
+	size_t raw_ino_slot;
+	int rc;
+
+	dir.mtime_sec = (int64_t)st->st_mtim.tv_sec;
+	dir.mtime_nsec = (uint32_t)st->st_mtim.tv_nsec;
+	info.mtime_sec = dir.mtime_sec;
+	info.mtime_nsec = dir.mtime_nsec;
+	if ((rc = nck_tree_builder_init(&b, &vfs->arena, &dir, vfs->container->path)) < 0 ||
+	    (rc = nck_tree_add(&b, "raw", &dir)) < 0 || (rc = vfs_add_raw(vfs, &b)) < 0 ||
+	    (rc = nck_tree_add(&b, "info.json", &info)) < 0 ||
+	    (rc = nck_tree_build(&vfs->nodes, &vfs->n_nodes, &b)) < 0)
+		goto out;
+	vfs_count(vfs);
+	if ((rc = nck_vfs_info_build(vfs)) < 0)
+		goto out;
+	/* info.json's bytes exist only now; patch its node. */
+	raw_ino_slot = (size_t)(nck_tree_child(vfs->nodes, &vfs->nodes[1], "info.json") - vfs->nodes);
+	vfs->nodes[raw_ino_slot].mem = vfs->info_json;
+	vfs->nodes[raw_ino_slot].size = vfs->info_len;
+out:
+	nck_tree_builder_dispose(&b);
+	if (rc < 0)
+		return nck_diag_set(diag, rc, vfs->container->path, -1, "building the tree: %s",
+				    strerror(-rc));
+	return 0;
+}
+
+int nck_vfs_open(nck_vfs **out, const char *source, const nck_vfs_opts *opts, nck_diag *diag)
+{
+	nck_vfs *vfs = calloc(1, sizeof(*vfs));
+	int rc;
+
+	*out = NULL;
+	if (!vfs)
+		return nck_diag_set(diag, -ENOMEM, source, -1, "out of memory");
+	nck_arena_init(&vfs->arena);
+	vfs->opts = *opts;
+	if ((rc = nck_container_open(&vfs->container, source, diag)) < 0 ||
+	    (rc = vfs_build(vfs, diag)) < 0) {
+		nck_vfs_close(vfs);
+		return rc;
+	}
+	*out = vfs;
+	return 0;
+}
+
+void nck_vfs_close(nck_vfs *vfs)
+{
+	if (!vfs)
+		return;
+	nck_container_close(vfs->container);
+	nck_arena_dispose(&vfs->arena);
+	free(vfs);
+}
+
+/* ---- queries -------------------------------------------------------------- */
+
+/* The node of `ino`, or NULL. */
+static const nck_node *vfs_node(const nck_vfs *vfs, uint64_t ino)
+{
+	return ino >= 1 && ino < vfs->n_nodes ? &vfs->nodes[ino] : NULL;
+}
+
+int nck_vfs_lookup(const nck_vfs *vfs, uint64_t parent, const char *name, uint64_t *ino_out)
+{
+	const nck_node *dir = vfs_node(vfs, parent), *child;
+
+	if (!dir)
+		return -ENOENT;
+	if (dir->kind != NCK_NODE_DIR)
+		return -ENOTDIR;
+	child = nck_tree_child(vfs->nodes, dir, name);
+	if (!child)
+		return -ENOENT;
+	*ino_out = (uint64_t)(child - vfs->nodes);
+	return 0;
+}
+
+int nck_vfs_getattr(const nck_vfs *vfs, uint64_t ino, struct stat *st)
+{
+	const nck_node *n = vfs_node(vfs, ino);
+	mode_t perm;
+
+	if (!n)
+		return -ENOENT;
+	memset(st, 0, sizeof(*st));
+	st->st_ino = ino;
+	st->st_uid = vfs->opts.uid;
+	st->st_gid = vfs->opts.gid;
+	if (n->kind == NCK_NODE_DIR) {
+		perm = 0555;
+		st->st_mode = S_IFDIR;
+		st->st_nlink = 2 + n->n_subdirs;
+	} else {
+		/* Read-only everywhere; execute bits survive from the source. */
+		perm = 0444 | ((n->perm & 0111) ? 0111 : 0);
+		st->st_mode = S_IFREG;
+		st->st_nlink = 1;
+		st->st_size = (off_t)n->size;
+		st->st_blocks = (blkcnt_t)((n->size + 511) / 512);
+	}
+	st->st_mode |= perm & ~vfs->opts.umask;
+	st->st_blksize = 131072;
+	st->st_mtim.tv_sec = (time_t)n->mtime_sec;
+	st->st_mtim.tv_nsec = (long)n->mtime_nsec;
+	st->st_atim = st->st_mtim;
+	st->st_ctim = st->st_mtim;
+	return 0;
+}
+
+int nck_vfs_readdir(const nck_vfs *vfs, uint64_t dir, uint64_t index, const char **name_out,
+		    uint64_t *ino_out)
+{
+	const nck_node *d = vfs_node(vfs, dir);
+
+	if (!d)
+		return -ENOENT;
+	if (d->kind != NCK_NODE_DIR)
+		return -ENOTDIR;
+	if (index < 2) {
+		*name_out = index == 0 ? "." : "..";
+		*ino_out = index == 0 ? dir : d->parent;
+		return 0;
+	}
+	if (index - 2 >= d->n_children)
+		return -ENOENT;
+	*ino_out = d->first_child + index - 2;
+	*name_out = vfs->nodes[*ino_out].name;
+	return 0;
+}
+
+const char *nck_vfs_info_json(const nck_vfs *vfs)
+{
+	return vfs->info_json;
+}
+
+void nck_vfs_foreach_member(const nck_vfs *vfs, nck_vfs_member_cb cb, void *payload)
+{
+	for (size_t i = 1; i < vfs->n_nodes; i++) {
+		const nck_node *n = &vfs->nodes[i];
+
+		if (n->kind == NCK_NODE_RAW)
+			cb(n->entry->path, n->size, n->entry->offset, payload);
+	}
+}
+
+void nck_vfs_totals(const nck_vfs *vfs, uint64_t *nodes_out, uint64_t *bytes_out)
+{
+	*nodes_out = vfs->n_nodes - 1;
+	*bytes_out = vfs->file_bytes;
+}
+
+/* ---- open files and reads ----------------------------------------------------- */
+
+/* Opens a directory source's file beneath the root, never through a symlink,
+ * and checks it is the file that was scanned. */
+static int vfs_open_dir_file(const nck_vfs *vfs, const nck_entry *e, int *fd_out)
+{
+	struct open_how how = {
+		.flags = O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK,
+		.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
+	};
+	int fd = (int)syscall(SYS_openat2, vfs->container->dirfd, e->path, &how, sizeof(how));
+
+	if (fd < 0 && errno == ENOSYS)
+		fd = openat(vfs->container->dirfd, e->path, (int)how.flags);
+	if (fd < 0)
+		return errno == ENOMEM ? -ENOMEM : -EIO;
+	if (nck_src_check_fd(fd, &e->st) < 0) {
+		close(fd);
+		return -EIO;
+	}
+	*fd_out = fd;
+	return 0;
+}
+
+int nck_vfs_file_open(nck_vfs_file **out, const nck_vfs *vfs, uint64_t ino, int flags)
+{
+	const nck_node *n = vfs_node(vfs, ino);
+	nck_vfs_file *f;
+	int rc;
+
+	*out = NULL;
+	if (!n)
+		return -ENOENT;
+	if ((flags & O_ACCMODE) != O_RDONLY || (flags & (O_TRUNC | O_CREAT)))
+		return -EROFS;
+	if (n->kind == NCK_NODE_DIR)
+		return -EISDIR;
+	f = calloc(1, sizeof(*f));
+	if (!f)
+		return -ENOMEM;
+	f->node = n;
+	f->fd = -1;
+	if (n->kind == NCK_NODE_RAW && vfs->container->src) {
+		f->fd = nck_src_fd(vfs->container->src);
+	} else if (n->kind == NCK_NODE_RAW) {
+		if ((rc = vfs_open_dir_file(vfs, n->entry, &f->fd)) < 0) {
+			free(f);
+			return rc;
+		}
+		f->own = true;
+	}
+	*out = f;
+	return 0;
+}
+
+void nck_vfs_file_close(nck_vfs_file *file)
+{
+	if (!file)
+		return;
+	if (file->own && file->fd >= 0)
+		close(file->fd);
+	free(file);
+}
+
+int nck_vfs_read(const nck_vfs *vfs, const nck_vfs_file *file, uint64_t off, size_t len,
+		 nck_extent *ext, size_t max, size_t *n_out)
+{
+	const nck_node *n = file->node;
+	int rc;
+
+	*n_out = 0;
+	if (off >= n->size || len == 0 || max == 0)
+		return 0;
+	if (len > n->size - off)
+		len = (size_t)(n->size - off);
+	if (n->kind == NCK_NODE_MEM) {
+		ext[0] = (nck_extent){ .kind = NCK_EXTENT_MEM, .mem = (const char *)n->mem + off, .len = len };
+		*n_out = 1;
+		return 0;
+	}
+	/* A source changed in place would serve wrong bytes: refuse instead. */
+	if (vfs->container->src)
+		rc = nck_src_check(vfs->container->src);
+	else
+		rc = nck_src_check_fd(file->fd, &n->entry->st);
+	if (rc < 0)
+		return rc;
+	ext[0] = (nck_extent){
+		.kind = NCK_EXTENT_FD,
+		.fd = file->fd,
+		.pos = (vfs->container->src ? n->entry->offset : 0) + off,
+		.len = len,
+	};
+	*n_out = 1;
+	return 0;
+}

@@ -1,0 +1,29 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The body of struct nck_vfs, shared by the vfs module's files.
+ * Thread-safety: immutable after nck_vfs_open().
+ */
+#ifndef NCK_VFS_VFS_INT_H
+#define NCK_VFS_VFS_INT_H
+
+#include "container/container.h"
+#include "nemockpt/vfs.h"
+#include "util/arena.h"
+#include "vfs/tree.h"
+
+struct nck_vfs {
+	nck_container *container; /* owned */
+	nck_arena arena;          /* nodes, names, info.json */
+	nck_node *nodes;          /* inode table; slot 0 unused */
+	size_t n_nodes;           /* slots, including slot 0 */
+	nck_vfs_opts opts;
+	const char *info_json;    /* arena */
+	size_t info_len;
+	uint64_t n_files;         /* regular files under raw/ */
+	uint64_t file_bytes;      /* their total size */
+};
+
+/* Builds vfs->info_json from the container and totals. -ENOMEM. */
+int nck_vfs_info_build(nck_vfs *vfs);
+
+#endif
