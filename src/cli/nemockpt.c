@@ -10,6 +10,7 @@
  * offset), 2 for bad usage.
  */
 #include <jansson.h>
+#include <locale.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,6 +71,10 @@ int main(int argc, char **argv)
 	nck_diag diag;
 	int json = 0, status;
 
+	/* Member names are UTF-8 (PAX) or raw bytes: libarchive converts them
+	 * to the locale's charset, which must not be 7-bit ASCII. */
+	if (!setlocale(LC_CTYPE, "C.UTF-8"))
+		setlocale(LC_CTYPE, "");
 	nck_log_init("nemockpt", NCK_LOG_WARN);
 	if (argc >= 2 && (strcmp(argv[1], "-V") == 0 || strcmp(argv[1], "--version") == 0)) {
 		printf("nemockpt %s\n", NCK_VERSION);

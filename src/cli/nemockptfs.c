@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fuse_lowlevel.h>
 #include <limits.h>
+#include <locale.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,6 +45,10 @@ int main(int argc, char **argv)
 	nck_diag diag;
 	int status = 1;
 
+	/* Member names are UTF-8 (PAX) or raw bytes: libarchive converts them
+	 * to the locale's charset, which must not be 7-bit ASCII. */
+	if (!setlocale(LC_CTYPE, "C.UTF-8"))
+		setlocale(LC_CTYPE, "");
 	nck_log_init("nemockptfs", NCK_LOG_INFO);
 	nck_diag_init(&diag);
 	if (nck_fuse_opts_parse(&opts, argc, argv) < 0) {

@@ -7,13 +7,16 @@
 #include <errno.h>
 #include <fuse_lowlevel.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 enum {
-	KEY_IGNORE,   /* fstab-only words */
-	KEY_MOUNTFLAG /* generic mount flags handed to the kernel mount */
+	KEY_IGNORE,    /* fstab-only words */
+	KEY_MOUNTFLAG, /* generic mount flags handed to the kernel mount */
+	KEY_UID,       /* uid=N, checked here: fuse_opt's %u would wrap */
+	KEY_GID,       /* gid=N */
 };
 
 #define OPT(t, p) { t, offsetof(nck_fuse_opts, p), 1 }
@@ -31,10 +34,8 @@ static const struct fuse_opt opts_table[] = {
 	OPT("default_permissions", default_permissions),
 	OPT("ro", ro),
 	OPT("rw", rw),
-	OPTV("uid=%u", uid),
-	OPT("uid=", uid_set),
-	OPTV("gid=%u", gid),
-	OPT("gid=", gid_set),
+	FUSE_OPT_KEY("uid=", KEY_UID),
+	FUSE_OPT_KEY("gid=", KEY_GID),
 	OPTV("umask=%o", umask),
 	OPT("umask=", umask_set),
 	OPTV("max_threads=%u", max_threads),
@@ -75,7 +76,29 @@ static int opts_append(char **list, const char *arg)
 	return 0;
 }
 
-/* fuse_opt callback: positional arguments, ignored words and unknown options. */
+/* Parses a uid or gid: decimal, below (uid_t)-1, which means "no change". */
+static int opts_id(nck_fuse_opts *o, const char *arg, unsigned *out, int *set)
+{
+	const char *v = strchr(arg, '=') + 1;
+	unsigned long long n = 0;
+
+	for (const char *p = v; *p; p++) {
+		if (*p < '0' || *p > '9' || n > UINT32_MAX) {
+			n = UINT32_MAX;
+			break;
+		}
+		n = n * 10 + (unsigned)(*p - '0');
+	}
+	if (!*v || n >= UINT32_MAX) {
+		snprintf(o->error, sizeof(o->error), "bad value in option '%s'", arg);
+		return -1;
+	}
+	*out = (unsigned)n;
+	*set = 1;
+	return 0;
+}
+
+/* fuse_opt callback: positional arguments, ids, ignored words and unknown options. */
 static int opts_proc(void *data, const char *arg, int key, struct fuse_args *outargs)
 {
 	nck_fuse_opts *o = data;
@@ -86,6 +109,10 @@ static int opts_proc(void *data, const char *arg, int key, struct fuse_args *out
 		return 0;
 	case KEY_MOUNTFLAG:
 		return opts_append(&o->mount_flags, arg);
+	case KEY_UID:
+		return opts_id(o, arg, &o->uid, &o->uid_set);
+	case KEY_GID:
+		return opts_id(o, arg, &o->gid, &o->gid_set);
 	case FUSE_OPT_KEY_NONOPT:
 		if (!o->source)
 			return (o->source = strdup(arg)) ? 0 : -1;
