@@ -19,7 +19,6 @@
 #include <sys/statvfs.h>
 
 #include "nemockpt/log.h"
-#include "nemockpt/vfs.h"
 
 _Static_assert(sizeof(fuse_ino_t) >= sizeof(uint64_t), "fuse_ino_t holds 64-bit inodes");
 
@@ -32,10 +31,18 @@ _Static_assert(sizeof(fuse_ino_t) >= sizeof(uint64_t), "fuse_ino_t holds 64-bit 
 
 static atomic_uint ops_error_logs;
 
-/* The vfs is the session's userdata. */
+/*
+ * The vfs of the session. Any request after INIT proves that the kernel has
+ * processed the INIT reply, so the first one applies the readahead tuning
+ * (INIT itself would clamp it back).
+ */
 static const nck_vfs *ops_vfs(fuse_req_t req)
 {
-	return fuse_req_userdata(req);
+	nck_fuse_ctx *ctx = fuse_req_userdata(req);
+
+	if (!atomic_flag_test_and_set(&ctx->tuned) && ctx->mountpoint)
+		nck_fuse_tune_read_ahead(ctx->mountpoint, ctx->read_ahead_kb);
+	return ctx->vfs;
 }
 
 /* Fills a fuse_entry_param for `ino`. */

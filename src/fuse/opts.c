@@ -39,6 +39,7 @@ static const struct fuse_opt opts_table[] = {
 	OPTV("umask=%o", umask),
 	OPT("umask=", umask_set),
 	OPTV("max_threads=%u", max_threads),
+	OPTV("read_ahead_kb=%u", read_ahead_kb),
 	OPTV("notify_fd=%d", notify_fd),
 	FUSE_OPT_KEY("defaults", KEY_IGNORE),
 	FUSE_OPT_KEY("nofail", KEY_IGNORE),
@@ -136,6 +137,8 @@ static int opts_validate(nck_fuse_opts *o)
 		snprintf(o->error, sizeof(o->error), "umask=%o is not a permission mask", o->umask);
 	else if (o->max_threads > 1024)
 		snprintf(o->error, sizeof(o->error), "max_threads=%u is over 1024", o->max_threads);
+	else if (o->read_ahead_kb > 65536)
+		snprintf(o->error, sizeof(o->error), "read_ahead_kb=%u is over 65536", o->read_ahead_kb);
 	else if (!o->show_help && !o->show_version && (!o->source || !o->mountpoint))
 		snprintf(o->error, sizeof(o->error), "a source and a mountpoint are needed");
 	return o->error[0] ? -EINVAL : 0;
@@ -148,6 +151,8 @@ int nck_fuse_opts_parse(nck_fuse_opts *opts, int argc, char **argv)
 
 	memset(opts, 0, sizeof(*opts));
 	opts->notify_fd = -1;
+	/* 512 KiB: the best first-read throughput measured (docs/PERFORMANCE.md). */
+	opts->read_ahead_kb = 512;
 	rc = fuse_opt_parse(&args, opts, opts_table, opts_proc);
 	fuse_opt_free_args(&args);
 	if (rc < 0) {
@@ -186,6 +191,8 @@ const char *nck_fuse_opts_usage(void)
 	       "  -o uid=N,gid=N         owner shown for every file (default: the caller)\n"
 	       "  -o umask=OOO           permission bits removed (octal, default 022 shown as 0444/0555)\n"
 	       "  -o max_threads=N       upper bound of FUSE worker threads\n"
+	       "  -o read_ahead_kb=N     kernel readahead of the mount (root only; default 512,\n"
+	       "                         0 keeps the kernel's 128)\n"
 	       "  -o notify_fd=N         write \"READY=1\\n\" to fd N once the mount is live\n"
 	       "  -o ro                  accepted; the mount is always read-only\n"
 	       "fstab words (defaults, nofail, _netdev, auto, noauto, user, users, x-*) are ignored.\n";

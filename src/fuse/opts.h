@@ -34,6 +34,7 @@ typedef struct nck_fuse_opts {
 	unsigned umask;        /* octal */
 	int umask_set;
 	unsigned max_threads;  /* 0: libfuse default */
+	unsigned read_ahead_kb; /* kernel readahead of the mount; 0: leave the kernel's */
 	char error[256];       /* why parsing failed */
 } nck_fuse_opts;
 

@@ -85,12 +85,15 @@ int nck_fuse_run(nck_vfs *vfs, const nck_fuse_opts *opts, const char *argv0)
 	struct fuse_loop_config *cfg = NULL;
 	struct fuse_session *se = NULL;
 	bool mounted = false, handlers = false;
+	nck_fuse_ctx ctx = { .vfs = vfs, .read_ahead_kb = opts->read_ahead_kb };
 	int status = 1, rc;
 
 	fuse_set_log_func(session_fuse_log);
 	if (!mopts)
 		goto out;
-	se = fuse_session_new(&args, &nck_fuse_ops, sizeof(nck_fuse_ops), vfs);
+	/* Resolved before mounting: afterwards the path is served by us. */
+	ctx.mountpoint = realpath(opts->mountpoint, NULL);
+	se = fuse_session_new(&args, &nck_fuse_ops, sizeof(nck_fuse_ops), &ctx);
 	if (!se)
 		goto out; /* libfuse logged why */
 	if (fuse_set_signal_handlers(se) < 0)
@@ -129,5 +132,6 @@ out:
 		fuse_session_destroy(se);
 	fuse_opt_free_args(&args);
 	free(mopts);
+	free(ctx.mountpoint);
 	return status;
 }

@@ -1,0 +1,230 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: MIT
+"""Foundation benchmarks (docs/PERFORMANCE.md): mount time of a large
+.nemo-like tar, and read throughput through the mount against the same
+bytes read directly from an extracted file, for nemockptfs and archivemount.
+
+usage: bench/bench_mount_read.py [--dir D] [--nemockptfs PATH] [--runs N]
+       [--member-gib G] [--read-ahead-kb K ...]
+
+Everything it writes lives under --dir (default /var/tmp/nemockpt-bench):
+  sparse-*.tar  sparse tars of 1,000 members of 1 KiB, 6 MiB, 64 MiB (mount time)
+  big.tar       2 GiB member + 8 x 256 MiB members, real random bytes
+  extracted/    the same members extracted by tar (the direct-read baseline)
+Backing files are read once before each figure so that they sit in the page
+cache: the figures compare FUSE overhead, not the disk.
+"""
+import argparse
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tarfile
+import threading
+import time
+
+MiB = 1 << 20
+CHUNK = 1 * MiB
+
+
+def read_file(path, max_seconds=None):
+    """Reads a file with 1 MiB reads, whole or until max_seconds passed;
+    returns bytes read."""
+    buf = bytearray(CHUNK)
+    mv = memoryview(buf)
+    total = 0
+    deadline = time.perf_counter() + max_seconds if max_seconds else None
+    with open(path, "rb", buffering=0) as f:
+        while True:
+            n = f.readinto(mv)
+            if not n:
+                return total
+            total += n
+            if deadline and time.perf_counter() > deadline:
+                return total
+
+
+def timed_read(paths, max_seconds=None):
+    """Reads `paths` in parallel threads (one each), whole or for at most
+    max_seconds; returns GB/s."""
+    results = [0] * len(paths)
+
+    def work(i):
+        results[i] = read_file(paths[i], max_seconds)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(paths))]
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    dt = time.perf_counter() - t0
+    return sum(results) / dt / 1e9
+
+
+def make_sparse_tar(path, members=1000, member_size=6 * MiB + 12345):
+    """~6 GiB tar of `members` members whose data are holes (no disk used)."""
+    if os.path.exists(path):
+        return
+    with open(path, "wb") as f:
+        for i in range(members):
+            ti = tarfile.TarInfo(f"./model_weights/layer_{i:04d}/__{i}_0.distcp")
+            ti.size = member_size
+            f.write(ti.tobuf(tarfile.PAX_FORMAT))
+            f.seek(member_size + (-member_size) % 512, os.SEEK_CUR)
+        f.write(b"\0" * 1024)
+
+
+def make_data_tar(d, member_gib):
+    """2 GiB member plus 8 x 256 MiB members of random bytes, and their extraction."""
+    tar = os.path.join(d, "big.tar")
+    ext = os.path.join(d, "extracted")
+    if os.path.exists(tar) and os.path.isdir(ext):
+        return tar, ext
+    src = os.path.join(d, "src")
+    os.makedirs(src, exist_ok=True)
+    with open(os.path.join(src, "model_weights.ckpt"), "wb") as f:
+        for _ in range(int(member_gib * 1024 / 64)):
+            f.write(os.urandom(64 * MiB))
+    for i in range(8):
+        with open(os.path.join(src, f"shard_{i}.bin"), "wb") as f:
+            for _ in range(4):
+                f.write(os.urandom(64 * MiB))
+    with tarfile.open(tar, "w:") as t:
+        t.add(src, arcname=".")
+    shutil.rmtree(src)
+    os.makedirs(ext, exist_ok=True)
+    subprocess.run(["tar", "-xf", tar, "-C", ext], check=True)
+    return tar, ext
+
+
+class Mount:
+    """A mount of `src` at `mnt` by nemockptfs (notify_fd readiness) or archivemount."""
+
+    def __init__(self, kind, exe, src, mnt, read_ahead_kb=None):
+        self.kind, self.mnt, self.proc = kind, mnt, None
+        t0 = time.perf_counter()
+        if kind == "nemockptfs":
+            r, w = os.pipe()
+            opts = f"notify_fd={w}" + (f",read_ahead_kb={read_ahead_kb}" if read_ahead_kb else "")
+            self.proc = subprocess.Popen([exe, src, mnt, "-f", "-o", opts],
+                                         pass_fds=(w,), stderr=subprocess.PIPE)
+            os.close(w)
+            with os.fdopen(r, "rb") as rf:
+                if rf.read() != b"READY=1\n":
+                    raise RuntimeError(self.proc.stderr.read().decode())
+        else:
+            subprocess.run(["archivemount", "-o", "ro,readonly", src, mnt], check=True)
+        self.mount_s = time.perf_counter() - t0
+
+    def close(self):
+        subprocess.run(["fusermount3", "-u", self.mnt], check=True)
+        if self.proc:
+            self.proc.wait(timeout=60)
+
+
+def bench_mount_time(exe, d, runs):
+    """Mount time of 1,000-member tars whose members are 1 KiB, 6 MiB and
+    64 MiB (sparse files: 6 GiB and 62 GiB of data that use no disk)."""
+    mnt = os.path.join(d, "mnt")
+    os.makedirs(mnt, exist_ok=True)
+    rows = []
+    for label, size in (("1 KiB", 1024), ("6 MiB", 6 * MiB + 12345), ("64 MiB", 64 * MiB + 1)):
+        tar = os.path.join(d, f"sparse-{size}.tar")
+        make_sparse_tar(tar, member_size=size)
+        for kind in ("nemockptfs", "archivemount"):
+            times = []
+            for _ in range(runs if kind == "nemockptfs" else max(1, runs // 5)):
+                m = Mount(kind, exe, tar, mnt)
+                n = len(os.listdir(os.path.join(mnt, "raw/model_weights" if kind == "nemockptfs"
+                                                else "model_weights")))
+                m.close()
+                assert n == 1000, n
+                times.append(m.mount_s)
+            rows.append((kind, label, os.path.getsize(tar), statistics.median(times), min(times),
+                         max(times), len(times)))
+    return rows
+
+
+def bench_reads(exe, d, member_gib, runs, read_ahead):
+    tar, ext = make_data_tar(d, member_gib)
+    mnt = os.path.join(d, "mnt")
+    os.makedirs(mnt, exist_ok=True)
+    big = "model_weights.ckpt"
+    shards = [f"shard_{i}.bin" for i in range(8)]
+    res = {}
+
+    def warm():
+        read_file(tar)
+        for n in [big] + shards:
+            read_file(os.path.join(ext, n))
+
+    def best(fn):
+        return max(fn() for _ in range(runs))
+
+    warm()
+    res["direct, 1 reader"] = best(lambda: timed_read([os.path.join(ext, big)]))
+    res["direct, 8 readers"] = best(lambda: timed_read([os.path.join(ext, s) for s in shards]))
+    configs = [("nemockptfs", ra) for ra in read_ahead] + [("archivemount", None)]
+    for kind, ra in configs:
+        prefix = "raw/" if kind == "nemockptfs" else ""
+        label = kind + (f" -o read_ahead_kb={ra}" if ra else "")
+        # archivemount is far slower: read it for a bounded time (a partial
+        # read of the same file, from its start), and once.
+        cap = None if kind == "nemockptfs" else 20
+        first, again, par = [], [], []
+        for _ in range(runs if kind == "nemockptfs" else 1):
+            warm()
+            m = Mount(kind, exe, tar, mnt, ra)
+            first.append(timed_read([os.path.join(mnt, prefix + big)], cap))
+            again.append(timed_read([os.path.join(mnt, prefix + big)], cap))
+            m.close()
+            warm()
+            m = Mount(kind, exe, tar, mnt, ra)
+            par.append(timed_read([os.path.join(mnt, prefix + s) for s in shards], cap))
+            m.close()
+        res[label] = (max(first), max(again), max(par))
+    return res
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--dir", default="/var/tmp/nemockpt-bench")
+    ap.add_argument("--nemockptfs", default=os.path.join(os.path.dirname(__file__),
+                                                         "../build-release/bin/nemockptfs"))
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--mount-runs", type=int, default=10)
+    ap.add_argument("--member-gib", type=float, default=2)
+    ap.add_argument("--read-ahead-kb", type=int, nargs="*", default=[512, 128],
+                    help="nemockptfs -o read_ahead_kb values to compare (512 is the default)")
+    args = ap.parse_args()
+    os.makedirs(args.dir, exist_ok=True)
+    exe = os.path.abspath(args.nemockptfs)
+
+    sys.stdout.reconfigure(line_buffering=True)
+    print(f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} cpus, "
+          f"kernel {platform.release()}")
+    rows = bench_mount_time(exe, args.dir, args.mount_runs)
+    print("\n### Mount time, tar of 1,000 members (spawn to mount ready)\n")
+    print("| program | member size | archive GiB | median ms | min ms | max ms | runs |")
+    print("|---|---|---|---|---|---|---|")
+    for kind, label, size, med, lo, hi, n in rows:
+        print(f"| {kind} | {label} | {size / 2**30:.2f} | {med * 1e3:.1f} | {lo * 1e3:.1f} "
+              f"| {hi * 1e3:.1f} | {n} |")
+
+    res = bench_reads(exe, args.dir, args.member_gib, args.runs,
+                      args.read_ahead_kb)
+    d1, d8 = res.pop("direct, 1 reader"), res.pop("direct, 8 readers")
+    print(f"\n### Sequential reads, {args.member_gib:g} GiB member (best of {args.runs})\n")
+    print(f"Direct read of the extracted file: {d1:.2f} GB/s; 8 readers on 8 x 256 MiB: {d8:.2f} GB/s\n")
+    print("| program | first read GB/s | ratio | re-read GB/s | ratio | 8 readers first read GB/s | ratio |")
+    print("|---|---|---|---|---|---|---|")
+    for label, (first, again, par) in res.items():
+        print(f"| {label} | {first:.2f} | {first / d1:.2f}x | {again:.2f} | {again / d1:.2f}x "
+              f"| {par:.2f} | {par / d8:.2f}x |")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
