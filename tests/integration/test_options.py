@@ -304,3 +304,34 @@ def test_source_and_mountpoint_with_odd_characters(nemo, arc, name):
     assert res.returncode == 0, res.stderr
     assert nemofs.mountinfo_entry(mnt)[:2] == (str(src), "fuse.nemockpt")
     nemo.unmount_bg(mnt)
+
+
+def _bdi_read_ahead_kb(mnt):
+    st = os.stat(mnt)
+    path = "/sys/class/bdi/%d:%d/read_ahead_kb" % (os.major(st.st_dev), os.minor(st.st_dev))
+    with open(path) as f:
+        return int(f.read())
+
+
+@pytest.mark.needs_root
+@pytest.mark.parametrize("opt, expect", [(None, 512), ("read_ahead_kb=768", 768),
+                                         ("read_ahead_kb=0", None)])
+def test_read_ahead_kb(nemo, arc, opt, expect):
+    with nemo.mount(arc, *([opt] if opt else [])) as mnt:
+        got = _bdi_read_ahead_kb(mnt)
+        if expect is None:
+            # 0 leaves the kernel's own value, whatever this kernel uses.
+            assert got not in (512, 768), got
+        else:
+            assert got == expect
+        # The mount still serves data after the tuning.
+        assert (mnt / "raw").is_dir()
+
+
+@pytest.mark.parametrize("opt", ["read_ahead_kb=65537", "read_ahead_kb=x"])
+def test_read_ahead_kb_bad_values(nemo, arc, opt):
+    mnt = nemo.mkdir("mnt_bad_ra")
+    res = nemo.run([nemofs.daemon_bin(), str(arc), str(mnt), "-o", opt])
+    assert res.returncode != 0
+    assert "read_ahead_kb" in res.stderr
+    assert not is_mounted(mnt)
