@@ -17,7 +17,8 @@
  * Ownership: all names, nodes and memory extents belong to the vfs and stay
  * valid until nck_vfs_close(). Open file handles belong to the caller.
  * Thread-safety: after nck_vfs_open() returns, every function may be called
- * concurrently from any thread; nothing is mutated.
+ * concurrently from any thread; the tree is never mutated, and the list of
+ * open handles has its own lock.
  */
 #ifndef NCK_NEMOCKPT_VFS_H
 #define NCK_NEMOCKPT_VFS_H
@@ -61,8 +62,8 @@ typedef struct nck_extent {
  */
 int nck_vfs_open(nck_vfs **out, const char *source, const nck_vfs_opts *opts, nck_diag *diag);
 
-/* Releases the tree and closes the source. NULL-safe. Open handles must be
- * closed first. */
+/* Releases the tree, closes handles still open and the source. NULL-safe.
+ * No other call may run on the vfs meanwhile. */
 void nck_vfs_close(nck_vfs *vfs);
 
 /* Finds `name` in directory `parent`. -ENOENT, -ENOTDIR. */
@@ -83,9 +84,9 @@ int nck_vfs_readdir(const nck_vfs *vfs, uint64_t dir, uint64_t index, const char
  * -EROFS; a directory gives -EISDIR; a backing file that changed gives -EIO.
  * The handle is freed by nck_vfs_file_close().
  */
-int nck_vfs_file_open(nck_vfs_file **out, const nck_vfs *vfs, uint64_t ino, int flags);
+int nck_vfs_file_open(nck_vfs_file **out, nck_vfs *vfs, uint64_t ino, int flags);
 
-/* Closes a handle. NULL-safe. */
+/* Closes a handle (also done by nck_vfs_close for the ones left). NULL-safe. */
 void nck_vfs_file_close(nck_vfs_file *file);
 
 /*

@@ -36,7 +36,7 @@ static atomic_uint ops_error_logs;
  * processed the INIT reply, so the first one applies the readahead tuning
  * (INIT itself would clamp it back).
  */
-static const nck_vfs *ops_vfs(fuse_req_t req)
+static nck_vfs *ops_vfs(fuse_req_t req)
 {
 	nck_fuse_ctx *ctx = fuse_req_userdata(req);
 

@@ -17,7 +17,7 @@
 
 /* The session's userdata. */
 typedef struct nck_fuse_ctx {
-	const nck_vfs *vfs;     /* borrowed, immutable */
+	nck_vfs *vfs;           /* borrowed; immutable but for its open-handle list */
 	char *mountpoint;       /* absolute, owned by the session; NULL if unknown */
 	unsigned read_ahead_kb; /* applied once INIT is done; 0: leave the kernel's */
 	atomic_flag tuned;      /* set by the first request after INIT */

@@ -25,6 +25,8 @@ struct nck_vfs_file {
 	const nck_node *node;
 	int fd;   /* the backing fd: borrowed (tar) or owned (directory file) */
 	bool own; /* close fd on release */
+	nck_vfs *vfs;
+	nck_vfs_file *prev, *next; /* vfs->files */
 };
 
 /* ---- building ------------------------------------------------------------- */
@@ -111,6 +113,7 @@ int nck_vfs_open(nck_vfs **out, const char *source, const nck_vfs_opts *opts, nc
 	if (!vfs)
 		return nck_diag_set(diag, -ENOMEM, source, -1, "out of memory");
 	nck_arena_init(&vfs->arena);
+	pthread_mutex_init(&vfs->files_lock, NULL);
 	vfs->opts = *opts;
 	if ((rc = nck_container_open(&vfs->container, source, diag)) < 0 ||
 	    (rc = vfs_build(vfs, diag)) < 0) {
@@ -125,6 +128,9 @@ void nck_vfs_close(nck_vfs *vfs)
 {
 	if (!vfs)
 		return;
+	while (vfs->files)
+		nck_vfs_file_close(vfs->files);
+	pthread_mutex_destroy(&vfs->files_lock);
 	nck_container_close(vfs->container);
 	nck_arena_dispose(&vfs->arena);
 	free(vfs);
@@ -251,7 +257,7 @@ static int vfs_open_dir_file(const nck_vfs *vfs, const nck_entry *e, int *fd_out
 	return 0;
 }
 
-int nck_vfs_file_open(nck_vfs_file **out, const nck_vfs *vfs, uint64_t ino, int flags)
+int nck_vfs_file_open(nck_vfs_file **out, nck_vfs *vfs, uint64_t ino, int flags)
 {
 	const nck_node *n = vfs_node(vfs, ino);
 	nck_vfs_file *f;
@@ -278,14 +284,32 @@ int nck_vfs_file_open(nck_vfs_file **out, const nck_vfs *vfs, uint64_t ino, int 
 		}
 		f->own = true;
 	}
+	f->vfs = vfs;
+	pthread_mutex_lock(&vfs->files_lock);
+	f->next = vfs->files;
+	if (f->next)
+		f->next->prev = f;
+	vfs->files = f;
+	pthread_mutex_unlock(&vfs->files_lock);
 	*out = f;
 	return 0;
 }
 
 void nck_vfs_file_close(nck_vfs_file *file)
 {
+	nck_vfs *vfs;
+
 	if (!file)
 		return;
+	vfs = file->vfs;
+	pthread_mutex_lock(&vfs->files_lock);
+	if (file->prev)
+		file->prev->next = file->next;
+	else
+		vfs->files = file->next;
+	if (file->next)
+		file->next->prev = file->prev;
+	pthread_mutex_unlock(&vfs->files_lock);
 	if (file->own && file->fd >= 0)
 		close(file->fd);
 	free(file);

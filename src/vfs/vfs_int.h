@@ -1,10 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The body of struct nck_vfs, shared by the vfs module's files.
- * Thread-safety: immutable after nck_vfs_open().
+ * Thread-safety: immutable after nck_vfs_open(), except the open-handle
+ * list, guarded by files_lock.
  */
 #ifndef NCK_VFS_VFS_INT_H
 #define NCK_VFS_VFS_INT_H
+
+#include <pthread.h>
 
 #include "container/container.h"
 #include "nemockpt/vfs.h"
@@ -21,6 +24,10 @@ struct nck_vfs {
 	size_t info_len;
 	uint64_t n_files;         /* regular files under raw/ */
 	uint64_t file_bytes;      /* their total size */
+	/* Open handles, so that the ones still open at unmount (the kernel sends
+	 * no release after a signal) are closed too. The only mutable state. */
+	pthread_mutex_t files_lock;
+	nck_vfs_file *files;      /* doubly linked through prev/next */
 };
 
 /* Builds vfs->info_json from the container and totals. -ENOMEM. */

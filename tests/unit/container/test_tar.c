@@ -21,13 +21,16 @@ static int index_mem(nck_container **out, tarbuild *t, nck_diag *diag)
 	return nck_container_open_src_take(out, src, diag);
 }
 
-/* Finds an entry by path. */
+/* Finds an entry by path; a missing one fails the test. */
+static const nck_entry *find(const nck_container *c, const char *path)
+	__attribute__((returns_nonnull));
+
 static const nck_entry *find(const nck_container *c, const char *path)
 {
 	for (size_t i = 0; i < c->n_entries; i++)
 		if (strcmp(c->entries[i].path, path) == 0)
 			return &c->entries[i];
-	return NULL;
+	nck_test_fail(__FILE__, __LINE__, "no entry %s", path);
 }
 
 NCK_TEST(tar_offsets_of_plain_members)
@@ -65,8 +68,8 @@ NCK_TEST(tar_dot_slash_names_and_root_entry)
 	tb_end(&t);
 	ASSERT_EQ_INT(index_mem(&c, &t, &d), 0);
 	ASSERT_EQ_INT(c->n_entries, 2);
-	ASSERT_TRUE(find(c, "model_config.yaml") != NULL);
-	ASSERT_TRUE(find(c, "x/y") != NULL);
+	ASSERT_EQ_INT(find(c, "model_config.yaml")->size, 5);
+	ASSERT_EQ_INT(find(c, "x/y")->size, 1);
 	nck_container_close(c);
 	free(t.buf);
 }
@@ -85,8 +88,7 @@ NCK_TEST(tar_ustar_prefix_field)
 	tb_end(&t);
 	ASSERT_EQ_INT(index_mem(&c, &t, &d), 0);
 	snprintf(longname, sizeof(longname), "%s/leaf.bin", prefix);
-	ASSERT_TRUE(find(c, longname) != NULL);
-	ASSERT_EQ_INT(find(c, longname)->offset, 512);
+		ASSERT_EQ_INT(find(c, longname)->offset, 512);
 	nck_container_close(c);
 	free(t.buf);
 }
