@@ -197,6 +197,7 @@ def main():
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--mount-runs", type=int, default=10)
     ap.add_argument("--member-gib", type=float, default=2)
+    ap.add_argument("--only", choices=["mount", "read"], help="run one part only")
     ap.add_argument("--read-ahead-kb", type=int, nargs="*", default=[512, 128],
                     help="nemockptfs -o read_ahead_kb values to compare (512 is the default)")
     args = ap.parse_args()
@@ -206,7 +207,14 @@ def main():
     sys.stdout.reconfigure(line_buffering=True)
     print(f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} cpus, "
           f"kernel {platform.release()}")
-    rows = bench_mount_time(exe, args.dir, args.mount_runs)
+    if args.only != "read":
+        print_mount_time(bench_mount_time(exe, args.dir, args.mount_runs))
+    if args.only != "mount":
+        print_reads(args, bench_reads(exe, args.dir, args.member_gib, args.runs,
+                                      args.read_ahead_kb))
+
+
+def print_mount_time(rows):
     print("\n### Mount time, tar of 1,000 members (spawn to mount ready)\n")
     print("| program | member size | archive GiB | median ms | min ms | max ms | runs |")
     print("|---|---|---|---|---|---|---|")
@@ -214,8 +222,8 @@ def main():
         print(f"| {kind} | {label} | {size / 2**30:.2f} | {med * 1e3:.1f} | {lo * 1e3:.1f} "
               f"| {hi * 1e3:.1f} | {n} |")
 
-    res = bench_reads(exe, args.dir, args.member_gib, args.runs,
-                      args.read_ahead_kb)
+
+def print_reads(args, res):
     d1, d8 = res.pop("direct, 1 reader"), res.pop("direct, 8 readers")
     print(f"\n### Sequential reads, {args.member_gib:g} GiB member (best of {args.runs})\n")
     print(f"Direct read of the extracted file: {d1:.2f} GB/s; 8 readers on 8 x 256 MiB: {d8:.2f} GB/s\n")

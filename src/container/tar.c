@@ -26,9 +26,12 @@
 #include "nemockpt/log.h"
 #include "util/ckd.h"
 
-/* Read block size: large enough for PAX headers, small enough that a header
- * read does not pull in much member data. */
+/* Read sizes: right after a skip over member data the next read is one
+ * small block (a header, or a PAX record and its header); consecutive reads
+ * (runs of small members) double up to TAR_BLOCK. So indexing costs about
+ * 4 KiB per large member, whatever its size. */
 #define TAR_BLOCK 65536u
+#define TAR_FIRST_BLOCK 4096u
 #define TAR_RECORD 512u
 
 /* ---- bidding ------------------------------------------------------------- */
@@ -77,7 +80,8 @@ static int tar_bid(const unsigned char *head, size_t len, bool is_dir)
 
 typedef struct tar_stream {
 	const nck_src *src;
-	uint64_t pos; /* next byte libarchive gets */
+	uint64_t pos;   /* next byte libarchive gets */
+	size_t block;   /* size of the next read */
 	unsigned char buf[TAR_BLOCK];
 } tar_stream;
 
@@ -85,13 +89,15 @@ typedef struct tar_stream {
 static la_ssize_t tar_cb_read(struct archive *a, void *payload, const void **buf)
 {
 	tar_stream *s = payload;
-	int64_t n = nck_src_pread(s->src, s->buf, sizeof(s->buf), s->pos);
+	int64_t n = nck_src_pread(s->src, s->buf, s->block, s->pos);
 
 	if (n < 0) {
 		archive_set_error(a, EIO, "read failed");
 		return -1;
 	}
 	s->pos += (uint64_t)n;
+	if (s->block < TAR_BLOCK)
+		s->block *= 2;
 	*buf = s->buf;
 	return (la_ssize_t)n;
 }
@@ -108,6 +114,7 @@ static la_int64_t tar_cb_skip(struct archive *a, void *payload, la_int64_t reque
 	if (n > left)
 		n = left;
 	s->pos += n;
+	s->block = TAR_FIRST_BLOCK;
 	return (la_int64_t)n;
 }
 
@@ -200,6 +207,7 @@ static int tar_open(nck_container *c, nck_diag *diag)
 		goto out;
 	}
 	s->src = c->src;
+	s->block = TAR_FIRST_BLOCK;
 	archive_read_support_format_tar(a);
 	archive_read_set_read_callback(a, tar_cb_read);
 	archive_read_set_skip_callback(a, tar_cb_skip);
