@@ -7,6 +7,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/openat2.h>
+#include <sys/syscall.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -159,6 +161,43 @@ void nck_container_close(nck_container *c)
 	free(c->entries);
 	free(c->path);
 	free(c);
+}
+
+/* ---- member access ------------------------------------------------------------ */
+
+int nck_container_member_fd(const nck_container *c, const nck_entry *e)
+{
+	struct open_how how = {
+		.flags = O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK,
+		.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
+	};
+	int fd;
+
+	if (c->dirfd < 0)
+		return -EINVAL;
+	fd = (int)syscall(SYS_openat2, c->dirfd, e->path, &how, sizeof(how));
+	if (fd < 0 && errno == ENOSYS)
+		fd = openat(c->dirfd, e->path, (int)how.flags);
+	if (fd < 0)
+		return errno == ENOMEM ? -ENOMEM : -EIO;
+	if (nck_src_check_fd(fd, &e->st) < 0) {
+		close(fd);
+		return -EIO;
+	}
+	return fd;
+}
+
+int nck_container_member_src(nck_src **out, const nck_container *c, const nck_entry *e)
+{
+	int fd;
+
+	*out = NULL;
+	if (c->src)
+		return nck_src_new_slice(out, c->src, e->offset, e->size, e->path);
+	fd = nck_container_member_fd(c, e);
+	if (fd < 0)
+		return fd;
+	return nck_src_new_fd_take(out, fd, e->path, &e->st);
 }
 
 /* ---- helpers for readers ----------------------------------------------------- */

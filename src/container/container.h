@@ -96,6 +96,21 @@ int nck_container_open_src_take(nck_container **out, nck_src *src, nck_diag *dia
 /* Releases the container, its source and its entries. NULL-safe. */
 void nck_container_close(nck_container *c);
 
+/*
+ * Opens the backing file of a directory source's file entry beneath the
+ * source root, never through a symlink, and checks it is the file that was
+ * scanned. Returns an fd (the caller closes it), -EIO if the file changed or
+ * cannot be opened, -ENOMEM, or -EINVAL for a tar container.
+ */
+int nck_container_member_fd(const nck_container *c, const nck_entry *e);
+
+/*
+ * A byte source for the data of file entry `e`: a slice of the archive for
+ * tar containers, the opened file for directories. The caller closes it
+ * before the container. Errors as nck_container_member_fd().
+ */
+int nck_container_member_src(nck_src **out, const nck_container *c, const nck_entry *e);
+
 /* ---- helpers for readers ------------------------------------------------ */
 
 /*

@@ -11,8 +11,10 @@
 #include <unistd.h>
 
 struct nck_src {
-	int fd;                /* -1 for memory sources */
+	int fd;                /* -1 for memory sources and slices */
 	const unsigned char *mem;
+	const nck_src *parent; /* slices: the source they window */
+	uint64_t base;         /* slices: offset of byte 0 in the parent */
 	uint64_t size;
 	struct stat st;        /* identity at open (file sources) */
 	char name[];
@@ -63,6 +65,30 @@ out:
 	return rc;
 }
 
+int nck_src_new_fd_take(nck_src **out, int fd, const char *name, const struct stat *expect)
+{
+	nck_src *src;
+
+	*out = NULL;
+	if (expect && nck_src_check_fd(fd, expect) < 0) {
+		close(fd);
+		return -EIO;
+	}
+	src = src_alloc(name);
+	if (!src) {
+		close(fd);
+		return -ENOMEM;
+	}
+	src->fd = fd;
+	if (fstat(fd, &src->st) < 0) {
+		nck_src_close(src);
+		return -EIO;
+	}
+	src->size = (uint64_t)src->st.st_size;
+	*out = src;
+	return 0;
+}
+
 int nck_src_new_mem(nck_src **out, const void *data, size_t len, const char *name)
 {
 	nck_src *src = src_alloc(name);
@@ -71,6 +97,24 @@ int nck_src_new_mem(nck_src **out, const void *data, size_t len, const char *nam
 	if (!src)
 		return -ENOMEM;
 	src->mem = data;
+	src->size = len;
+	*out = src;
+	return 0;
+}
+
+int nck_src_new_slice(nck_src **out, const nck_src *parent, uint64_t base, uint64_t len,
+		      const char *name)
+{
+	nck_src *src;
+
+	*out = NULL;
+	if (base > parent->size || len > parent->size - base)
+		return -EINVAL;
+	src = src_alloc(name);
+	if (!src)
+		return -ENOMEM;
+	src->parent = parent;
+	src->base = base;
 	src->size = len;
 	*out = src;
 	return 0;
@@ -94,6 +138,11 @@ int64_t nck_src_pread(const nck_src *src, void *buf, size_t len, uint64_t off)
 		return 0;
 	if (len > src->size - off)
 		len = (size_t)(src->size - off);
+	if (src->parent) {
+		int64_t got = nck_src_pread(src->parent, buf, len, src->base + off);
+
+		return got == (int64_t)len ? got : -EIO;
+	}
 	if (src->mem) {
 		memcpy(buf, src->mem + off, len);
 		return (int64_t)len;
@@ -123,12 +172,17 @@ const char *nck_src_name(const nck_src *src)
 
 int nck_src_fd(const nck_src *src)
 {
-	return src->fd;
+	return src->parent ? nck_src_fd(src->parent) : src->fd;
+}
+
+uint64_t nck_src_base(const nck_src *src)
+{
+	return src->parent ? src->base + nck_src_base(src->parent) : 0;
 }
 
 const struct stat *nck_src_stat(const nck_src *src)
 {
-	return &src->st;
+	return src->parent ? nck_src_stat(src->parent) : &src->st;
 }
 
 int nck_src_check_fd(int fd, const struct stat *expect)
@@ -146,6 +200,8 @@ int nck_src_check_fd(int fd, const struct stat *expect)
 
 int nck_src_check(const nck_src *src)
 {
+	if (src->parent)
+		return nck_src_check(src->parent);
 	if (src->fd < 0)
 		return 0;
 	return nck_src_check_fd(src->fd, &src->st);

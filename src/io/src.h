@@ -28,10 +28,26 @@ typedef struct nck_src nck_src;
  */
 int nck_src_open_file(nck_src **out, int dirfd, const char *path, bool nofollow, nck_diag *diag);
 
+/*
+ * Makes a file source of an open fd (takes ownership of `fd`, also on
+ * failure); `expect`, if not NULL, is the identity the file must have
+ * (device, inode, size, mtime), else -EIO.
+ */
+int nck_src_new_fd_take(nck_src **out, int fd, const char *name, const struct stat *expect);
+
 /* Wraps `len` bytes at `data` (borrowed, must outlive the source). -ENOMEM. */
 int nck_src_new_mem(nck_src **out, const void *data, size_t len, const char *name);
 
-/* Releases the source and its fd. NULL-safe. */
+/*
+ * A window [base, base+len) of `parent` (borrowed: it must outlive the
+ * slice) seen as a source of its own, offsets starting at 0. Reads and
+ * change checks go to the parent. -EINVAL if the window does not fit,
+ * -ENOMEM.
+ */
+int nck_src_new_slice(nck_src **out, const nck_src *parent, uint64_t base, uint64_t len,
+		      const char *name);
+
+/* Releases the source and its fd (slices own none). NULL-safe. */
 void nck_src_close(nck_src *src);
 
 /*
@@ -46,8 +62,11 @@ uint64_t nck_src_size(const nck_src *src);
 /* Name used in messages (the path given to open). Borrowed. */
 const char *nck_src_name(const nck_src *src);
 
-/* The fd of a file source, or -1 for a memory source. Borrowed. */
+/* The fd of a file source (a slice's: its parent's), or -1 for memory. Borrowed. */
 int nck_src_fd(const nck_src *src);
+
+/* Where byte 0 of the source is in the file of nck_src_fd(): 0, or a slice's base. */
+uint64_t nck_src_base(const nck_src *src);
 
 /* The stat(2) taken when the source was opened. Borrowed. */
 const struct stat *nck_src_stat(const nck_src *src);

@@ -13,10 +13,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/openat2.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "nemockpt/log.h"
@@ -235,28 +233,6 @@ void nck_vfs_totals(const nck_vfs *vfs, uint64_t *nodes_out, uint64_t *bytes_out
 
 /* ---- open files and reads ----------------------------------------------------- */
 
-/* Opens a directory source's file beneath the root, never through a symlink,
- * and checks it is the file that was scanned. */
-static int vfs_open_dir_file(const nck_vfs *vfs, const nck_entry *e, int *fd_out)
-{
-	struct open_how how = {
-		.flags = O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK,
-		.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
-	};
-	int fd = (int)syscall(SYS_openat2, vfs->container->dirfd, e->path, &how, sizeof(how));
-
-	if (fd < 0 && errno == ENOSYS)
-		fd = openat(vfs->container->dirfd, e->path, (int)how.flags);
-	if (fd < 0)
-		return errno == ENOMEM ? -ENOMEM : -EIO;
-	if (nck_src_check_fd(fd, &e->st) < 0) {
-		close(fd);
-		return -EIO;
-	}
-	*fd_out = fd;
-	return 0;
-}
-
 int nck_vfs_file_open(nck_vfs_file **out, nck_vfs *vfs, uint64_t ino, int flags)
 {
 	const nck_node *n = vfs_node(vfs, ino);
@@ -278,7 +254,9 @@ int nck_vfs_file_open(nck_vfs_file **out, nck_vfs *vfs, uint64_t ino, int flags)
 	if (n->kind == NCK_NODE_RAW && vfs->container->src) {
 		f->fd = nck_src_fd(vfs->container->src);
 	} else if (n->kind == NCK_NODE_RAW) {
-		if ((rc = vfs_open_dir_file(vfs, n->entry, &f->fd)) < 0) {
+		f->fd = nck_container_member_fd(vfs->container, n->entry);
+		if (f->fd < 0) {
+			rc = f->fd;
 			free(f);
 			return rc;
 		}

@@ -1,0 +1,101 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * nck_catalog: every supported checkpoint as one list of logical tensors,
+ * each the tensor a TP=1, PP=1 model would hold (merged names with global
+ * layer numbers, global shapes), whatever TP/PP and format it was saved
+ * with. Each tensor is a set of chunks; a chunk maps a box of the logical
+ * tensor to strided bytes of one file of the container. Views (merged
+ * safetensors, ranks, NeMo at another TP/PP, TensorRT-LLM, quantized) are
+ * layouts over these chunks; nothing is copied when the catalog is built.
+ *
+ * Ownership: tensors, chunks and names belong to the catalog until
+ * nck_catalog_close().
+ * Thread-safety: immutable after open; reads may run concurrently.
+ */
+#ifndef NCK_NEMOCKPT_CATALOG_H
+#define NCK_NEMOCKPT_CATALOG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "nemockpt/diag.h"
+#include "nemockpt/dtype.h"
+
+typedef struct nck_catalog nck_catalog;
+
+typedef enum nck_tensor_role {
+	NCK_ROLE_WEIGHT = 0,     /* a model weight: part of every weight view */
+	NCK_ROLE_NON_WEIGHT = 1, /* Transformer Engine _extra_state, optimizer state, buffers */
+} nck_tensor_role;
+
+/* A box of a logical tensor and where its elements are. */
+typedef struct nck_chunk {
+	uint32_t file;                 /* index into the catalog's files */
+	uint64_t base;                 /* byte offset in that file of the box's first element */
+	uint64_t offset[NCK_MAX_DIMS]; /* box origin in the logical tensor */
+	uint64_t shape[NCK_MAX_DIMS];  /* box extent */
+	int64_t stride[NCK_MAX_DIMS];  /* source strides, in elements (never negative) */
+} nck_chunk;
+
+typedef struct nck_tensor {
+	const char *name;
+	nck_dtype dtype;
+	uint32_t ndim;
+	uint64_t shape[NCK_MAX_DIMS];
+	nck_tensor_role role;
+	const nck_chunk *chunks; /* disjoint boxes that tile the tensor */
+	size_t n_chunks;
+} nck_tensor;
+
+/* What the checkpoint is (for `nemockpt info` and info.json). */
+typedef struct nck_catalog_info {
+	const char *format;      /* "nemo", "nemo2", "qnemo", "megatron", "unknown" */
+	const char *layout;      /* "single", "tp", "tp_pp", "torch_dist", "zarr", "trtllm", ... */
+	const char *model;       /* "gpt" or "other" (cataloged tensor by tensor) */
+	uint32_t tp, pp;         /* as saved (directory listing is the ground truth) */
+	nck_dtype dtype;         /* the most common weight dtype */
+	uint64_t n_weights;      /* weight tensors */
+	uint64_t n_params;       /* elements of weight tensors */
+	uint64_t weight_bytes;
+	uint64_t vocab_size;     /* V from the tokenizer; 0 when unknown */
+	uint64_t padded_vocab;   /* V_1 rows kept for embedding/output; 0 when all rows are kept */
+	const char *const *warnings; /* NULL-terminated */
+} nck_catalog_info;
+
+/*
+ * Opens the checkpoint at `path` (a .nemo/.qnemo tar or a directory) and
+ * builds its catalog, reading only metadata. Errors: those of the container
+ * layer, -EBADMSG for malformed metadata (diag: file, offset), -ENOTSUP for
+ * a layout or encoding this version cannot read, -ENOMEM.
+ */
+int nck_catalog_open(nck_catalog **out, const char *path, nck_diag *diag);
+
+/* Releases the catalog and its container. NULL-safe. */
+void nck_catalog_close(nck_catalog *cat);
+
+/* The summary. Borrowed. */
+const nck_catalog_info *nck_catalog_get_info(const nck_catalog *cat);
+
+/* Number of tensors, and tensor i (sorted by name). */
+size_t nck_catalog_count(const nck_catalog *cat);
+const nck_tensor *nck_catalog_at(const nck_catalog *cat, size_t i);
+
+/* Finds a tensor by name (binary search), or NULL. */
+const nck_tensor *nck_catalog_find(const nck_catalog *cat, const char *name);
+
+/* The path (inside the container) of file `file` of a chunk. Borrowed. */
+const char *nck_catalog_file_path(const nck_catalog *cat, uint32_t file);
+
+/* Bytes of tensor `t` in row-major order. */
+uint64_t nck_tensor_bytes(const nck_tensor *t);
+
+/*
+ * Copies bytes [off, off+len) of tensor `t`, row-major, little-endian, into
+ * buf. Returns 0, -EINVAL past the end, -EIO when a backing read fails or
+ * the source changed.
+ */
+int nck_catalog_read(const nck_catalog *cat, const nck_tensor *t, uint64_t off, void *buf,
+		     size_t len);
+
+#endif
