@@ -1,0 +1,55 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * nck_vocab: the vocabulary size of a tokenizer artifact found in a NeMo
+ * checkpoint (shared/spec/nemo-layouts.md §1.6, §4.1, §5.4), for views that
+ * need vocab_size (HF config.json, TRT-LLM config) without Python.
+ *
+ * Kinds and how they are counted:
+ *   SENTENCEPIECE  a `.model` file: the protobuf `ModelProto` of
+ *                  google/sentencepiece `src/sentencepiece_model.proto`; the
+ *                  count is the number of `pieces` (field 1) at the top level,
+ *                  as SentencePieceProcessor::GetPieceSize() reports.
+ *   HF_JSON        a Hugging Face `tokenizer.json` (huggingface/tokenizers):
+ *                  max id + 1 over `model.vocab` (an object token -> id, or a
+ *                  Unigram list of [piece, score] whose ids are positions) and
+ *                  `added_tokens[].id`.
+ *   TXT            a WordPiece `vocab.txt`: the number of lines, as Python's
+ *                  readlines() counts them (a last line without a newline
+ *                  counts; nothing after a final newline does).
+ *   JSON           a GPT-2 `vocab.json` (token -> id): max id + 1, which is
+ *                  what the model's embedding table needs even with gaps.
+ * Detection: by the name's suffix (".model", "tokenizer.json", ".txt",
+ * ".json"), else by content (NeMo's `.qnemo` renames artifacts to names
+ * like `tokenizer.vocab_file`): '{' means JSON (HF when it has a "model"
+ * object), a well-formed protobuf with pieces means SentencePiece, NUL-free
+ * UTF-8 text means TXT.
+ *
+ * Thread-safety: pure function; no state.
+ */
+#ifndef NCK_FORMAT_VOCAB_H
+#define NCK_FORMAT_VOCAB_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "nemockpt/diag.h"
+
+typedef enum nck_vocab_kind {
+	NCK_VOCAB_SENTENCEPIECE,
+	NCK_VOCAB_HF_JSON,
+	NCK_VOCAB_TXT,
+	NCK_VOCAB_JSON,
+} nck_vocab_kind;
+
+/*
+ * Counts the vocabulary of the artifact in data[0..len). `name` (its file
+ * name, may be NULL) picks the kind by suffix and names it in messages.
+ * On success sets *out and, if kind_out is not NULL, *kind_out.
+ * Errors: -EBADMSG malformed (bad protobuf, bad JSON, negative or non-integer
+ * ids, a SentencePiece model without pieces, content of no known kind; diag
+ * has the offset where known); -ENOMEM.
+ */
+int nck_vocab_count(uint64_t *out, nck_vocab_kind *kind_out, const void *data, size_t len,
+		    const char *name, nck_diag *diag);
+
+#endif

@@ -1,0 +1,33 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * libFuzzer target for the tokenizer vocabulary counter: the same bytes
+ * under every name suffix (SentencePiece, tokenizer.json, vocab.txt,
+ * vocab.json) and under a name that forces detection by content.
+ */
+#include <stddef.h>
+#include <stdint.h>
+
+#include "format/vocab.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	static const char *const names[] = { "x_tokenizer.model", "tokenizer.json", "vocab.txt",
+					     "vocab.json", "tokenizer.vocab_file" };
+	nck_vocab_kind kind;
+	uint64_t n;
+	nck_diag diag;
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		nck_diag_init(&diag);
+		if (nck_vocab_count(&n, &kind, data, size, names[i], &diag) == 0) {
+			/* Pieces and lines are bounded by the input's size. */
+			if ((kind == NCK_VOCAB_SENTENCEPIECE || kind == NCK_VOCAB_TXT) && n > size)
+				__builtin_trap();
+		} else if (diag.code == 0 || n != 0) {
+			__builtin_trap();
+		}
+	}
+	return 0;
+}
