@@ -23,11 +23,13 @@
 #ifndef NCK_NEMOCKPT_VFS_H
 #define NCK_NEMOCKPT_VFS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 
+#include "nemockpt/catalog.h"
 #include "nemockpt/diag.h"
 
 #define NCK_VFS_ROOT_INO 1
@@ -39,7 +41,8 @@ typedef struct nck_vfs_file nck_vfs_file;
 typedef struct nck_vfs_opts {
 	uid_t uid;
 	gid_t gid;
-	mode_t umask; /* removed from 0555 (dirs) and 0444/0555 (files) */
+	mode_t umask;         /* removed from 0555 (dirs) and 0444/0555 (files) */
+	bool require_catalog; /* a catalog error fails the open (CLI); else raw/ only */
 } nck_vfs_opts;
 
 typedef enum nck_extent_kind {
@@ -96,6 +99,10 @@ void nck_vfs_file_close(nck_vfs_file *file);
  */
 int nck_vfs_read(const nck_vfs *vfs, const nck_vfs_file *file, uint64_t off, size_t len,
 		 nck_extent *ext, size_t max, size_t *n_out);
+
+/* The checkpoint's tensor catalog, or NULL when it could not be built
+ * (the reason is in info.json). Borrowed. */
+const nck_catalog *nck_vfs_catalog(const nck_vfs *vfs);
 
 /* The info.json document (NUL-terminated, borrowed). */
 const char *nck_vfs_info_json(const nck_vfs *vfs);

@@ -13,6 +13,41 @@
 
 #include "nemockpt/common.h"
 
+/* Adds what the catalog knows: format, layout, TP/PP, dtype, counts, warnings. */
+static int info_catalog(json_t *root, const nck_vfs *vfs)
+{
+	const nck_catalog_info *in;
+	json_t *warnings;
+
+	if (!vfs->catalog)
+		return json_object_set_new(root, "catalog_error", json_string(vfs->catalog_error));
+	in = nck_catalog_get_info(vfs->catalog);
+	warnings = json_array();
+	if (!warnings)
+		return -1;
+	for (size_t i = 0; in->warnings && in->warnings[i]; i++)
+		json_array_append_new(warnings, json_string(in->warnings[i]));
+	if (json_object_set_new(root, "format", json_string(in->format)) ||
+	    json_object_set_new(root, "layout", json_string(in->layout)) ||
+	    json_object_set_new(root, "model", json_string(in->model)) ||
+	    json_object_set_new(root, "tp", json_integer(in->tp)) ||
+	    json_object_set_new(root, "pp", json_integer(in->pp)) ||
+	    json_object_set_new(root, "dtype", in->n_weights ? json_string(nck_dtype_name(in->dtype))
+							      : json_null()) ||
+	    json_object_set_new(root, "tensors",
+				json_integer((json_int_t)nck_catalog_count(vfs->catalog))) ||
+	    json_object_set_new(root, "weights", json_integer((json_int_t)in->n_weights)) ||
+	    json_object_set_new(root, "parameters", json_integer((json_int_t)in->n_params)) ||
+	    json_object_set_new(root, "weight_bytes", json_integer((json_int_t)in->weight_bytes)) ||
+	    json_object_set_new(root, "vocab_size",
+				in->vocab_size ? json_integer((json_int_t)in->vocab_size) : json_null()) ||
+	    json_object_set_new(root, "padded_vocab",
+				in->padded_vocab ? json_integer((json_int_t)in->padded_vocab)
+						 : json_null()))
+		return json_decref(warnings), -1;
+	return json_object_set_new(root, "warnings", warnings);
+}
+
 int nck_vfs_info_build(nck_vfs *vfs)
 {
 	const nck_container *c = vfs->container;
@@ -32,6 +67,8 @@ int nck_vfs_info_build(nck_vfs *vfs)
 	    json_object_set_new(root, "members", json_integer((json_int_t)vfs->n_files)) ||
 	    json_object_set_new(root, "total_bytes", json_integer((json_int_t)vfs->file_bytes)) ||
 	    json_object_set_new(root, "skipped", json_integer((json_int_t)c->n_skipped)))
+		goto out;
+	if (info_catalog(root, vfs) < 0)
 		goto out;
 	/* json_string() returns NULL for invalid UTF-8 paths, which fails above. */
 	text = json_dumps(root, JSON_INDENT(2));

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "catalog/build.h"
 #include "nemockpt/log.h"
 
 struct nck_vfs_file {
@@ -102,6 +103,26 @@ out:
 	return 0;
 }
 
+/* Builds the tensor catalog. Without require_catalog, a failure is a
+ * warning: the mount still shows raw/, and info.json says why. */
+static int vfs_catalog(nck_vfs *vfs, nck_diag *diag)
+{
+	nck_diag cdiag;
+	int rc;
+
+	nck_diag_init(&cdiag);
+	rc = nck_catalog_build(&vfs->catalog, vfs->container, &cdiag);
+	if (rc == 0)
+		return 0;
+	if (vfs->opts.require_catalog) {
+		*diag = cdiag;
+		return rc;
+	}
+	nck_diag_format(&cdiag, vfs->catalog_error, sizeof(vfs->catalog_error));
+	nck_log(NCK_LOG_WARN, "no tensor views: %s", vfs->catalog_error);
+	return 0;
+}
+
 int nck_vfs_open(nck_vfs **out, const char *source, const nck_vfs_opts *opts, nck_diag *diag)
 {
 	nck_vfs *vfs = calloc(1, sizeof(*vfs));
@@ -114,7 +135,7 @@ int nck_vfs_open(nck_vfs **out, const char *source, const nck_vfs_opts *opts, nc
 	pthread_mutex_init(&vfs->files_lock, NULL);
 	vfs->opts = *opts;
 	if ((rc = nck_container_open(&vfs->container, source, diag)) < 0 ||
-	    (rc = vfs_build(vfs, diag)) < 0) {
+	    (rc = vfs_catalog(vfs, diag)) < 0 || (rc = vfs_build(vfs, diag)) < 0) {
 		nck_vfs_close(vfs);
 		return rc;
 	}
@@ -129,6 +150,7 @@ void nck_vfs_close(nck_vfs *vfs)
 	while (vfs->files)
 		nck_vfs_file_close(vfs->files);
 	pthread_mutex_destroy(&vfs->files_lock);
+	nck_catalog_close(vfs->catalog);
 	nck_container_close(vfs->container);
 	nck_arena_dispose(&vfs->arena);
 	free(vfs);
@@ -208,6 +230,11 @@ int nck_vfs_readdir(const nck_vfs *vfs, uint64_t dir, uint64_t index, const char
 	*ino_out = d->first_child + index - 2;
 	*name_out = vfs->nodes[*ino_out].name;
 	return 0;
+}
+
+const nck_catalog *nck_vfs_catalog(const nck_vfs *vfs)
+{
+	return vfs->catalog;
 }
 
 const char *nck_vfs_info_json(const nck_vfs *vfs)

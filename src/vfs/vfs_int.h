@@ -16,6 +16,8 @@
 
 struct nck_vfs {
 	nck_container *container; /* owned */
+	nck_catalog *catalog;     /* owned; NULL when it could not be built */
+	char catalog_error[512];  /* why, for info.json */
 	nck_arena arena;          /* nodes, names, info.json */
 	nck_node *nodes;          /* inode table; slot 0 unused */
 	size_t n_nodes;           /* slots, including slot 0 */

@@ -341,6 +341,9 @@ def test_clean_archive_mounts_without_warnings(nemo, fmt):
     with nemo.mount(arc) as mnt:
         assert os.listdir(mnt / "raw")
         log = nemo.daemon(mnt).log()
+    # The members are stand-ins (a metadata.json of random bytes), so the
+    # tensor catalog may say it has nothing to show; the tar layer must not warn.
+    log = "\n".join(l for l in log.splitlines() if "no tensor views" not in l)
     assert log.strip() == "", "unexpected daemon stderr:\n" + log
 
 

@@ -1,0 +1,343 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * nck_catalog: builds the logical tensor table of a checkpoint (layout
+ * detection, config, the layout's reader), sorts it, summarizes it, and
+ * reads tensor bytes by gathering their chunks (see nemockpt/catalog.h).
+ *
+ * The reader here is the simple one the CLI and tests use: it walks each
+ * chunk's rows and preads the part of each row inside the requested range.
+ * The FUSE views get a planned, zero-copy gather engine later (TODO(#4)).
+ */
+#include "catalog/catalog_int.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- building ------------------------------------------------------------- */
+
+nck_tensor *nck_catalog_add(nck_catalog *cat, const char *name, size_t n_chunks)
+{
+	nck_tensor *t;
+
+	if (cat->n_tensors == cat->cap_tensors) {
+		size_t cap = cat->cap_tensors ? 2 * cat->cap_tensors : 256;
+
+		t = realloc(cat->tensors, cap * sizeof(*t));
+		if (!t)
+			return NULL;
+		cat->tensors = t;
+		cat->cap_tensors = cap;
+	}
+	t = &cat->tensors[cat->n_tensors];
+	memset(t, 0, sizeof(*t));
+	t->name = nck_arena_strndup(&cat->arena, name, strlen(name));
+	t->chunks = n_chunks ? nck_arena_alloc(&cat->arena, n_chunks * sizeof(nck_chunk)) : NULL;
+	if (!t->name || (n_chunks && !t->chunks))
+		return NULL;
+	t->n_chunks = n_chunks;
+	cat->n_tensors++;
+	return t;
+}
+
+int nck_catalog_add_file(nck_catalog *cat, const nck_entry *e, uint32_t *index_out, nck_diag *diag)
+{
+	nck_catalog_file *f;
+	int rc;
+
+	for (size_t i = 0; i < cat->n_files; i++) {
+		if (cat->files[i].entry == e) {
+			*index_out = (uint32_t)i;
+			return 0;
+		}
+	}
+	if (cat->n_files == cat->cap_files) {
+		size_t cap = cat->cap_files ? 2 * cat->cap_files : 16;
+
+		f = realloc(cat->files, cap * sizeof(*f));
+		if (!f)
+			return nck_diag_set(diag, -ENOMEM, cat->container->path, -1, "out of memory");
+		cat->files = f;
+		cat->cap_files = cap;
+	}
+	f = &cat->files[cat->n_files];
+	f->entry = e;
+	if ((rc = nck_container_member_src(&f->src, cat->container, e)) < 0)
+		return nck_diag_set(diag, rc, e->path, -1, "cannot open the member");
+	*index_out = (uint32_t)cat->n_files++;
+	return 0;
+}
+
+void nck_catalog_warn(nck_catalog *cat, const char *fmt, ...)
+{
+	char line[512];
+	va_list ap;
+
+	if (cat->n_warnings >= NCK_CATALOG_MAX_WARNINGS)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	cat->warnings[cat->n_warnings] = nck_arena_strndup(&cat->arena, line, strlen(line));
+	if (cat->warnings[cat->n_warnings])
+		cat->n_warnings++;
+}
+
+/* Orders tensors by name. */
+static int catalog_cmp(const void *a, const void *b)
+{
+	return strcmp(((const nck_tensor *)a)->name, ((const nck_tensor *)b)->name);
+}
+
+/* Fills the summary once the tensors are known. */
+static void catalog_summarize(nck_catalog *cat)
+{
+	uint64_t per_dtype[NCK_DTYPE_COUNT] = { 0 };
+	nck_catalog_info *in = &cat->info;
+
+	in->format = cat->layout.format;
+	in->layout = cat->layout.name;
+	if (!in->model)
+		in->model = cat->n_tensors ? "other" : "none";
+	in->tp = cat->layout.tp;
+	in->pp = cat->layout.pp;
+	/* Distributed files are the same for any TP/PP: the config says what
+	 * the training run used. */
+	if (cat->layout.kind == NCK_LAYOUT_DIST && cat->cfg.tp > 0)
+		in->tp = (uint32_t)cat->cfg.tp;
+	if (cat->layout.kind == NCK_LAYOUT_DIST && cat->cfg.pp > 0)
+		in->pp = (uint32_t)cat->cfg.pp;
+	in->vocab_size = cat->cfg.vocab;
+	for (size_t i = 0; i < cat->n_tensors; i++) {
+		const nck_tensor *t = &cat->tensors[i];
+		uint64_t n = 1;
+
+		if (t->role != NCK_ROLE_WEIGHT)
+			continue;
+		for (uint32_t d = 0; d < t->ndim; d++)
+			n *= t->shape[d];
+		in->n_weights++;
+		in->n_params += n;
+		in->weight_bytes += n * nck_dtype_size(t->dtype);
+		per_dtype[t->dtype] += n;
+	}
+	for (int d = 1; d < NCK_DTYPE_COUNT; d++)
+		if (per_dtype[d] > per_dtype[in->dtype])
+			in->dtype = (nck_dtype)d;
+	if (cat->cfg.tp > 0 && (uint64_t)cat->cfg.tp != in->tp && cat->layout.kind != NCK_LAYOUT_DIST)
+		nck_catalog_warn(cat, "the config says tensor_model_parallel_size=%lld, the files %u",
+				 (long long)cat->cfg.tp, in->tp);
+	if (cat->cfg.pp > 0 && (uint64_t)cat->cfg.pp != in->pp && cat->layout.kind != NCK_LAYOUT_DIST)
+		nck_catalog_warn(cat, "the config says pipeline_model_parallel_size=%lld, the files %u",
+				 (long long)cat->cfg.pp, in->pp);
+	cat->warnings[cat->n_warnings] = NULL;
+	in->warnings = cat->warnings;
+}
+
+/* Runs the reader of the detected layout. */
+static int catalog_read_layout(nck_catalog *cat, nck_diag *diag)
+{
+	switch (cat->layout.kind) {
+	case NCK_LAYOUT_NONE:
+		return 0;
+	case NCK_LAYOUT_NEMO_SINGLE:
+	case NCK_LAYOUT_NEMO_TP:
+	case NCK_LAYOUT_NEMO_TP_PP:
+	case NCK_LAYOUT_MEGATRON:
+		return nck_catalog_read_legacy(cat, diag);
+	case NCK_LAYOUT_DIST:
+		return nck_catalog_read_dist(cat, diag);
+	case NCK_LAYOUT_QNEMO:
+		return nck_catalog_read_qnemo(cat, diag);
+	default:
+		return nck_diag_set(diag, -ENOTSUP, cat->container->path, -1,
+				    "%s %s checkpoints are not cataloged yet", cat->layout.format,
+				    cat->layout.name);
+	}
+}
+
+int nck_catalog_build(nck_catalog **out, nck_container *c, nck_diag *diag)
+{
+	nck_catalog *cat = calloc(1, sizeof(*cat));
+	int rc;
+
+	*out = NULL;
+	if (!cat)
+		return nck_diag_set(diag, -ENOMEM, c->path, -1, "out of memory");
+	nck_arena_init(&cat->arena);
+	cat->container = c;
+	if ((rc = nck_layout_detect(&cat->layout, c, &cat->arena, diag)) < 0 ||
+	    (rc = nck_model_cfg_load(&cat->cfg, c, &cat->layout, diag)) < 0)
+		goto fail;
+	if (cat->cfg.vocab_error[0])
+		nck_catalog_warn(cat, "vocabulary size unknown: %s", cat->cfg.vocab_error);
+	if ((rc = catalog_read_layout(cat, diag)) < 0)
+		goto fail;
+	if (cat->n_tensors > 1)
+		qsort(cat->tensors, cat->n_tensors, sizeof(*cat->tensors), catalog_cmp);
+	for (size_t i = 1; i < cat->n_tensors; i++) {
+		if (strcmp(cat->tensors[i - 1].name, cat->tensors[i].name) == 0) {
+			rc = nck_diag_set(diag, -EBADMSG, c->path, -1, "tensor '%s' is defined twice",
+					  cat->tensors[i].name);
+			goto fail;
+		}
+	}
+	catalog_summarize(cat);
+	*out = cat;
+	return 0;
+fail:
+	if (rc == -ENOMEM)
+		nck_diag_set(diag, rc, c->path, -1, "out of memory");
+	nck_catalog_close(cat);
+	return rc;
+}
+
+int nck_catalog_open(nck_catalog **out, const char *path, nck_diag *diag)
+{
+	nck_container *c = NULL;
+	int rc;
+
+	*out = NULL;
+	if ((rc = nck_container_open(&c, path, diag)) < 0)
+		return rc;
+	if ((rc = nck_catalog_build(out, c, diag)) < 0) {
+		nck_container_close(c);
+		return rc;
+	}
+	(*out)->own_container = true;
+	return 0;
+}
+
+void nck_catalog_close(nck_catalog *cat)
+{
+	if (!cat)
+		return;
+	for (size_t i = 0; i < cat->n_files; i++)
+		nck_src_close(cat->files[i].src);
+	free(cat->files);
+	free(cat->tensors);
+	if (cat->own_container)
+		nck_container_close(cat->container);
+	nck_arena_dispose(&cat->arena);
+	free(cat);
+}
+
+/* ---- queries ---------------------------------------------------------------- */
+
+const nck_catalog_info *nck_catalog_get_info(const nck_catalog *cat)
+{
+	return &cat->info;
+}
+
+size_t nck_catalog_count(const nck_catalog *cat)
+{
+	return cat->n_tensors;
+}
+
+const nck_tensor *nck_catalog_at(const nck_catalog *cat, size_t i)
+{
+	return i < cat->n_tensors ? &cat->tensors[i] : NULL;
+}
+
+const nck_tensor *nck_catalog_find(const nck_catalog *cat, const char *name)
+{
+	nck_tensor key = { .name = name };
+
+	return bsearch(&key, cat->tensors, cat->n_tensors, sizeof(key), catalog_cmp);
+}
+
+const char *nck_catalog_file_path(const nck_catalog *cat, uint32_t file)
+{
+	return file < cat->n_files ? cat->files[file].entry->path : NULL;
+}
+
+uint64_t nck_tensor_bytes(const nck_tensor *t)
+{
+	uint64_t n = nck_dtype_size(t->dtype);
+
+	for (uint32_t d = 0; d < t->ndim; d++)
+		n *= t->shape[d];
+	return n;
+}
+
+/* ---- reading ---------------------------------------------------------------- */
+
+/* Copies the part of one source row (a run along the last dimension) that
+ * falls inside [off, off+len) of the output. */
+static int catalog_copy_run(const nck_src *src, const nck_chunk *ch, size_t esz, uint32_t last,
+			    uint64_t src_elem, uint64_t dst_elem, uint64_t n, uint64_t off,
+			    unsigned char *buf, size_t len)
+{
+	uint64_t lo = dst_elem * esz, hi = (dst_elem + n) * esz;
+	uint64_t a = lo > off ? lo : off, b = hi < off + len ? hi : off + len;
+
+	if (a >= b)
+		return 0;
+	if (ch->stride[last] == 1 || n == 1) {
+		uint64_t at = ch->base + src_elem * esz + (a - lo);
+
+		return nck_src_pread(src, buf + (a - off), (size_t)(b - a), at) == (int64_t)(b - a) ? 0
+														 : -EIO;
+	}
+	/* A strided row (a transposed view): element by element. */
+	for (uint64_t e = (a - lo) / esz; e * esz + lo < b; e++) {
+		unsigned char tmp[16];
+		uint64_t at = ch->base + (src_elem + e * (uint64_t)ch->stride[last]) * esz;
+		uint64_t d0 = lo + e * esz, s = d0 < a ? a - d0 : 0, t = d0 + esz > b ? d0 + esz - b : 0;
+
+		if (nck_src_pread(src, tmp, esz, at) != (int64_t)esz)
+			return -EIO;
+		memcpy(buf + (d0 + s - off), tmp + s, esz - s - t);
+	}
+	return 0;
+}
+
+int nck_catalog_read(const nck_catalog *cat, const nck_tensor *t, uint64_t off, void *buf,
+		     size_t len)
+{
+	size_t esz = nck_dtype_size(t->dtype);
+	uint64_t lstride[NCK_MAX_DIMS], total = nck_tensor_bytes(t);
+	int rc;
+
+	if (off > total || len > total - off)
+		return -EINVAL;
+	if (t->ndim == 0) {
+		const nck_chunk *ch = &t->chunks[0];
+
+		return catalog_copy_run(cat->files[ch->file].src, ch, esz, 0, 0, 0, 1, off, buf, len);
+	}
+	lstride[t->ndim - 1] = 1;
+	for (uint32_t d = t->ndim - 1; d > 0; d--)
+		lstride[d - 1] = lstride[d] * t->shape[d];
+	for (size_t c = 0; c < t->n_chunks; c++) {
+		const nck_chunk *ch = &t->chunks[c];
+		const nck_src *src = cat->files[ch->file].src;
+		uint32_t last = t->ndim - 1;
+		uint64_t idx[NCK_MAX_DIMS] = { 0 }, rows = 1;
+
+		if ((rc = nck_src_check(src)) < 0)
+			return rc;
+		for (uint32_t d = 0; d < last; d++)
+			rows *= ch->shape[d];
+		for (uint64_t r = 0; r < rows && ch->shape[last] > 0; r++) {
+			uint64_t src_elem = 0, dst_elem = ch->offset[last];
+
+			for (uint32_t d = 0; d < last; d++) {
+				src_elem += idx[d] * (uint64_t)ch->stride[d];
+				dst_elem += (ch->offset[d] + idx[d]) * lstride[d];
+			}
+			rc = catalog_copy_run(src, ch, esz, last, src_elem, dst_elem, ch->shape[last],
+					      off, buf, len);
+			if (rc < 0)
+				return rc;
+			for (uint32_t d = last; d-- > 0;) {
+				if (++idx[d] < ch->shape[d])
+					break;
+				idx[d] = 0;
+			}
+		}
+	}
+	return 0;
+}

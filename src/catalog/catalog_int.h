@@ -1,0 +1,143 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The body of struct nck_catalog and the interfaces between the catalog's
+ * files: layout detection (detect.c), the model config (config.c), the
+ * parameter-kind rules (rules.c), the per-layout readers (legacy.c, ...)
+ * and the builder (catalog.c) that owns the tensor table.
+ *
+ * Thread-safety: built by one thread; read-only afterwards.
+ */
+#ifndef NCK_CATALOG_CATALOG_INT_H
+#define NCK_CATALOG_CATALOG_INT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "catalog/build.h"
+#include "container/container.h"
+#include "nemockpt/catalog.h"
+#include "util/arena.h"
+
+#define NCK_CATALOG_MAX_WARNINGS 16
+#define NCK_CATALOG_MAX_RANKS 1024
+
+/* ---- layout ------------------------------------------------------------- */
+
+typedef enum nck_layout_kind {
+	NCK_LAYOUT_NONE = 0,     /* no weights recognized: raw/ only */
+	NCK_LAYOUT_NEMO_SINGLE,  /* model_weights.ckpt */
+	NCK_LAYOUT_NEMO_TP,      /* mp_rank_XX/model_weights.ckpt */
+	NCK_LAYOUT_NEMO_TP_PP,   /* tp_rank_XX_pp_rank_YYY/model_weights.ckpt */
+	NCK_LAYOUT_DIST,         /* a torch_dist or zarr directory (metadata.json) */
+	NCK_LAYOUT_QNEMO,        /* config.json + rank*.safetensors */
+	NCK_LAYOUT_MEGATRON,     /* iter_NNNNNNN/mp_rank_XX[_YYY]/model_optim_rng.pt */
+} nck_layout_kind;
+
+/* One per-rank weights file. */
+typedef struct nck_rank_file {
+	uint32_t tp, pp;
+	const nck_entry *entry;
+} nck_rank_file;
+
+typedef struct nck_layout {
+	nck_layout_kind kind;
+	const char *format;          /* "nemo", "nemo2", "qnemo", "megatron" */
+	const char *name;            /* "single", "tp", "tp_pp", "torch_dist", "zarr", "trtllm" */
+	uint32_t tp, pp;             /* from the listing */
+	nck_rank_file *ranks;        /* tp*pp files, index pp*tp + tp (legacy, megatron, qnemo) */
+	size_t n_ranks;
+	const char *dist_dir;        /* NCK_LAYOUT_DIST: directory of metadata.json ("" = root) */
+	const nck_entry *config;     /* model_config.yaml, context/model.yaml or config.json */
+	const nck_entry *tokenizer;  /* the tokenizer artifact, if any */
+} nck_layout;
+
+/* Detects the layout from the container's listing. -EBADMSG for a
+ * contradictory listing (missing ranks), with the reason in diag. */
+int nck_layout_detect(nck_layout *out, const nck_container *c, nck_arena *arena, nck_diag *diag);
+
+/* ---- model config ------------------------------------------------------- */
+
+typedef struct nck_model_cfg {
+	bool have;             /* a config was found and parsed */
+	bool gated;            /* fc1 holds [gate; up] (SwiGLU and friends) */
+	bool tied;             /* share_embeddings_and_output_weights */
+	int64_t num_layers;    /* 0 when unknown */
+	int64_t tp, pp;        /* as the config says; 0 when absent */
+	int64_t divisible_by;  /* make_vocab_size_divisible_by (default 128) */
+	uint64_t vocab;        /* V from the tokenizer artifact; 0 when unknown */
+	char vocab_error[256]; /* why the tokenizer gave no V (a warning, not an error) */
+} nck_model_cfg;
+
+/* Reads the config and the tokenizer named by the layout. Missing pieces
+ * leave defaults; a malformed config is an error (-EBADMSG with file,
+ * offset); an unreadable tokenizer only leaves V unknown (vocab_error). */
+int nck_model_cfg_load(nck_model_cfg *out, const nck_container *c, const nck_layout *layout,
+		       nck_diag *diag);
+
+/* ---- parameter kinds ---------------------------------------------------- */
+
+typedef enum nck_param_kind {
+	NCK_PARAM_REPLICATED = 0, /* identical on every TP rank: take rank 0 */
+	NCK_PARAM_COLUMN,         /* concatenated on dim 0 (QKV by whole groups too) */
+	NCK_PARAM_COLUMN_GATED,   /* [gate_r; up_r] per rank: halves concatenated separately */
+	NCK_PARAM_ROW,            /* concatenated on dim 1 */
+	NCK_PARAM_VOCAB,          /* concatenated on dim 0, then cut to the padded vocabulary */
+	NCK_PARAM_NON_WEIGHT,     /* _extra_state and the like: rank 0, listed apart */
+} nck_param_kind;
+
+/* Classifies a (layer-renumbered) key of a Megatron GPT. */
+nck_param_kind nck_param_kind_of(const char *key, const nck_model_cfg *cfg);
+
+/* True if `key` is one of a Megatron GPT's (decoder/language_model names). */
+bool nck_param_is_gpt_key(const char *key);
+
+/*
+ * Finds the layer number in ".layers.<n>." of `key`; returns true and sets
+ * start and len to the digits' position, *layer to their value.
+ */
+bool nck_param_layer(const char *key, size_t *start, size_t *len, uint64_t *layer);
+
+/* ---- the catalog ---------------------------------------------------------- */
+
+/* A file chunks point into. */
+typedef struct nck_catalog_file {
+	const nck_entry *entry;
+	nck_src *src; /* member source, owned */
+} nck_catalog_file;
+
+struct nck_catalog {
+	nck_container *container; /* owned when own_container */
+	bool own_container;
+	nck_arena arena;          /* tensors' names and chunks, warnings */
+	nck_tensor *tensors;      /* sorted by name once built */
+	size_t n_tensors, cap_tensors;
+	nck_catalog_file *files;
+	size_t n_files, cap_files;
+	nck_layout layout;
+	nck_model_cfg cfg;
+	nck_catalog_info info;
+	const char *warnings[NCK_CATALOG_MAX_WARNINGS + 1];
+	size_t n_warnings;
+};
+
+/* Adds a tensor (name copied) with room for n_chunks chunks; NULL on ENOMEM. */
+nck_tensor *nck_catalog_add(nck_catalog *cat, const char *name, size_t n_chunks);
+
+/* Returns the file index of `e`, opening its source on first use. */
+int nck_catalog_add_file(nck_catalog *cat, const nck_entry *e, uint32_t *index_out, nck_diag *diag);
+
+/* Records a warning (formatted, arena-copied); silently drops past the limit. */
+void nck_catalog_warn(nck_catalog *cat, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* ---- per-layout readers --------------------------------------------------- */
+
+/* Legacy per-rank torch files (NeMo 1 single/tp/tp_pp, Megatron-LM). */
+int nck_catalog_read_legacy(nck_catalog *cat, nck_diag *diag);
+
+/* Distributed checkpoints (torch_dist or zarr), layers unstacked. */
+int nck_catalog_read_dist(nck_catalog *cat, nck_diag *diag);
+
+/* .qnemo TensorRT-LLM checkpoints merged back to TP=1, PP=1. */
+int nck_catalog_read_qnemo(nck_catalog *cat, nck_diag *diag);
+
+#endif

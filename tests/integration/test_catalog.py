@@ -1,0 +1,170 @@
+"""Tensor catalog: `nemockpt ls --json`, `info` and `cat` on every checkpoint
+layout the fixture generator writes, against the unsharded model each
+fixture was cut from (oracle.npz / oracle.json written by
+tests/fixtures/make_fixtures.py from the model BEFORE sharding; never output
+of the code under test)."""
+
+import json
+import os
+import shutil
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import nemofs
+
+REPO = Path(__file__).resolve().parents[2]
+GENERATOR = REPO / "tests" / "fixtures" / "make_fixtures.py"
+
+FIXTURES = ["nemo1_single", "nemo1_tp2", "nemo1_tp2pp2", "nemo1_tp2pp2_tied", "nemo1_dist_torch",
+            "nemo1_dist_zarr", "nemo2", "qnemo_tp2", "megatron_iter", "megatron_release_legacy",
+            "asr_single"]
+
+
+@pytest.fixture(scope="session")
+def fixtures_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("ckpt_fixtures")
+    subprocess.run(["/usr/bin/python3", str(GENERATOR), str(out)], check=True,
+                   stdout=subprocess.DEVNULL, timeout=300)
+    return out
+
+
+def sources(fixtures_dir, name):
+    """The fixture's checkpoint as a directory and, where it has one, a tarball."""
+    meta = json.loads((fixtures_dir / name / "oracle.json").read_text())
+    out = [fixtures_dir / name / meta["files"]["dir"]]
+    if meta["files"].get("tarball"):
+        out.append(fixtures_dir / name / meta["files"]["tarball"])
+    return meta, out
+
+
+def cli(*args, check=True):
+    res = subprocess.run([nemofs.cli_bin(), *map(str, args)], capture_output=True, timeout=120)
+    if check and res.returncode != 0:
+        raise AssertionError("nemockpt %s failed (%d): %s" % (" ".join(map(str, args)),
+                                                             res.returncode, res.stderr.decode()))
+    return res
+
+
+def oracle_bytes(npz, name, dtype):
+    """Little-endian row-major bytes of the oracle tensor (bf16 kept as uint16)."""
+    a = npz[name]
+    return np.ascontiguousarray(a).astype(a.dtype.newbyteorder("<")).tobytes()
+
+
+@pytest.mark.parametrize("name", FIXTURES)
+def test_ls_matches_oracle(fixtures_dir, name):
+    meta, srcs = sources(fixtures_dir, name)
+    want = {t["name"]: (t["dtype"], t["shape"]) for t in meta["tensors"]}
+    for src in srcs:
+        listing = json.loads(cli("ls", "--json", src).stdout)
+        weights = {t["name"]: (t["dtype"], t["shape"]) for t in listing if t["role"] == "weight"}
+        assert sorted(weights) == sorted(want), src
+        for n, (dtype, shape) in want.items():
+            assert weights[n] == (dtype, shape), (src, n)
+        non = sorted(t["name"] for t in listing if t["role"] != "weight")
+        assert non == sorted(meta.get("non_weights", [])), src
+
+
+@pytest.mark.parametrize("name", FIXTURES)
+def test_cat_every_tensor_bit_for_bit(fixtures_dir, name):
+    meta, srcs = sources(fixtures_dir, name)
+    npz = np.load(fixtures_dir / name / "oracle.npz")
+    for src in srcs:
+        for t in meta["tensors"]:
+            got = cli("cat", src, t["name"]).stdout
+            assert got == oracle_bytes(npz, t["name"], t["dtype"]), (src, t["name"])
+
+
+@pytest.mark.parametrize("name", FIXTURES)
+def test_info_summary(fixtures_dir, name):
+    meta, srcs = sources(fixtures_dir, name)
+    for src in srcs:
+        info = json.loads(cli("info", src).stdout)
+        assert info["weights"] == len(meta["tensors"])
+        params = sum(int(np.prod(t["shape"], dtype=np.int64)) for t in meta["tensors"])
+        assert info["parameters"] == params
+        if meta["layout"] not in ("asr_single",) and meta.get("tp"):
+            assert info["tp"] == meta.get("saved_tp", meta["tp"]), info
+            assert info["pp"] == meta.get("saved_pp", meta["pp"]), info
+        if meta.get("vocab_size") and name != "qnemo_tp2" and not name.startswith("megatron"):
+            assert info["vocab_size"] == meta["vocab_size"]
+
+
+def test_info_json_in_mount_carries_catalog(fixtures_dir, nemo):
+    meta, srcs = sources(fixtures_dir, "nemo1_tp2pp2")
+    with nemo.mount(srcs[1]) as mnt:
+        info = json.loads((mnt / "info.json").read_text())
+    assert info["format"] == "nemo" and info["layout"] == "tp_pp"
+    assert info["tp"] == 2 and info["pp"] == 2
+    assert info["weights"] == len(meta["tensors"])
+    assert info["dtype"] == "BF16"
+
+
+def test_cat_unknown_tensor_is_an_error(fixtures_dir):
+    _, srcs = sources(fixtures_dir, "nemo1_single")
+    res = cli("cat", srcs[0], "no.such.tensor", check=False)
+    assert res.returncode == 1
+    assert b"no.such.tensor" in res.stderr
+
+
+# ---- damaged inputs: one line naming the file, non-zero exit, never a crash ----
+
+def corrupt_copy(tmp_path, src_dir, rel, mutate):
+    dst = tmp_path / "ck"
+    shutil.copytree(src_dir, dst)
+    p = dst / rel
+    data = bytearray(p.read_bytes())
+    p.write_bytes(mutate(data))
+    return dst
+
+
+def break_central_directory(d):
+    """Corrupts the first central directory header's signature, found
+    through the end-of-central-directory record (ZIP APPNOTE 4.3.16)."""
+    eocd = d.rfind(b"PK\x05\x06")
+    cd = struct.unpack_from("<I", d, eocd + 16)[0]
+    assert d[cd:cd + 4] == b"PK\x01\x02"
+    d[cd + 3] = 9
+    return d
+
+
+DAMAGES = [
+    ("nemo1_single", "model_weights.ckpt", lambda d: d[: len(d) // 2], "truncated torch zip"),
+    ("nemo1_single", "model_weights.ckpt", lambda d: d[:-22] + b"\0" * 22, "zeroed end of central directory"),
+    ("nemo1_tp2", "mp_rank_01/model_weights.ckpt", break_central_directory,
+     "bad central directory entry"),
+    ("nemo1_dist_torch", "model_weights/.metadata", lambda d: d[:100], "truncated .metadata"),
+    ("nemo1_dist_torch", "model_weights/metadata.json", lambda d: b"{not json", "bad metadata.json"),
+    ("qnemo_tp2", "rank1.safetensors", lambda d: d[:-7], "safetensors with missing data"),
+    ("qnemo_tp2", "config.json", lambda d: b"[1, 2", "bad config.json"),
+    ("nemo1_single", "model_config.yaml", lambda d: b"a: [1, 2\nb: {", "bad YAML"),
+]
+
+
+@pytest.mark.parametrize("name, rel, mutate, what", DAMAGES, ids=[d[3] for d in DAMAGES])
+def test_damaged_input_is_a_one_line_error(fixtures_dir, tmp_path, name, rel, mutate, what):
+    _, srcs = sources(fixtures_dir, name)
+    ck = corrupt_copy(tmp_path, srcs[0], rel, mutate)
+    res = cli("ls", ck, check=False)
+    err = res.stderr.decode()
+    assert res.returncode == 1, (what, res.returncode, err)
+    lines = [l for l in err.splitlines() if l.startswith("nemockpt: ")]
+    assert len(lines) == 1, err
+    assert rel.split("/")[-1] in lines[0] or str(ck) in lines[0], err
+    assert "AddressSanitizer" not in err and "runtime error" not in err
+
+
+def test_damaged_checkpoint_still_mounts_raw(fixtures_dir, tmp_path, nemo):
+    """A catalog error leaves raw/ browsable; info.json says why."""
+    _, srcs = sources(fixtures_dir, "nemo1_single")
+    ck = corrupt_copy(tmp_path, srcs[0], "model_weights.ckpt", lambda d: d[:100])
+    with nemo.mount(ck) as mnt:
+        info = json.loads((mnt / "info.json").read_text())
+        assert "catalog_error" in info and "model_weights.ckpt" in info["catalog_error"]
+        assert (mnt / "raw" / "model_config.yaml").read_bytes() == \
+            (ck / "model_config.yaml").read_bytes()
