@@ -263,8 +263,12 @@ int nck_layout_detect(nck_layout *out, const nck_container *c, nck_arena *arena,
 			return out->dist_dir ? 0 : -ENOMEM;
 		}
 	}
-	if (detect_find(c, "metadata.json") && detect_find(c, ".metadata")) {
+	/* A torch_dist directory (metadata.json), or a plain PyTorch DCP
+	 * checkpoint, which has only .metadata and __R_I.distcp files. */
+	if (detect_find(c, ".metadata") &&
+	    (detect_find(c, "metadata.json") || detect_find(c, "__0_0.distcp"))) {
 		out->kind = NCK_LAYOUT_DIST;
+		out->format = detect_find(c, "metadata.json") ? "megatron" : "dcp";
 		out->name = "torch_dist";
 		out->dist_dir = "";
 		return 0;

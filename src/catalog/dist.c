@@ -432,6 +432,10 @@ static int dist_backend(char *out, size_t size, nck_catalog *cat, nck_diag *diag
 	void *data;
 	int rc;
 
+	if (!e && dist_find(cat, ".metadata")) {
+		snprintf(out, size, "torch_dist"); /* plain PyTorch DCP: no metadata.json */
+		return 0;
+	}
 	if (!e)
 		return nck_diag_set(diag, -EBADMSG, cat->container->path, -1, "no metadata.json");
 	if ((rc = dist_slurp(&data, &len, cat, e, diag)) < 0)

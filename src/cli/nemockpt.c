@@ -263,7 +263,11 @@ int main(int argc, char **argv)
 	nck_diag_init(&diag);
 	if (nck_vfs_open(&vfs, a.src, &vopts, &diag) < 0) {
 		nck_diag_format(&diag, line, sizeof(line));
-		fprintf(stderr, "nemockpt: %s\n", line);
+		/* Errors inside the checkpoint name the member; say which checkpoint. */
+		if (diag.path[0] && diag.path[0] != '/')
+			fprintf(stderr, "nemockpt: %s: %s\n", a.src, line);
+		else
+			fprintf(stderr, "nemockpt: %s\n", line);
 		return 1;
 	}
 	if (strcmp(a.cmd, "info") == 0) {

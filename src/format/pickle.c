@@ -1285,6 +1285,14 @@ int nck_pkl_parse_ex(nck_pv **out, nck_arena *arena, const void *data, size_t le
 	vm.lim.max_depth = vm.lim.max_depth ? vm.lim.max_depth : PKL_DEF_DEPTH;
 	vm.lim.max_items = vm.lim.max_items ? vm.lim.max_items : PKL_DEF_ITEMS;
 	vm.lim.max_bytes = vm.lim.max_bytes ? vm.lim.max_bytes : PKL_DEF_BYTES;
+	/* The stack always exists, so that "stack + sp" is never arithmetic on
+	 * a null pointer (undefined behaviour, even with an empty range). */
+	vm.stack = malloc(64 * sizeof(*vm.stack));
+	if (!vm.stack) {
+		rc = pkl_err(&vm, -ENOMEM, "out of memory");
+		goto out;
+	}
+	vm.stack_cap = 64;
 	if ((rc = pkl_singletons(&vm)) < 0)
 		goto out;
 	while (!vm.result) {

@@ -20,7 +20,8 @@
 #define SESSION_MAX_THREADS 32
 
 /* Routes libfuse's own messages into nck_log. */
-static void session_fuse_log(enum fuse_log_level level, const char *fmt, va_list ap)
+__attribute__((format(printf, 2, 0))) static void session_fuse_log(enum fuse_log_level level,
+								  const char *fmt, va_list ap)
 {
 	char line[1024];
 	size_t n;

@@ -168,3 +168,57 @@ def test_damaged_checkpoint_still_mounts_raw(fixtures_dir, tmp_path, nemo):
         assert "catalog_error" in info and "model_weights.ckpt" in info["catalog_error"]
         assert (mnt / "raw" / "model_config.yaml").read_bytes() == \
             (ck / "model_config.yaml").read_bytes()
+
+
+# ---- real files written by torch 2.11 (tests/fixtures/real/) ----------------
+
+REAL = REPO / "tests" / "fixtures" / "real" / "torch-2.11"
+
+
+def real_values(shape, dtype):
+    """The generator's values: (i % 251) - 125 over the flat index, cast."""
+    n = int(np.prod(shape, dtype=np.int64))
+    v = ((np.arange(n, dtype=np.int64) % 251) - 125).reshape(shape)
+    if dtype == "bfloat16":  # small integers are exact in bf16: the top half of f32
+        return (v.astype("<f4").view("<u4") >> 16).astype("<u2")
+    return v.astype({"float32": "<f4", "int64": "<i8", "float16": "<f2"}[dtype])
+
+
+def test_real_torch_dcp_checkpoint():
+    """A plain PyTorch DCP directory (.metadata + __0_0.distcp, no
+    metadata.json) written by torch.distributed.checkpoint.save."""
+    manifest = json.loads((REAL / "manifest.json").read_text())["files"]["dcp"]
+    listing = {t["name"]: t for t in json.loads(cli("ls", "--json", REAL / "dcp").stdout)}
+    names = sorted(k for k in manifest if not k.startswith("_"))
+    assert sorted(listing) == names
+    spelled = {"bfloat16": "BF16", "float32": "F32", "int64": "I64"}
+    for name in names:
+        m = manifest[name]
+        assert listing[name]["dtype"] == spelled[m["dtype"]]
+        assert listing[name]["shape"] == m["shape"]
+        got = cli("cat", REAL / "dcp", name).stdout
+        assert got == real_values(m["shape"], m["dtype"]).tobytes(), name
+
+
+MORE_DAMAGES = [
+    ("nemo1_dist_zarr", "model_weights/model.decoder.final_layernorm.weight/.zarray",
+     lambda d: b'{"zarr_format": 2, "shape": [', "bad .zarray"),
+    ("nemo1_dist_zarr", "model_weights/model.decoder.final_layernorm.weight/0",
+     lambda d: d[:-2], "short zarr chunk"),
+    ("nemo1_dist_torch", "model_weights/__0_0.distcp", lambda d: d[:64], "truncated .distcp"),
+    ("megatron_iter", "iter_0000010/mp_rank_01/model_optim_rng.pt",
+     lambda d: d[:30] + b"\xff" * 40 + d[70:], "damaged first local header"),
+]
+
+
+@pytest.mark.parametrize("name, rel, mutate, what", MORE_DAMAGES, ids=[d[3] for d in MORE_DAMAGES])
+def test_more_damaged_inputs(fixtures_dir, tmp_path, name, rel, mutate, what):
+    _, srcs = sources(fixtures_dir, name)
+    if not (srcs[0] / rel).exists():
+        pytest.fail("fixture layout changed: %s has no %s" % (name, rel))
+    ck = corrupt_copy(tmp_path, srcs[0], rel, mutate)
+    res = cli("ls", ck, check=False)
+    err = res.stderr.decode()
+    assert res.returncode == 1, (what, err)
+    assert len([l for l in err.splitlines() if l.startswith("nemockpt: ")]) == 1, err
+    assert "AddressSanitizer" not in err and "runtime error" not in err
