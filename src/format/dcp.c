@@ -94,13 +94,23 @@ static int dcp_locate(nck_dcp_item *item, const dcp_ctx *ctx, const char *fqn,
 		uint64_t off[NCK_MAX_DIMS];
 		uint32_t n = 0;
 		int64_t o, l;
-		const nck_pv *path;
+		const nck_pv *path, *td;
 
 		if (!kf || kf->kind != NCK_PV_STR || strcmp(kf->str.s, fqn) != 0)
 			continue;
 		if (tensor && (dcp_size(off, &n, ko) < 0 || n != ndim ||
 			       memcmp(off, offsets, ndim * sizeof(off[0])) != 0))
 			continue;
+		/* torch >= 2.6 may record storage transforms (compression...):
+		 * the stored bytes are then not a plain torch.save blob. */
+		td = dcp_field(info, "transform_descriptors");
+		if (td && (td->kind == NCK_PV_LIST || td->kind == NCK_PV_TUPLE) && td->seq.n > 0) {
+			const nck_pv *t0 = td->seq.items[0];
+
+			return nck_diag_set(ctx->diag, -ENOTSUP, ctx->name, -1,
+					    "'%s': storage transform '%s' is not supported", fqn,
+					    t0 && t0->kind == NCK_PV_STR ? t0->str.s : "?");
+		}
 		path = dcp_field(info, "relative_path");
 		if (!path || path->kind != NCK_PV_STR || !nck_pv_get_int(dcp_field(info, "offset"), &o) ||
 		    !nck_pv_get_int(dcp_field(info, "length"), &l) || o < 0 || l < 0 ||

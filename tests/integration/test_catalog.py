@@ -222,3 +222,25 @@ def test_more_damaged_inputs(fixtures_dir, tmp_path, name, rel, mutate, what):
     assert res.returncode == 1, (what, err)
     assert len([l for l in err.splitlines() if l.startswith("nemockpt: ")]) == 1, err
     assert "AddressSanitizer" not in err and "runtime error" not in err
+
+
+def test_dcp_storage_transform_is_a_clear_error(fixtures_dir, tmp_path):
+    """torch >= 2.6 may record transform_descriptors (e.g. compression) in a
+    _StorageInfo: such items are not plain torch.save blobs, so the catalog
+    refuses them by name instead of misreading them."""
+    import pickle
+    from fixturelib import dcp
+
+    _, srcs = sources(fixtures_dir, "nemo1_dist_torch")
+    ck = tmp_path / "ck"
+    shutil.copytree(srcs[0], ck)
+    meta_path = ck / "model_weights" / ".metadata"
+    meta = dcp.load_metadata(meta_path)
+    info = next(iter(meta.storage_data.values()))
+    info.transform_descriptors = ["zstd"]
+    with dcp._fake_modules():
+        meta_path.write_bytes(pickle.dumps(meta, protocol=4))
+    res = cli("ls", ck, check=False)
+    err = res.stderr.decode()
+    assert res.returncode == 1, err
+    assert "storage transform 'zstd' is not supported" in err, err
