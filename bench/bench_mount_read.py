@@ -85,7 +85,7 @@ def make_data_tar(d, member_gib):
         return tar, ext
     src = os.path.join(d, "src")
     os.makedirs(src, exist_ok=True)
-    with open(os.path.join(src, "model_weights.ckpt"), "wb") as f:
+    with open(os.path.join(src, "weights.bin"), "wb") as f:
         for _ in range(int(member_gib * 1024 / 64)):
             f.write(os.urandom(64 * MiB))
     for i in range(8):
@@ -152,7 +152,7 @@ def bench_reads(exe, d, member_gib, runs, read_ahead):
     tar, ext = make_data_tar(d, member_gib)
     mnt = os.path.join(d, "mnt")
     os.makedirs(mnt, exist_ok=True)
-    big = "model_weights.ckpt"
+    big = "weights.bin"
     shards = [f"shard_{i}.bin" for i in range(8)]
     res = {}
 
@@ -174,18 +174,21 @@ def bench_reads(exe, d, member_gib, runs, read_ahead):
         # archivemount is far slower: read it for a bounded time (a partial
         # read of the same file, from its start), and once.
         cap = None if kind == "nemockptfs" else 20
-        first, again, par = [], [], []
+        first, again, steady, par = [], [], [], []
         for _ in range(runs if kind == "nemockptfs" else 1):
             warm()
             m = Mount(kind, exe, tar, mnt, ra)
             first.append(timed_read([os.path.join(mnt, prefix + big)], cap))
             again.append(timed_read([os.path.join(mnt, prefix + big)], cap))
+            # The third read: the kernel has moved the pages to its active
+            # list by now, as the baseline's pages (read many times) are.
+            steady.append(timed_read([os.path.join(mnt, prefix + big)], cap))
             m.close()
             warm()
             m = Mount(kind, exe, tar, mnt, ra)
             par.append(timed_read([os.path.join(mnt, prefix + s) for s in shards], cap))
             m.close()
-        res[label] = (max(first), max(again), max(par))
+        res[label] = (max(first), max(again), max(steady), max(par))
     return res
 
 
@@ -227,11 +230,12 @@ def print_reads(args, res):
     d1, d8 = res.pop("direct, 1 reader"), res.pop("direct, 8 readers")
     print(f"\n### Sequential reads, {args.member_gib:g} GiB member (best of {args.runs})\n")
     print(f"Direct read of the extracted file: {d1:.2f} GB/s; 8 readers on 8 x 256 MiB: {d8:.2f} GB/s\n")
-    print("| program | first read GB/s | ratio | re-read GB/s | ratio | 8 readers first read GB/s | ratio |")
-    print("|---|---|---|---|---|---|---|")
-    for label, (first, again, par) in res.items():
+    print("| program | first read GB/s | ratio | re-read GB/s | ratio | third read GB/s | ratio "
+          "| 8 readers first read GB/s | ratio |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for label, (first, again, steady, par) in res.items():
         print(f"| {label} | {first:.2f} | {first / d1:.2f}x | {again:.2f} | {again / d1:.2f}x "
-              f"| {par:.2f} | {par / d8:.2f}x |")
+              f"| {steady:.2f} | {steady / d1:.2f}x | {par:.2f} | {par / d8:.2f}x |")
 
 
 if __name__ == "__main__":

@@ -151,6 +151,8 @@ static int catalog_read_layout(nck_catalog *cat, nck_diag *diag)
 		return nck_catalog_read_dist(cat, diag);
 	case NCK_LAYOUT_QNEMO:
 		return nck_catalog_read_qnemo(cat, diag);
+	case NCK_LAYOUT_SAFETENSORS:
+		return nck_catalog_read_safetensors(cat, diag);
 	default:
 		return nck_diag_set(diag, -ENOTSUP, cat->container->path, -1,
 				    "%s %s checkpoints are not cataloged yet", cat->layout.format,

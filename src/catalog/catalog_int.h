@@ -31,6 +31,7 @@ typedef enum nck_layout_kind {
 	NCK_LAYOUT_DIST,         /* a torch_dist or zarr directory (metadata.json) */
 	NCK_LAYOUT_QNEMO,        /* config.json + rank*.safetensors */
 	NCK_LAYOUT_MEGATRON,     /* iter_NNNNNNN/mp_rank_XX[_YYY]/model_optim_rng.pt */
+	NCK_LAYOUT_SAFETENSORS,  /* *.safetensors at the root (a Hugging Face directory) */
 } nck_layout_kind;
 
 /* One per-rank weights file. */
@@ -139,5 +140,8 @@ int nck_catalog_read_dist(nck_catalog *cat, nck_diag *diag);
 
 /* .qnemo TensorRT-LLM checkpoints merged back to TP=1, PP=1. */
 int nck_catalog_read_qnemo(nck_catalog *cat, nck_diag *diag);
+
+/* Plain safetensors files (Hugging Face directories): tensor by tensor. */
+int nck_catalog_read_safetensors(nck_catalog *cat, nck_diag *diag);
 
 #endif

@@ -273,6 +273,18 @@ int nck_layout_detect(nck_layout *out, const nck_container *c, nck_arena *arena,
 		out->dist_dir = "";
 		return 0;
 	}
+	for (size_t i = 0; i < c->n_entries; i++) {
+		const char *p = c->entries[i].path;
+		size_t n = strlen(p);
+
+		if (c->entries[i].kind == NCK_ENTRY_FILE && !strchr(p, '/') && n > 12 &&
+		    strcmp(p + n - 12, ".safetensors") == 0) {
+			out->kind = NCK_LAYOUT_SAFETENSORS;
+			out->format = "safetensors";
+			out->name = "files";
+			return 0;
+		}
+	}
 	out->format = "unknown";
 	out->name = "none";
 	out->kind = NCK_LAYOUT_NONE;

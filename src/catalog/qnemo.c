@@ -12,6 +12,9 @@
  * lm_head and vocab_embedding are cut to config.json's vocab_size. Stage-
  * local layer numbers are renumbered as for NeMo rank files.
  *
+ * Plain safetensors files (a Hugging Face directory, one file or
+ * model-0000i-of-0000n shards) are read here too, tensor by tensor.
+ *
  * Thread-safety: runs once while a catalog is built.
  */
 #include "catalog/catalog_int.h"
@@ -330,5 +333,46 @@ out:
 	free(st.layer_offset);
 	nck_strmap_dispose(&seen);
 	nck_arena_dispose(&names);
+	return rc;
+}
+
+/* ---- plain safetensors ---------------------------------------------------- */
+
+int nck_catalog_read_safetensors(nck_catalog *cat, nck_diag *diag)
+{
+	const nck_container *c = cat->container;
+	int rc = 0;
+
+	for (size_t i = 0; i < c->n_entries && rc == 0; i++) {
+		const nck_entry *e = &c->entries[i];
+		size_t n = strlen(e->path);
+		nck_st_file *f = NULL;
+		uint32_t fi;
+
+		if (e->kind != NCK_ENTRY_FILE || strchr(e->path, '/') || n <= 12 ||
+		    strcmp(e->path + n - 12, ".safetensors") != 0)
+			continue;
+		if ((rc = nck_catalog_add_file(cat, e, &fi, diag)) < 0 ||
+		    (rc = nck_st_open(&f, cat->files[fi].src, 0, e->size, diag)) < 0)
+			break;
+		for (size_t k = 0; k < f->n_tensors && rc == 0; k++) {
+			const nck_st_tensor *st = &f->tensors[k];
+			nck_tensor *t = nck_catalog_add(cat, st->name, 1);
+
+			if (!t) {
+				rc = nck_diag_set(diag, -ENOMEM, e->path, -1, "out of memory");
+				break;
+			}
+			t->dtype = st->dtype;
+			t->ndim = st->ndim;
+			memcpy(t->shape, st->shape, sizeof(t->shape));
+			qn_chunk((nck_chunk *)t->chunks, fi, st, 0, st->ndim ? st->shape[0] : 1, 0, 0);
+		}
+		nck_st_file_free(f);
+	}
+	bool gpt = false;
+	for (size_t i = 0; i < cat->n_tensors && !gpt; i++)
+		gpt = strstr(cat->tensors[i].name, "layers.") != NULL;
+	cat->info.model = gpt ? "gpt" : "other";
 	return rc;
 }

@@ -244,3 +244,62 @@ def test_dcp_storage_transform_is_a_clear_error(fixtures_dir, tmp_path):
     err = res.stderr.decode()
     assert res.returncode == 1, err
     assert "storage transform 'zstd' is not supported" in err, err
+
+
+def test_hugging_face_safetensors_directory(tmp_path):
+    """A directory of plain .safetensors files (written by the reference
+    safetensors 0.8.0) is cataloged tensor by tensor."""
+    manifest = json.loads((REAL / "manifest.json").read_text())["files"]["model.safetensors"]
+    hf = tmp_path / "hf"
+    hf.mkdir()
+    shutil.copy(REAL / "model.safetensors", hf / "model.safetensors")
+    (hf / "config.json").write_text('{"architectures": ["X"]}')
+    listing = {t["name"]: t for t in json.loads(cli("ls", "--json", hf).stdout)}
+    assert sorted(listing) == sorted(manifest)
+    spelled = {"bfloat16": "BF16", "float16": "F16", "float32": "F32"}
+    for name, m in manifest.items():
+        assert (listing[name]["dtype"], listing[name]["shape"]) == (spelled[m["dtype"]], m["shape"])
+        assert cli("cat", hf, name).stdout == real_values(m["shape"], m["dtype"]).tobytes()
+
+
+def test_megatron_torch_dist_iteration_directory(fixtures_dir, tmp_path):
+    """Megatron-LM's --ckpt-format torch_dist: iter_NNNNNNN/ holds the same
+    files as NeMo's model_weights/."""
+    meta, srcs = sources(fixtures_dir, "nemo1_dist_torch")
+    ck = tmp_path / "run"
+    shutil.copytree(srcs[0] / "model_weights", ck / "iter_0000005")
+    (ck / "latest_checkpointed_iteration.txt").write_text("5")
+    listing = json.loads(cli("ls", "--json", ck).stdout)
+    weights = {t["name"]: t["shape"] for t in listing if t["role"] == "weight"}
+    # No config beside it: V is unknown, so the vocabulary tensors keep all 80 stored rows.
+    for t in meta["tensors"]:
+        rows = 80 if "word_embeddings" in t["name"] or "output_layer" in t["name"] else None
+        assert weights[t["name"]] == ([rows] + t["shape"][1:] if rows else t["shape"]), t["name"]
+    npz = np.load(fixtures_dir / "nemo1_dist_torch" / "oracle.npz")
+    name = "model.decoder.layers.3.mlp.linear_fc1.weight"
+    assert cli("cat", ck, name).stdout == oracle_bytes(npz, name, "BF16")
+
+
+def test_config_disagreeing_with_listing_is_reported(fixtures_dir, tmp_path):
+    _, srcs = sources(fixtures_dir, "nemo1_tp2")
+    ck = tmp_path / "ck"
+    shutil.copytree(srcs[0], ck)
+    cfg = ck / "model_config.yaml"
+    text = cfg.read_text()
+    assert "tensor_model_parallel_size: 2" in text
+    cfg.write_text(text.replace("tensor_model_parallel_size: 2", "tensor_model_parallel_size: 4"))
+    info = json.loads(cli("info", ck).stdout)
+    assert info["tp"] == 2  # the listing is the ground truth
+    assert any("tensor_model_parallel_size=4" in w for w in info["warnings"]), info["warnings"]
+
+
+def test_unknown_vocabulary_keeps_every_stored_row(fixtures_dir, tmp_path):
+    meta, srcs = sources(fixtures_dir, "nemo1_tp2")
+    ck = tmp_path / "ck"
+    shutil.copytree(srcs[0], ck)
+    (ck / meta["files"]["tokenizer"]).unlink()
+    info = json.loads(cli("info", ck).stdout)
+    assert info["vocab_size"] is None
+    assert any("vocabulary size unknown" in w for w in info["warnings"]), info["warnings"]
+    listing = {t["name"]: t["shape"] for t in json.loads(cli("ls", "--json", ck).stdout)}
+    assert listing["model.embedding.word_embeddings.weight"] == [80, 32]
