@@ -25,31 +25,6 @@
 /* Largest config or tokenizer file read (they are KBs to a few MBs). */
 #define CFG_MAX_BYTES (64u << 20)
 
-/* Reads a whole member into arena memory. */
-static int cfg_slurp(void **out, size_t *len, const nck_container *c, const nck_entry *e,
-		     nck_arena *arena, nck_diag *diag)
-{
-	nck_src *src = NULL;
-	void *buf;
-	int64_t n;
-	int rc;
-
-	if (e->size > CFG_MAX_BYTES)
-		return nck_diag_set(diag, -EBADMSG, e->path, -1, "%llu bytes: too large for a config",
-				    (unsigned long long)e->size);
-	if ((rc = nck_container_member_src(&src, c, e)) < 0)
-		return nck_diag_set(diag, rc, e->path, -1, "cannot open");
-	buf = nck_arena_alloc(arena, (size_t)e->size + 1);
-	n = buf ? nck_src_pread(src, buf, (size_t)e->size, 0) : -ENOMEM;
-	nck_src_close(src);
-	if (n < 0 || (uint64_t)n != e->size)
-		return nck_diag_set(diag, n == -ENOMEM ? -ENOMEM : -EIO, e->path, -1, "read failed");
-	((char *)buf)[e->size] = '\0';
-	*out = buf;
-	*len = (size_t)e->size;
-	return 0;
-}
-
 /* Looks a key up at the top level, then under `config.` (NeMo 2). */
 static const nck_yaml_node *cfg_get(const nck_yaml_node *root, const char *key)
 {
@@ -110,13 +85,13 @@ static int cfg_from_yaml(nck_model_cfg *cfg, const nck_entry **tok, const nck_co
 			 const nck_entry *e, nck_diag *diag)
 {
 	const nck_yaml_node *root = NULL, *act;
+	void *data = NULL;
 	nck_arena arena;
 	size_t len;
-	void *data;
 	int rc;
 
 	nck_arena_init(&arena);
-	if ((rc = cfg_slurp(&data, &len, c, e, &arena, diag)) < 0 ||
+	if ((rc = nck_container_slurp(&data, &len, c, e, CFG_MAX_BYTES, diag)) < 0 ||
 	    (rc = nck_yaml_parse((nck_yaml_node **)&root, &arena, data, len, e->path, diag)) < 0)
 		goto out;
 	cfg->have = true;
@@ -135,6 +110,7 @@ static int cfg_from_yaml(nck_model_cfg *cfg, const nck_entry **tok, const nck_co
 		*tok = cfg_artifact(c, nck_yaml_get_str(root, "tokenizer.vocab_file"));
 out:
 	nck_arena_dispose(&arena);
+	free(data);
 	return rc;
 }
 
@@ -143,10 +119,9 @@ int nck_model_cfg_load(nck_model_cfg *out, const nck_container *c, const nck_lay
 {
 	const nck_entry *tok = NULL;
 	nck_vocab_kind kind;
+	void *data = NULL;
 	nck_diag tdiag;
-	nck_arena arena;
 	size_t len;
-	void *data;
 	int rc = 0;
 
 	memset(out, 0, sizeof(*out));
@@ -160,11 +135,10 @@ int nck_model_cfg_load(nck_model_cfg *out, const nck_container *c, const nck_lay
 		tok = layout->tokenizer;
 	if (!tok)
 		return 0;
-	nck_arena_init(&arena);
 	nck_diag_init(&tdiag);
-	if ((rc = cfg_slurp(&data, &len, c, tok, &arena, &tdiag)) == 0)
+	if ((rc = nck_container_slurp(&data, &len, c, tok, CFG_MAX_BYTES, &tdiag)) == 0)
 		rc = nck_vocab_count(&out->vocab, &kind, data, len, tok->path, &tdiag);
-	nck_arena_dispose(&arena);
+	free(data);
 	if (rc == -ENOMEM)
 		return nck_diag_set(diag, rc, tok->path, -1, "out of memory");
 	if (rc < 0) {

@@ -52,28 +52,10 @@ static const nck_entry *dist_find(const nck_catalog *cat, const char *rel)
 	return NULL;
 }
 
-/* Reads a whole (small) member into malloc'd memory, NUL-terminated. */
+/* Reads a whole metadata member (.metadata, .zarray, metadata.json). */
 static int dist_slurp(void **out, size_t *len, nck_catalog *cat, const nck_entry *e, nck_diag *diag)
 {
-	uint32_t fi;
-	char *buf;
-	int rc;
-
-	if (e->size > DIST_MAX_META)
-		return nck_diag_set(diag, -EBADMSG, e->path, -1, "too large");
-	if ((rc = nck_catalog_add_file(cat, e, &fi, diag)) < 0)
-		return rc;
-	buf = malloc((size_t)e->size + 1);
-	if (!buf)
-		return nck_diag_set(diag, -ENOMEM, e->path, -1, "out of memory");
-	if (nck_src_pread(cat->files[fi].src, buf, (size_t)e->size, 0) != (int64_t)e->size) {
-		free(buf);
-		return nck_diag_set(diag, -EIO, e->path, -1, "read failed");
-	}
-	buf[e->size] = '\0';
-	*out = buf;
-	*len = (size_t)e->size;
-	return 0;
+	return nck_container_slurp(out, len, cat->container, e, DIST_MAX_META, diag);
 }
 
 /* A stacked key: "....layers.<name>" where <name> does not start with a

@@ -81,22 +81,13 @@ static int qn_config(qn_cfg *cfg, nck_catalog *cat, nck_diag *diag)
 	const nck_entry *e = cat->layout.config;
 	json_t *root = NULL, *mapping, *quant;
 	json_error_t jerr;
-	uint32_t fi;
-	char *buf = NULL;
+	void *buf = NULL;
+	size_t len;
 	int rc;
 
-	if (e->size > QN_MAX_CONFIG)
-		return nck_diag_set(diag, -EBADMSG, e->path, -1, "too large");
-	if ((rc = nck_catalog_add_file(cat, e, &fi, diag)) < 0)
+	if ((rc = nck_container_slurp(&buf, &len, cat->container, e, QN_MAX_CONFIG, diag)) < 0)
 		return rc;
-	buf = malloc((size_t)e->size + 1);
-	if (!buf)
-		return -ENOMEM;
-	if (nck_src_pread(cat->files[fi].src, buf, (size_t)e->size, 0) != (int64_t)e->size) {
-		rc = nck_diag_set(diag, -EIO, e->path, -1, "read failed");
-		goto out;
-	}
-	root = json_loadb(buf, (size_t)e->size, 0, &jerr);
+	root = json_loadb(buf, len, 0, &jerr);
 	if (!json_is_object(root)) {
 		rc = nck_diag_set(diag, -EBADMSG, e->path, root ? -1 : jerr.position, "%s",
 				  root ? "not a JSON object" : jerr.text);

@@ -200,6 +200,33 @@ int nck_container_member_src(nck_src **out, const nck_container *c, const nck_en
 	return nck_src_new_fd_take(out, fd, e->path, &e->st);
 }
 
+int nck_container_slurp(void **out, size_t *len_out, const nck_container *c, const nck_entry *e,
+			uint64_t max, nck_diag *diag)
+{
+	nck_src *src = NULL;
+	char *buf;
+	int64_t n;
+	int rc;
+
+	*out = NULL;
+	if (e->size > max || e->size >= SIZE_MAX)
+		return nck_diag_set(diag, -EBADMSG, e->path, -1, "%llu bytes: larger than %llu",
+				    (unsigned long long)e->size, (unsigned long long)max);
+	if ((rc = nck_container_member_src(&src, c, e)) < 0)
+		return nck_diag_set(diag, rc, e->path, -1, "cannot open the member");
+	buf = malloc((size_t)e->size + 1);
+	n = buf ? nck_src_pread(src, buf, (size_t)e->size, 0) : -ENOMEM;
+	nck_src_close(src);
+	if (n < 0 || (uint64_t)n != e->size) {
+		free(buf);
+		return nck_diag_set(diag, n == -ENOMEM ? -ENOMEM : -EIO, e->path, -1, "read failed");
+	}
+	buf[e->size] = '\0';
+	*out = buf;
+	*len_out = (size_t)e->size;
+	return 0;
+}
+
 /* ---- helpers for readers ----------------------------------------------------- */
 
 int nck_container_path_normalize(const char **out, nck_arena *arena, const char *name)

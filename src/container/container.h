@@ -111,6 +111,15 @@ int nck_container_member_fd(const nck_container *c, const nck_entry *e);
  */
 int nck_container_member_src(nck_src **out, const nck_container *c, const nck_entry *e);
 
+/*
+ * Reads the whole data of file entry `e` (at most `max` bytes) into a
+ * malloc'd, NUL-terminated buffer the caller frees. Errors: -EBADMSG when
+ * larger than `max`, those of nck_container_member_src(), -EIO, -ENOMEM;
+ * diag names the member.
+ */
+int nck_container_slurp(void **out, size_t *len_out, const nck_container *c, const nck_entry *e,
+			uint64_t max, nck_diag *diag);
+
 /* ---- helpers for readers ------------------------------------------------ */
 
 /*
