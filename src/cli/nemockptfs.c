@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fuse/notify.h"
 #include "fuse/opts.h"
 #include "fuse/session.h"
 #include "nemockpt/common.h"
@@ -81,14 +82,17 @@ int main(int argc, char **argv)
 	}
 	free(opts.source);
 	opts.source = abs;
-	if (check_mountpoint(opts.mountpoint, &diag) < 0 ||
-	    nck_vfs_open(&vfs, opts.source, &vopts, &diag) < 0)
+	if (check_mountpoint(opts.mountpoint, &diag) < 0)
+		goto fail;
+	nck_notify("STATUS=Reading %s", opts.source);
+	if (nck_vfs_open(&vfs, opts.source, &vopts, &diag) < 0)
 		goto fail;
 	status = nck_fuse_run(vfs, &opts, argv[0]);
 	goto out;
 fail:
 	nck_diag_format(&diag, line, sizeof(line));
 	fprintf(stderr, "nemockptfs: %s\n", line);
+	nck_notify("STATUS=Failed: %s", line);
 out:
 	nck_vfs_close(vfs);
 	nck_fuse_opts_dispose(&opts);

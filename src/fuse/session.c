@@ -5,6 +5,7 @@
 #include "fuse/session.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <fuse_lowlevel.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -12,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "fuse/notify.h"
 #include "fuse/ops.h"
 #include "nemockpt/common.h"
 #include "nemockpt/log.h"
@@ -100,10 +102,14 @@ int nck_fuse_run(nck_vfs *vfs, const nck_fuse_opts *opts, const char *argv0)
 	if (fuse_set_signal_handlers(se) < 0)
 		goto out;
 	handlers = true;
+	/* SIGHUP is ignored: a daemon that lost its terminal keeps serving. */
+	if (sigaction(SIGHUP, &(struct sigaction){ .sa_handler = SIG_IGN }, NULL) < 0)
+		goto out;
 	if (fuse_session_mount(se, opts->mountpoint) < 0)
 		goto out;
 	mounted = true;
 	session_notify_fd(opts->notify_fd);
+	nck_notify("READY=1\nSTATUS=Serving %s at %s", opts->source, opts->mountpoint);
 	if (!opts->foreground) {
 		if (fuse_daemonize(0) < 0)
 			goto out;
@@ -118,8 +124,10 @@ int nck_fuse_run(nck_vfs *vfs, const nck_fuse_opts *opts, const char *argv0)
 	 * which is a clean stop too; a negative errno on failure. */
 	rc = fuse_session_loop_mt(se, cfg);
 	status = rc >= 0 ? 0 : 1;
-	if (rc > 0)
+	if (rc > 0) {
+		nck_notify("STOPPING=1");
 		nck_log(NCK_LOG_INFO, "signal %d: unmounting %s", rc, opts->mountpoint);
+	}
 	else if (rc < 0)
 		nck_log(NCK_LOG_ERROR, "session loop failed: %s", strerror(-rc));
 out:
