@@ -245,6 +245,7 @@ int main(int argc, char **argv)
 	 * to the locale's charset, which must not be 7-bit ASCII. */
 	if (!setlocale(LC_CTYPE, "C.UTF-8"))
 		setlocale(LC_CTYPE, "");
+	nck_raise_nofile();
 	nck_log_init("nemockpt", NCK_LOG_WARN);
 	if (argc >= 2 && (strcmp(argv[1], "-V") == 0 || strcmp(argv[1], "--version") == 0)) {
 		printf("nemockpt %s\n", NCK_VERSION);

@@ -50,6 +50,7 @@ int main(int argc, char **argv)
 	 * to the locale's charset, which must not be 7-bit ASCII. */
 	if (!setlocale(LC_CTYPE, "C.UTF-8"))
 		setlocale(LC_CTYPE, "");
+	nck_raise_nofile();
 	nck_log_init("nemockptfs", NCK_LOG_INFO);
 	nck_diag_init(&diag);
 	if (nck_fuse_opts_parse(&opts, argc, argv) < 0) {
