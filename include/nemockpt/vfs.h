@@ -11,8 +11,9 @@
  *   /raw/        the container's files exactly (tar members or directory files)
  *
  * Reads are answered as extents: byte ranges of a backing fd (to be sent
- * zero-copy) or of memory owned by the vfs. A backing file that changed
- * since the mount makes reads fail with -EIO.
+ * zero-copy), of memory owned by the vfs, or of a byte source that must be
+ * copied out with nck_vfs_extent_read() (members of a gzip archive). A
+ * backing file that changed since the mount makes reads fail with -EIO.
  *
  * Ownership: all names, nodes and memory extents belong to the vfs and stay
  * valid until nck_vfs_close(). Open file handles belong to the caller.
@@ -37,17 +38,23 @@
 typedef struct nck_vfs nck_vfs;
 typedef struct nck_vfs_file nck_vfs_file;
 
-/* Presentation options: owner and permission mask of every node. */
+/* Presentation options: owner and permission mask of every node; gzip
+ * index and cache settings. Zero fields take the defaults. */
 typedef struct nck_vfs_opts {
 	uid_t uid;
 	gid_t gid;
 	mode_t umask;         /* removed from 0555 (dirs) and 0444/0555 (files) */
 	bool require_catalog; /* a catalog error fails the open (CLI); else raw/ only */
+	const char *cache_dir; /* gzip index directory; NULL: $XDG_CACHE_HOME/nemockpt,
+				* ~/.cache/nemockpt, or /var/cache/nemockpt for root */
+	uint64_t cache_size;  /* bytes of decompressed gzip data kept; 0: 256 MiB */
+	uint64_t gz_spacing;  /* gzip checkpoint spacing; 0: $NEMOCKPT_GZ_SPACING or 8 MiB */
 } nck_vfs_opts;
 
 typedef enum nck_extent_kind {
 	NCK_EXTENT_FD = 0,  /* `len` bytes of `fd` at `pos` */
 	NCK_EXTENT_MEM = 1, /* `len` bytes at `mem` (borrowed from the vfs) */
+	NCK_EXTENT_SRC = 2, /* `len` bytes at `pos` of `src`: copy with nck_vfs_extent_read() */
 } nck_extent_kind;
 
 typedef struct nck_extent {
@@ -55,6 +62,7 @@ typedef struct nck_extent {
 	int fd;
 	uint64_t pos;
 	const void *mem;
+	const void *src;    /* NCK_EXTENT_SRC: an opaque byte source of the vfs */
 	size_t len;
 } nck_extent;
 
@@ -99,6 +107,13 @@ void nck_vfs_file_close(nck_vfs_file *file);
  */
 int nck_vfs_read(const nck_vfs *vfs, const nck_vfs_file *file, uint64_t off, size_t len,
 		 nck_extent *ext, size_t max, size_t *n_out);
+
+/*
+ * Copies the bytes of an NCK_EXTENT_SRC extent into `buf` (ext->len bytes;
+ * decompressing them if needed). Returns 0, -EIO (damaged or changed
+ * source) or -ENOMEM. Thread-safe.
+ */
+int nck_vfs_extent_read(const nck_extent *ext, void *buf);
 
 /* The checkpoint's tensor catalog, or NULL when it could not be built
  * (the reason is in info.json). Borrowed. */

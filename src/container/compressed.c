@@ -1,15 +1,18 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Compressed tarballs: recognized by their magic numbers and refused with a
- * clear message. gzip-compressed .nemo files (NeMo <= 1.6) get random access
- * through a seek index in a later change (TODO(#6)); bzip2, xz and zstd are
- * not produced by any NeMo version.
+ * Compressed tarballs. gzip (NeMo <= 1.6 .nemo, CPython tarfile "w:gz";
+ * NeMo 2.0-2.1 .qnemo) is read through a seek index: the file becomes a
+ * source of its decompressed stream (io/gzindex.h), and the tar reader
+ * indexes that stream as it would a plain tar. bzip2, xz and zstd are
+ * recognized by their magic numbers and refused with a clear message: no
+ * NeMo version writes them.
  *
- * Thread-safety: pure functions.
+ * Thread-safety: bids are pure functions; open runs once, on one thread.
  */
 #include "container/container.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 static const struct compressed_magic {
@@ -35,10 +38,17 @@ static const struct compressed_magic *compressed_find(const unsigned char *head,
 	return NULL;
 }
 
-/* 40: a known compression magic (outbids tar, whose headers cannot start so). */
+/* ---- refused compressions ------------------------------------------------------ */
+
+/* 40: a known compression magic (outbids tar, whose headers cannot start
+ * so), except gzip with deflate, which gztar_bid takes. */
 static int compressed_bid(const unsigned char *head, size_t len, bool is_dir)
 {
-	return !is_dir && compressed_find(head, len) ? 40 : 0;
+	const struct compressed_magic *m = is_dir ? NULL : compressed_find(head, len);
+
+	if (m && strcmp(m->name, "gzip") == 0 && len >= 3 && head[2] == 8)
+		return 0;
+	return m ? 40 : 0;
 }
 
 static int compressed_open(nck_container *c, nck_diag *diag)
@@ -50,7 +60,7 @@ static int compressed_open(nck_container *c, nck_diag *diag)
 	return nck_diag_set(diag, -ENOTSUP, c->path, 0,
 			    "%s-compressed archive: not supported yet; decompress it first "
 			    "(for example with '%s -dc')",
-			    m ? m->name : "unknown", m ? m->name : "gzip");
+			    m ? m->name : "unknown", m ? m->name : "xz");
 }
 
 const nck_container_ops nck_container_compressed_ops = {
@@ -58,4 +68,57 @@ const nck_container_ops nck_container_compressed_ops = {
 	.name = "compressed",
 	.bid = compressed_bid,
 	.open = compressed_open,
+};
+
+/* ---- gzip ------------------------------------------------------------------------ */
+
+/* 40: the gzip magic and deflate as the method (RFC 1952 §2.3.1: CM = 8). */
+static int gztar_bid(const unsigned char *head, size_t len, bool is_dir)
+{
+	return !is_dir && len >= 3 && head[0] == 0x1f && head[1] == 0x8b && head[2] == 8 ? 40 : 0;
+}
+
+/* The checkpoint spacing: the option, else $NEMOCKPT_GZ_SPACING (tests use
+ * small spacings to get many checkpoints from small files), else default. */
+static uint64_t gztar_spacing(const nck_container *c)
+{
+	const char *env = getenv("NEMOCKPT_GZ_SPACING");
+	char *end = NULL;
+	unsigned long long v;
+
+	if (c->opts.gz_spacing)
+		return c->opts.gz_spacing;
+	if (!env || !*env)
+		return 0;
+	v = strtoull(env, &end, 10);
+	return end && *end == '\0' ? (uint64_t)v : 0;
+}
+
+/* Indexes the gzip file (or loads its index), swaps c->src for the
+ * decompressed stream, and walks the tar headers in it. */
+static int gztar_open(nck_container *c, nck_diag *diag)
+{
+	nck_gz_opts o = {
+		.cache_dir = c->opts.cache_dir,
+		.spacing = gztar_spacing(c),
+		.no_persist = c->opts.gz_no_persist || nck_src_fd(c->src) < 0,
+	};
+	nck_gz_index *idx = NULL;
+	nck_src *gz = NULL, *file = c->src;
+	int rc;
+
+	if ((rc = nck_gz_index_open(&idx, &c->gz, file, &o, diag)) < 0)
+		return rc;
+	c->src = NULL; /* owned by the gz source now, also on failure */
+	if ((rc = nck_src_new_gz_take(&gz, file, idx, c->opts.gz_cache_size)) < 0)
+		return nck_diag_set(diag, rc, c->path, -1, "out of memory");
+	c->src = gz;
+	return nck_container_tar_ops.open(c, diag);
+}
+
+const nck_container_ops nck_container_gztar_ops = {
+	.version = NCK_CONTAINER_OPS_VERSION,
+	.name = "tar.gz",
+	.bid = gztar_bid,
+	.open = gztar_open,
 };

@@ -19,6 +19,7 @@ const nck_container_ops *const nck_container_readers[] = {
 	&nck_container_tar_ops,
 	&nck_container_dir_ops,
 	&nck_container_compressed_ops,
+	&nck_container_gztar_ops,
 	NULL,
 };
 
@@ -95,6 +96,12 @@ static int container_build(nck_container *c, nck_diag *diag)
 
 int nck_container_open(nck_container **out, const char *path, nck_diag *diag)
 {
+	return nck_container_open_opts(out, path, NULL, diag);
+}
+
+int nck_container_open_opts(nck_container **out, const char *path, const nck_container_opts *opts,
+			    nck_diag *diag)
+{
 	nck_container *c = NULL;
 	char *abs = NULL;
 	struct stat st;
@@ -109,6 +116,8 @@ int nck_container_open(nck_container **out, const char *path, nck_diag *diag)
 	free(abs);
 	if (!c)
 		return nck_diag_set(diag, -ENOMEM, path, -1, "out of memory");
+	if (opts)
+		c->opts = *opts;
 	if (S_ISDIR(st.st_mode)) {
 		c->dirfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		if (c->dirfd < 0 || fstat(c->dirfd, &c->st) < 0) {
@@ -120,7 +129,9 @@ int nck_container_open(nck_container **out, const char *path, nck_diag *diag)
 			goto out;
 		c->st = *nck_src_stat(c->src);
 	}
-	if ((rc = container_build(c, diag)) < 0)
+	rc = container_build(c, diag);
+	c->opts.cache_dir = NULL; /* borrowed for the build only */
+	if (rc < 0)
 		goto out;
 	*out = c;
 	return 0;
@@ -141,6 +152,7 @@ int nck_container_open_src_take(nck_container **out, nck_src *src, nck_diag *dia
 		return -ENOMEM;
 	}
 	c->src = src;
+	c->opts.gz_no_persist = true;
 	c->st.st_size = (off_t)nck_src_size(src);
 	if ((rc = container_build(c, diag)) < 0) {
 		nck_container_close(c);

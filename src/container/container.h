@@ -4,6 +4,10 @@
  * or a directory), built once by one pass over the container's metadata and
  * immutable afterwards.
  *
+ * A gzip-compressed tar is read through a seek index (io/gzindex.h): c->src
+ * is then the decompressed stream, entry offsets are offsets in it, and
+ * nck_src_fd(c->src) is -1 (member bytes must be copied, not spliced).
+ *
  * Each reader is a `struct nck_container_ops` in one registry array
  * (libarchive's pattern): bid() scores the first bytes of a file (or a
  * directory) without other I/O, the highest score wins, and a tie is an error
@@ -27,6 +31,7 @@
 #include <stdint.h>
 #include <sys/stat.h>
 
+#include "io/gzindex.h"
 #include "io/src.h"
 #include "nemockpt/diag.h"
 #include "util/arena.h"
@@ -48,6 +53,14 @@ typedef struct nck_entry {
 } nck_entry;
 
 typedef struct nck_container nck_container;
+
+/* Options of nck_container_open_opts(); zero fields take the defaults. */
+typedef struct nck_container_opts {
+	const char *cache_dir;  /* gzip index cache (borrowed, used during open only) */
+	uint64_t gz_spacing;    /* gzip checkpoint spacing; 0: $NEMOCKPT_GZ_SPACING or 8 MiB */
+	uint64_t gz_cache_size; /* decompressed-chunk cache of a gzip source; 0: 256 MiB */
+	bool gz_no_persist;     /* keep gzip indexes in memory only */
+} nck_container_opts;
 
 typedef struct nck_container_ops {
 	int version;       /* NCK_CONTAINER_OPS_VERSION */
@@ -78,6 +91,8 @@ struct nck_container {
 	size_t n_entries;
 	size_t cap_entries;
 	size_t n_skipped;     /* members left out with a warning */
+	nck_container_opts opts; /* as given to open */
+	nck_gz_report gz;     /* gzip sources: how the seek index was obtained */
 };
 
 /*
@@ -87,9 +102,14 @@ struct nck_container {
  */
 int nck_container_open(nck_container **out, const char *path, nck_diag *diag);
 
+/* nck_container_open() with options (`opts` may be NULL). */
+int nck_container_open_opts(nck_container **out, const char *path, const nck_container_opts *opts,
+			    nck_diag *diag);
+
 /*
  * Like nck_container_open, over an existing source (takes ownership of `src`,
- * also on failure). Used by fuzzers and tests on memory sources.
+ * also on failure). Used by fuzzers and tests on memory sources. A gzip
+ * source's index is kept in memory only.
  */
 int nck_container_open_src_take(nck_container **out, nck_src *src, nck_diag *diag);
 
@@ -139,5 +159,6 @@ extern const nck_container_ops *const nck_container_readers[];
 extern const nck_container_ops nck_container_tar_ops;
 extern const nck_container_ops nck_container_dir_ops;
 extern const nck_container_ops nck_container_compressed_ops;
+extern const nck_container_ops nck_container_gztar_ops;
 
 #endif

@@ -9,7 +9,9 @@
  * member data without reading it, so indexing a 100 GB archive touches only
  * a few bytes per member. After each header the format layer's stream
  * position (archive_filter_bytes(a, 0)) is the member's data offset in the
- * file, which later reads use directly.
+ * file, which later reads use directly. Over a gzip file the source is the
+ * decompressed stream (io/gzindex.h): skips stay logical, since every read
+ * is positional, and offsets are offsets in that stream.
  *
  * Spec: POSIX pax/ustar, GNU tar "Basic Tar Format"; CPython tarfile as used
  * by NeMo (../shared/spec/nemo-layouts.md §1.3, §1.4).

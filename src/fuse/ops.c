@@ -8,7 +8,9 @@
  * shared mmap that safetensors loaders use (spec fuse-techniques.md §5.4).
  * Reads answer with fuse_reply_data over the backing fd, so with
  * FUSE_CAP_SPLICE_WRITE the bytes move by splice(2) without a copy in user
- * space. Every write-type operation fails with EROFS.
+ * space. Members of a gzip archive cannot be spliced: their bytes are
+ * decompressed into a buffer of the request's size, freed after the reply.
+ * Every write-type operation fails with EROFS.
  */
 #include "fuse/ops.h"
 
@@ -246,6 +248,39 @@ static void ops_log_read_error(fuse_ino_t ino, int rc)
 			strerror(-rc), rc == -EIO ? " (was the source changed?)" : "");
 }
 
+/* Copies the NCK_EXTENT_SRC extents (gzip members) into one buffer of at
+ * most the request's size, and points them at it as memory extents.
+ * *buf_out is NULL when there are none. 0, -EIO or -ENOMEM. */
+static int ops_copy_src_extents(nck_extent *ext, size_t n, void **buf_out)
+{
+	size_t total = 0, at = 0;
+	char *buf;
+	int rc;
+
+	*buf_out = NULL;
+	for (size_t i = 0; i < n; i++)
+		if (ext[i].kind == NCK_EXTENT_SRC)
+			total += ext[i].len;
+	if (total == 0)
+		return 0;
+	buf = malloc(total);
+	if (!buf)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		if (ext[i].kind != NCK_EXTENT_SRC)
+			continue;
+		if ((rc = nck_vfs_extent_read(&ext[i], buf + at)) < 0) {
+			free(buf);
+			return rc;
+		}
+		ext[i].kind = NCK_EXTENT_MEM;
+		ext[i].mem = buf + at;
+		at += ext[i].len;
+	}
+	*buf_out = buf;
+	return 0;
+}
+
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
@@ -255,10 +290,13 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		struct fuse_bufvec bv;
 		struct fuse_buf more[OPS_MAX_EXTENTS - 1];
 	} v;
+	void *copy = NULL;
 	size_t n = 0;
 	int rc = nck_vfs_read(ops_vfs(req), file, off < 0 ? 0 : (uint64_t)off, size, ext,
 			      OPS_MAX_EXTENTS, &n);
 
+	if (rc == 0)
+		rc = ops_copy_src_extents(ext, n, &copy);
 	if (rc < 0) {
 		ops_log_read_error(ino, rc);
 		fuse_reply_err(req, rc == -ENOMEM || rc == -EINTR ? -rc : EIO);
@@ -279,6 +317,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		}
 	}
 	fuse_reply_data(req, &v.bv, FUSE_BUF_SPLICE_MOVE);
+	free(copy); /* the reply has been written: nothing refers to it any more */
 }
 
 /* ---- everything that would write ------------------------------------------- */

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * nck_src: file and memory byte sources (see src.h).
+ * nck_src: file, memory, slice and implemented byte sources (see src.h).
  */
 #include "io/src.h"
 
@@ -14,6 +14,8 @@ struct nck_src {
 	int fd;                /* -1 for memory sources and slices */
 	const unsigned char *mem;
 	const nck_src *parent; /* slices: the source they window */
+	const nck_src_vtab *vt; /* implemented sources: their callbacks */
+	void *impl;            /* ... and payload (owned) */
 	uint64_t base;         /* slices: offset of byte 0 in the parent */
 	uint64_t size;
 	struct stat st;        /* identity at open (file sources) */
@@ -120,10 +122,29 @@ int nck_src_new_slice(nck_src **out, const nck_src *parent, uint64_t base, uint6
 	return 0;
 }
 
+int nck_src_new_impl_take(nck_src **out, const nck_src_vtab *vt, void *impl, uint64_t size,
+			  const char *name)
+{
+	nck_src *src = src_alloc(name);
+
+	*out = NULL;
+	if (!src) {
+		vt->free(impl);
+		return -ENOMEM;
+	}
+	src->vt = vt;
+	src->impl = impl;
+	src->size = size;
+	*out = src;
+	return 0;
+}
+
 void nck_src_close(nck_src *src)
 {
 	if (!src)
 		return;
+	if (src->vt)
+		src->vt->free(src->impl);
 	if (src->fd >= 0)
 		close(src->fd);
 	free(src);
@@ -147,6 +168,8 @@ int64_t nck_src_pread(const nck_src *src, void *buf, size_t len, uint64_t off)
 		memcpy(buf, src->mem + off, len);
 		return (int64_t)len;
 	}
+	if (src->vt)
+		return len ? src->vt->pread(src->impl, buf, len, off) : 0;
 	while (done < len) {
 		n = pread(src->fd, (char *)buf + done, len - done, (off_t)(off + done));
 		if (n < 0 && errno == EINTR)
@@ -182,6 +205,8 @@ uint64_t nck_src_base(const nck_src *src)
 
 const struct stat *nck_src_stat(const nck_src *src)
 {
+	if (src->vt)
+		return src->vt->stat(src->impl);
 	return src->parent ? nck_src_stat(src->parent) : &src->st;
 }
 
@@ -202,6 +227,8 @@ int nck_src_check(const nck_src *src)
 {
 	if (src->parent)
 		return nck_src_check(src->parent);
+	if (src->vt)
+		return src->vt->check(src->impl);
 	if (src->fd < 0)
 		return 0;
 	return nck_src_check_fd(src->fd, &src->st);

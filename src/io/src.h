@@ -4,7 +4,8 @@
  * (O_CLOEXEC) and remembers the file's identity (device, inode, size, mtime)
  * when it was opened, so that a later change of the file is detected and
  * turned into EIO instead of wrong bytes. A memory source wraps a buffer
- * (fuzzers and unit tests).
+ * (fuzzers and unit tests). An implemented source (nck_src_new_impl_take)
+ * serves reads through callbacks: the gzip source of gzindex.h is one.
  *
  * Thread-safety: after open, every function may be called from any thread;
  * reads use pread(2) and share no cursor.
@@ -47,6 +48,27 @@ int nck_src_new_mem(nck_src **out, const void *data, size_t len, const char *nam
 int nck_src_new_slice(nck_src **out, const nck_src *parent, uint64_t base, uint64_t len,
 		      const char *name);
 
+/* Callbacks of an implemented source; `impl` is the payload given at creation. */
+typedef struct nck_src_vtab {
+	/* Reads exactly `len` bytes at `off` (within the size): returns len, or
+	 * -EIO / -ENOMEM. Called from any thread. */
+	int64_t (*pread)(void *impl, void *buf, size_t len, uint64_t off);
+	/* 0 while the underlying data is unchanged, else -EIO. */
+	int (*check)(void *impl);
+	/* The identity of the underlying file. Borrowed. */
+	const struct stat *(*stat)(void *impl);
+	/* Releases `impl`. */
+	void (*free)(void *impl);
+} nck_src_vtab;
+
+/*
+ * A source of `size` bytes whose reads go to `vt` (static, borrowed) with
+ * payload `impl` (taken: vt->free releases it, also on failure). Its fd is
+ * -1, so it is never read zero-copy. -ENOMEM.
+ */
+int nck_src_new_impl_take(nck_src **out, const nck_src_vtab *vt, void *impl, uint64_t size,
+			  const char *name);
+
 /* Releases the source and its fd (slices own none). NULL-safe. */
 void nck_src_close(nck_src *src);
 
@@ -62,7 +84,8 @@ uint64_t nck_src_size(const nck_src *src);
 /* Name used in messages (the path given to open). Borrowed. */
 const char *nck_src_name(const nck_src *src);
 
-/* The fd of a file source (a slice's: its parent's), or -1 for memory. Borrowed. */
+/* The fd of a file source (a slice's: its parent's), or -1 for memory and
+ * implemented sources. Borrowed. */
 int nck_src_fd(const nck_src *src);
 
 /* Where byte 0 of the source is in the file of nck_src_fd(): 0, or a slice's base. */

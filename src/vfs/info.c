@@ -48,6 +48,28 @@ static int info_catalog(json_t *root, const nck_vfs *vfs)
 	return json_object_set_new(root, "warnings", warnings);
 }
 
+/* Adds "gzip": how the seek index of a gzip source was obtained. */
+static int info_gzip(json_t *root, const nck_container *c)
+{
+	const nck_gz_report *r = &c->gz;
+	json_t *gz;
+
+	if (!r->active)
+		return 0;
+	gz = json_object();
+	if (!gz)
+		return -1;
+	if (json_object_set_new(gz, "index", json_string(r->loaded ? "loaded" : "built")) ||
+	    json_object_set_new(gz, "index_path",
+				r->index_path[0] ? json_string(r->index_path) : json_null()) ||
+	    json_object_set_new(gz, "checkpoints", json_integer((json_int_t)r->checkpoints)) ||
+	    json_object_set_new(gz, "index_builds", json_integer((json_int_t)r->builds)) ||
+	    json_object_set_new(gz, "compressed_bytes",
+				json_integer((json_int_t)r->compressed_bytes)))
+		return json_decref(gz), -1;
+	return json_object_set_new(root, "gzip", gz);
+}
+
 int nck_vfs_info_build(nck_vfs *vfs)
 {
 	const nck_container *c = vfs->container;
@@ -63,12 +85,12 @@ int nck_vfs_info_build(nck_vfs *vfs)
 	    json_object_set_new(root, "source", json_string(c->path)) ||
 	    json_object_set_new(root, "container", json_string(c->ops->name)) ||
 	    json_object_set_new(root, "source_bytes",
-				json_integer(c->src ? (json_int_t)nck_src_size(c->src) : 0)) ||
+				json_integer(c->src ? (json_int_t)c->st.st_size : 0)) ||
 	    json_object_set_new(root, "members", json_integer((json_int_t)vfs->n_files)) ||
 	    json_object_set_new(root, "total_bytes", json_integer((json_int_t)vfs->file_bytes)) ||
 	    json_object_set_new(root, "skipped", json_integer((json_int_t)c->n_skipped)))
 		goto out;
-	if (info_catalog(root, vfs) < 0)
+	if (info_catalog(root, vfs) < 0 || info_gzip(root, c) < 0)
 		goto out;
 	/* json_string() returns NULL for invalid UTF-8 paths, which fails above. */
 	text = json_dumps(root, JSON_INDENT(2));

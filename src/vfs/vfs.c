@@ -4,7 +4,8 @@
  *
  * The tree is built once from the container's entries (tree.c numbers it);
  * afterwards every function only reads it, so FUSE worker threads share it
- * without locks. Raw members of a tar are read from the archive's one fd;
+ * without locks. Raw members of a tar are read from the archive's one fd
+ * (of a gzip archive: copied out of its decompressed stream, NCK_EXTENT_SRC);
  * files of a directory source get an fd per open handle, opened beneath the
  * source root without following symlinks and checked against the identity
  * recorded at scan time.
@@ -126,6 +127,7 @@ static int vfs_catalog(nck_vfs *vfs, nck_diag *diag)
 int nck_vfs_open(nck_vfs **out, const char *source, const nck_vfs_opts *opts, nck_diag *diag)
 {
 	nck_vfs *vfs = calloc(1, sizeof(*vfs));
+	nck_container_opts copts;
 	int rc;
 
 	*out = NULL;
@@ -134,7 +136,10 @@ int nck_vfs_open(nck_vfs **out, const char *source, const nck_vfs_opts *opts, nc
 	nck_arena_init(&vfs->arena);
 	pthread_mutex_init(&vfs->files_lock, NULL);
 	vfs->opts = *opts;
-	if ((rc = nck_container_open(&vfs->container, source, diag)) < 0 ||
+	copts = (nck_container_opts){ .cache_dir = opts->cache_dir, .gz_spacing = opts->gz_spacing,
+				      .gz_cache_size = opts->cache_size };
+	vfs->opts.cache_dir = NULL; /* borrowed for the open only */
+	if ((rc = nck_container_open_opts(&vfs->container, source, &copts, diag)) < 0 ||
 	    (rc = vfs_catalog(vfs, diag)) < 0 || (rc = vfs_build(vfs, diag)) < 0) {
 		nck_vfs_close(vfs);
 		return rc;
@@ -343,6 +348,13 @@ int nck_vfs_read(const nck_vfs *vfs, const nck_vfs_file *file, uint64_t off, siz
 		rc = nck_src_check_fd(file->fd, &n->entry->st);
 	if (rc < 0)
 		return rc;
+	if (file->fd < 0) {
+		/* A gzip archive's member: bytes of the decompressed stream. */
+		ext[0] = (nck_extent){ .kind = NCK_EXTENT_SRC, .src = vfs->container->src,
+				       .pos = n->entry->offset + off, .len = len };
+		*n_out = 1;
+		return 0;
+	}
 	ext[0] = (nck_extent){
 		.kind = NCK_EXTENT_FD,
 		.fd = file->fd,
@@ -351,4 +363,16 @@ int nck_vfs_read(const nck_vfs *vfs, const nck_vfs_file *file, uint64_t off, siz
 	};
 	*n_out = 1;
 	return 0;
+}
+
+int nck_vfs_extent_read(const nck_extent *ext, void *buf)
+{
+	int64_t n;
+
+	if (ext->kind != NCK_EXTENT_SRC)
+		return -EINVAL;
+	n = nck_src_pread(ext->src, buf, ext->len, ext->pos);
+	if (n == (int64_t)ext->len)
+		return 0;
+	return n == -ENOMEM ? -ENOMEM : -EIO;
 }

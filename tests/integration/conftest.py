@@ -52,6 +52,23 @@ def pytest_collection_modifyitems(config, items):
                 item.add_marker(skip_root)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def private_index_cache(tmp_path_factory):
+    """gzip seek indexes persist under $XDG_CACHE_HOME/nemockpt: point it
+    (and HOME) at a temporary directory for every daemon and CLI the suite
+    starts, so that no test writes to the real home or /var/cache."""
+    cache = tmp_path_factory.mktemp("xdg-cache")
+    old = {k: os.environ.get(k) for k in ("XDG_CACHE_HOME", "HOME")}
+    os.environ["XDG_CACHE_HOME"] = str(cache)
+    os.environ["HOME"] = str(cache)
+    yield cache
+    for k, v in old.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
 @pytest.fixture
 def nemo(request, tmp_path):
     allow = []

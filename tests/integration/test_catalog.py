@@ -34,11 +34,13 @@ def fixtures_dir(tmp_path_factory):
 
 
 def sources(fixtures_dir, name):
-    """The fixture's checkpoint as a directory and, where it has one, a tarball."""
+    """The fixture's checkpoint as a directory and, where it has them, a
+    tarball and a gzip-compressed tarball."""
     meta = json.loads((fixtures_dir / name / "oracle.json").read_text())
     out = [fixtures_dir / name / meta["files"]["dir"]]
-    if meta["files"].get("tarball"):
-        out.append(fixtures_dir / name / meta["files"]["tarball"])
+    for k in ("tarball", "tarball_gzip"):
+        if meta["files"].get(k):
+            out.append(fixtures_dir / name / meta["files"][k])
     return meta, out
 
 

@@ -268,15 +268,30 @@ NCK_TEST(tar_bad_checksum_is_not_a_tar)
 
 NCK_TEST(compressed_archives_are_refused)
 {
-	static const unsigned char gz[] = { 0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3, 1, 2, 3, 4 };
+	static const unsigned char bz[] = { 'B', 'Z', 'h', '9', 0x31, 0x41, 0x59, 0x26, 0x53 };
+	nck_container *c;
+	nck_src *src;
+	nck_diag d;
+
+	nck_diag_init(&d);
+	ASSERT_EQ_INT(nck_src_new_mem(&src, bz, sizeof(bz), "m.nemo"), 0);
+	ASSERT_EQ_INT(nck_container_open_src_take(&c, src, &d), -ENOTSUP);
+	ASSERT_CONTAINS(d.msg, "bzip2");
+}
+
+NCK_TEST(corrupt_gzip_is_malformed_with_offset)
+{
+	/* A gzip header, then deflate bytes that are not a valid block. */
+	static const unsigned char gz[] = { 0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3, 0xff, 0xff, 3, 4 };
 	nck_container *c;
 	nck_src *src;
 	nck_diag d;
 
 	nck_diag_init(&d);
 	ASSERT_EQ_INT(nck_src_new_mem(&src, gz, sizeof(gz), "m.nemo"), 0);
-	ASSERT_EQ_INT(nck_container_open_src_take(&c, src, &d), -ENOTSUP);
-	ASSERT_CONTAINS(d.msg, "gzip");
+	ASSERT_EQ_INT(nck_container_open_src_take(&c, src, &d), -EBADMSG);
+	ASSERT_CONTAINS(d.msg, "corrupt gzip data");
+	ASSERT_TRUE(d.offset >= 10);
 }
 
 NCK_TEST(path_normalize_rules)
