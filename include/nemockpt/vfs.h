@@ -9,6 +9,7 @@
  *
  *   /info.json   a JSON summary of the checkpoint
  *   /raw/        the container's files exactly (tar members or directory files)
+ *   /tensors/    each weight of the catalog as <name>.npy (bf16/fp8 widened to f32)
  *
  * Reads are answered as extents: byte ranges of a backing fd (to be sent
  * zero-copy), of memory owned by the vfs, or of a byte source that must be
@@ -55,6 +56,7 @@ typedef enum nck_extent_kind {
 	NCK_EXTENT_FD = 0,  /* `len` bytes of `fd` at `pos` */
 	NCK_EXTENT_MEM = 1, /* `len` bytes at `mem` (borrowed from the vfs) */
 	NCK_EXTENT_SRC = 2, /* `len` bytes at `pos` of `src`: copy with nck_vfs_extent_read() */
+	NCK_EXTENT_GEN = 3, /* `len` bytes at `pos` computed by the vfs (views): the same */
 } nck_extent_kind;
 
 typedef struct nck_extent {

@@ -75,6 +75,8 @@ int main(int argc, char **argv)
 	if (opts.gid_set)
 		vopts.gid = opts.gid;
 	vopts.umask = opts.umask;
+	vopts.cache_dir = opts.cache_dir;
+	vopts.cache_size = opts.cache_size;
 	/* The daemon changes to / when it detaches: keep an absolute source. */
 	abs = realpath(opts.source, NULL);
 	if (!abs) {

@@ -248,7 +248,7 @@ static void ops_log_read_error(fuse_ino_t ino, int rc)
 			strerror(-rc), rc == -EIO ? " (was the source changed?)" : "");
 }
 
-/* Copies the NCK_EXTENT_SRC extents (gzip members) into one buffer of at
+/* Copies the NCK_EXTENT_SRC and _GEN extents (gzip members, computed views) into one buffer of at
  * most the request's size, and points them at it as memory extents.
  * *buf_out is NULL when there are none. 0, -EIO or -ENOMEM. */
 static int ops_copy_src_extents(nck_extent *ext, size_t n, void **buf_out)
@@ -259,7 +259,7 @@ static int ops_copy_src_extents(nck_extent *ext, size_t n, void **buf_out)
 
 	*buf_out = NULL;
 	for (size_t i = 0; i < n; i++)
-		if (ext[i].kind == NCK_EXTENT_SRC)
+		if (ext[i].kind == NCK_EXTENT_SRC || ext[i].kind == NCK_EXTENT_GEN)
 			total += ext[i].len;
 	if (total == 0)
 		return 0;
@@ -267,7 +267,7 @@ static int ops_copy_src_extents(nck_extent *ext, size_t n, void **buf_out)
 	if (!buf)
 		return -ENOMEM;
 	for (size_t i = 0; i < n; i++) {
-		if (ext[i].kind != NCK_EXTENT_SRC)
+		if (ext[i].kind != NCK_EXTENT_SRC && ext[i].kind != NCK_EXTENT_GEN)
 			continue;
 		if ((rc = nck_vfs_extent_read(&ext[i], buf + at)) < 0) {
 			free(buf);

@@ -17,6 +17,7 @@ enum {
 	KEY_MOUNTFLAG, /* generic mount flags handed to the kernel mount */
 	KEY_UID,       /* uid=N, checked here: fuse_opt's %u would wrap */
 	KEY_GID,       /* gid=N */
+	KEY_CACHE_SIZE, /* cache_size=N[KMG] */
 };
 
 #define OPT(t, p) { t, offsetof(nck_fuse_opts, p), 1 }
@@ -40,6 +41,8 @@ static const struct fuse_opt opts_table[] = {
 	OPT("umask=", umask_set),
 	OPTV("max_threads=%u", max_threads),
 	OPTV("read_ahead_kb=%u", read_ahead_kb),
+	OPTV("cache_dir=%s", cache_dir),
+	FUSE_OPT_KEY("cache_size=", KEY_CACHE_SIZE),
 	OPTV("notify_fd=%d", notify_fd),
 	FUSE_OPT_KEY("defaults", KEY_IGNORE),
 	FUSE_OPT_KEY("nofail", KEY_IGNORE),
@@ -99,6 +102,33 @@ static int opts_id(nck_fuse_opts *o, const char *arg, unsigned *out, int *set)
 	return 0;
 }
 
+/* Parses cache_size=N with an optional K, M or G suffix (powers of 1024). */
+static int opts_size(nck_fuse_opts *o, const char *arg)
+{
+	const char *v = strchr(arg, '=') + 1;
+	unsigned long long n = 0;
+	unsigned shift = 0;
+	const char *p = v;
+
+	for (; *p >= '0' && *p <= '9'; p++) {
+		if (n > (UINT64_MAX - 9) / 10)
+			break;
+		n = n * 10 + (unsigned)(*p - '0');
+	}
+	if (*p == 'K' || *p == 'k')
+		shift = 10, p++;
+	else if (*p == 'M' || *p == 'm')
+		shift = 20, p++;
+	else if (*p == 'G' || *p == 'g')
+		shift = 30, p++;
+	if (p == v || *p || n == 0 || n > (UINT64_MAX >> shift)) {
+		snprintf(o->error, sizeof(o->error), "bad value in option '%s'", arg);
+		return -1;
+	}
+	o->cache_size = (uint64_t)n << shift;
+	return 0;
+}
+
 /* fuse_opt callback: positional arguments, ids, ignored words and unknown options. */
 static int opts_proc(void *data, const char *arg, int key, struct fuse_args *outargs)
 {
@@ -114,6 +144,8 @@ static int opts_proc(void *data, const char *arg, int key, struct fuse_args *out
 		return opts_id(o, arg, &o->uid, &o->uid_set);
 	case KEY_GID:
 		return opts_id(o, arg, &o->gid, &o->gid_set);
+	case KEY_CACHE_SIZE:
+		return opts_size(o, arg);
 	case FUSE_OPT_KEY_NONOPT:
 		if (!o->source)
 			return (o->source = strdup(arg)) ? 0 : -1;
@@ -172,7 +204,8 @@ void nck_fuse_opts_dispose(nck_fuse_opts *opts)
 	free(opts->source);
 	free(opts->mountpoint);
 	free(opts->mount_flags);
-	opts->source = opts->mountpoint = opts->mount_flags = NULL;
+	free(opts->cache_dir);
+	opts->source = opts->mountpoint = opts->mount_flags = opts->cache_dir = NULL;
 }
 
 const char *nck_fuse_opts_usage(void)
@@ -193,6 +226,9 @@ const char *nck_fuse_opts_usage(void)
 	       "  -o max_threads=N       upper bound of FUSE worker threads\n"
 	       "  -o read_ahead_kb=N     kernel readahead of the mount (root only; default 512,\n"
 	       "                         0 keeps the kernel's 128)\n"
+	       "  -o cache_dir=DIR       where gzip seek indexes are kept (default\n"
+	       "                         $XDG_CACHE_HOME/nemockpt, ~/.cache/nemockpt, /var/cache/nemockpt)\n"
+	       "  -o cache_size=N[KMG]   decompressed gzip data kept in memory (default 256M)\n"
 	       "  -o notify_fd=N         write \"READY=1\\n\" to fd N once the mount is live\n"
 	       "  -o ro                  accepted; the mount is always read-only\n"
 	       "fstab words (defaults, nofail, _netdev, auto, noauto, user, users, x-*) are ignored.\n";

@@ -14,6 +14,7 @@
 #define NCK_FUSE_OPTS_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 typedef struct nck_fuse_opts {
@@ -35,6 +36,8 @@ typedef struct nck_fuse_opts {
 	int umask_set;
 	unsigned max_threads;  /* 0: libfuse default */
 	unsigned read_ahead_kb; /* kernel readahead of the mount; 0: leave the kernel's */
+	char *cache_dir;       /* gzip index directory, or NULL for the default */
+	uint64_t cache_size;   /* bytes of decompressed data cached; 0: default */
 	char error[256];       /* why parsing failed */
 } nck_fuse_opts;
 

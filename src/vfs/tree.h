@@ -22,6 +22,7 @@
 #include <stdint.h>
 
 #include "container/container.h"
+#include "nemockpt/catalog.h"
 #include "nemockpt/diag.h"
 #include "util/arena.h"
 #include "util/strmap.h"
@@ -30,6 +31,7 @@ typedef enum nck_node_kind {
 	NCK_NODE_DIR = 0,
 	NCK_NODE_RAW = 1, /* a container member: entry */
 	NCK_NODE_MEM = 2, /* bytes in memory: mem, size */
+	NCK_NODE_NPY = 3, /* a catalog tensor as a .npy file: tensor, size */
 } nck_node_kind;
 
 typedef struct nck_node {
@@ -45,6 +47,7 @@ typedef struct nck_node {
 	uint64_t size;          /* files: bytes */
 	const nck_entry *entry; /* RAW: the member (borrowed from the container) */
 	const void *mem;        /* MEM: the bytes (arena) */
+	const nck_tensor *tensor; /* NPY: the tensor (borrowed from the catalog) */
 } nck_node;
 
 typedef struct nck_tree_builder {

@@ -14,11 +14,13 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "catalog/build.h"
+#include "view/npy.h"
 #include "nemockpt/log.h"
 
 struct nck_vfs_file {
@@ -59,6 +61,42 @@ static int vfs_add_raw(nck_vfs *vfs, nck_tree_builder *b)
 	return 0;
 }
 
+/* Adds tensors/<name>.npy for every weight of the catalog (names that
+ * cannot be file names are left out with a warning). */
+static int vfs_add_tensors(nck_vfs *vfs, nck_tree_builder *b, const nck_node *dir)
+{
+	int rc;
+
+	if (!vfs->catalog)
+		return 0;
+	if ((rc = nck_tree_add(b, "tensors", dir)) < 0)
+		return rc;
+	for (size_t i = 0; i < nck_catalog_count(vfs->catalog); i++) {
+		const nck_tensor *t = nck_catalog_at(vfs->catalog, i);
+		size_t len = strlen(t->name);
+		nck_node proto = *dir;
+		char *path;
+
+		if (t->role != NCK_ROLE_WEIGHT)
+			continue;
+		if (strchr(t->name, '/') || len + 4 > 255 || len == 0) {
+			nck_log(NCK_LOG_WARN, "tensors/: '%s' is not a valid file name: left out", t->name);
+			continue;
+		}
+		path = nck_arena_alloc(&vfs->arena, len + 13);
+		if (!path)
+			return -ENOMEM;
+		snprintf(path, len + 13, "tensors/%s.npy", t->name);
+		proto.kind = NCK_NODE_NPY;
+		proto.perm = 0444;
+		proto.tensor = t;
+		proto.size = nck_npy_size(t);
+		if ((rc = nck_tree_add(b, path, &proto)) < 0)
+			return rc;
+	}
+	return 0;
+}
+
 /* Counts the regular files under raw/ and their bytes (after duplicates
  * were resolved by the tree). */
 static void vfs_count(nck_vfs *vfs)
@@ -86,6 +124,7 @@ static int vfs_build(nck_vfs *vfs, nck_diag *diag)
 	info.mtime_nsec = dir.mtime_nsec;
 	if ((rc = nck_tree_builder_init(&b, &vfs->arena, &dir, vfs->container->path)) < 0 ||
 	    (rc = nck_tree_add(&b, "raw", &dir)) < 0 || (rc = vfs_add_raw(vfs, &b)) < 0 ||
+	    (rc = vfs_add_tensors(vfs, &b, &dir)) < 0 ||
 	    (rc = nck_tree_add(&b, "info.json", &info)) < 0 ||
 	    (rc = nck_tree_build(&vfs->nodes, &vfs->n_nodes, &b)) < 0)
 		goto out;
@@ -341,6 +380,13 @@ int nck_vfs_read(const nck_vfs *vfs, const nck_vfs_file *file, uint64_t off, siz
 		*n_out = 1;
 		return 0;
 	}
+	if (n->kind == NCK_NODE_NPY) {
+		/* Computed when copied out; the catalog's reader checks the source. */
+		ext[0] = (nck_extent){ .kind = NCK_EXTENT_GEN, .src = n->tensor, .mem = vfs->catalog,
+				       .pos = off, .len = len };
+		*n_out = 1;
+		return 0;
+	}
 	/* A source changed in place would serve wrong bytes: refuse instead. */
 	if (vfs->container->src)
 		rc = nck_src_check(vfs->container->src);
@@ -369,6 +415,11 @@ int nck_vfs_extent_read(const nck_extent *ext, void *buf)
 {
 	int64_t n;
 
+	if (ext->kind == NCK_EXTENT_GEN) {
+		int rc = nck_npy_read(ext->mem, ext->src, ext->pos, buf, ext->len);
+
+		return rc == -ENOMEM ? rc : rc < 0 ? -EIO : 0;
+	}
 	if (ext->kind != NCK_EXTENT_SRC)
 		return -EINVAL;
 	n = nck_src_pread(ext->src, buf, ext->len, ext->pos);
