@@ -6,6 +6,7 @@ NEMOCKPT_GZ_SPACING set small, so that a few MiB give many checkpoints;
 indexes go to the suite's private $XDG_CACHE_HOME (conftest.py)."""
 
 import gzip
+import json
 import io
 import os
 import random
@@ -285,3 +286,27 @@ def test_cli_members_of_gzip_archive(nemo):
     assert res.returncode == 0, res.stderr
     for rel in files:
         assert '"%s"' % rel in res.stdout, rel
+
+
+def test_cache_dir_and_cache_size_options(nemo, tmp_path):
+    """-o cache_dir= puts the index there; -o cache_size= takes K/M/G sizes
+    and rejects nonsense before mounting."""
+    import gzip
+    import tarfile as _tarfile
+    src = tmp_path / "opt.nemo"
+    payload = os.urandom(1 << 20)
+    with _tarfile.open(src, "w:gz") as t:
+        ti = _tarfile.TarInfo("./w.bin")
+        ti.size = len(payload)
+        t.addfile(ti, io.BytesIO(payload))
+    cache = tmp_path / "idx"
+    with nemo.mount(src, "cache_dir=%s" % cache, "cache_size=64M") as mnt:
+        assert (mnt / "raw" / "w.bin").read_bytes() == payload
+        info = json.loads((mnt / "info.json").read_text())
+    assert info["gzip"]["index_path"].startswith(str(cache) + "/")
+    assert any(p.suffix == ".gzidx" for p in cache.iterdir())
+    for bad in ("cache_size=0", "cache_size=12X", "cache_size=", "cache_size=-1"):
+        mnt = nemo.mkdir("bad_cache")
+        res = nemo.run([nemofs.daemon_bin(), str(src), str(mnt), "-o", bad])
+        assert res.returncode != 0 and "cache_size" in res.stderr, (bad, res.stderr)
+        assert not nemofs.is_mounted(mnt)
