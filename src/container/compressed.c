@@ -13,7 +13,10 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
+
+#include "nemockpt/log.h"
 
 static const struct compressed_magic {
 	const char *name;
@@ -94,8 +97,38 @@ static uint64_t gztar_spacing(const nck_container *c)
 	return end && *end == '\0' ? (uint64_t)v : 0;
 }
 
+/* The member table: from the cache next to a loaded index (no tar walk, so
+ * nothing is decompressed), else by walking the tar headers in the
+ * decompressed stream, then saved for the next mount. */
+static int gztar_members(nck_container *c, nck_diag *diag)
+{
+	char path[1100];
+	int rc;
+
+	if (!c->gz.index_path[0])
+		return nck_container_tar_ops.open(c, diag);
+	snprintf(path, sizeof(path), "%s.members", c->gz.index_path);
+	if (c->gz.loaded) {
+		rc = nck_members_load(c, path);
+		if (rc == 0) {
+			c->members_loaded = true;
+			return 0;
+		}
+		if (rc == -ENOMEM)
+			return nck_diag_set(diag, rc, c->path, -1, "out of memory");
+		if (rc != -ENOENT)
+			nck_log(NCK_LOG_WARN, "%s: member table does not check out: walking the archive",
+				path);
+	}
+	if ((rc = nck_container_tar_ops.open(c, diag)) < 0)
+		return rc;
+	if ((rc = nck_members_save(c, path)) < 0)
+		nck_log(NCK_LOG_WARN, "%s: cannot save the member table: %s", path, strerror(-rc));
+	return 0;
+}
+
 /* Indexes the gzip file (or loads its index), swaps c->src for the
- * decompressed stream, and walks the tar headers in it. */
+ * decompressed stream, and gets the member table. */
 static int gztar_open(nck_container *c, nck_diag *diag)
 {
 	nck_gz_opts o = {
@@ -113,7 +146,7 @@ static int gztar_open(nck_container *c, nck_diag *diag)
 	if ((rc = nck_src_new_gz_take(&gz, file, idx, c->opts.gz_cache_size)) < 0)
 		return nck_diag_set(diag, rc, c->path, -1, "out of memory");
 	c->src = gz;
-	return nck_container_tar_ops.open(c, diag);
+	return gztar_members(c, diag);
 }
 
 const nck_container_ops nck_container_gztar_ops = {

@@ -93,6 +93,7 @@ struct nck_container {
 	size_t n_skipped;     /* members left out with a warning */
 	nck_container_opts opts; /* as given to open */
 	nck_gz_report gz;     /* gzip sources: how the seek index was obtained */
+	bool members_loaded;  /* gzip sources: the member table came from the cache */
 };
 
 /*
@@ -139,6 +140,15 @@ int nck_container_member_src(nck_src **out, const nck_container *c, const nck_en
  */
 int nck_container_slurp(void **out, size_t *len_out, const nck_container *c, const nck_entry *e,
 			uint64_t max, nck_diag *diag);
+
+/*
+ * The member table of a gzip tar, persisted next to its seek index
+ * (members.c). save: 0 or a negative errno (the caller warns). load: 0 with
+ * c->entries filled, -ENOENT when there is none, -EBADMSG when it does not
+ * check out (c->entries left empty: walk the tar instead), -ENOMEM.
+ */
+int nck_members_save(const nck_container *c, const char *path);
+int nck_members_load(nck_container *c, const char *path);
 
 /* ---- helpers for readers ------------------------------------------------ */
 

@@ -23,6 +23,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -451,11 +452,21 @@ static int gz_extract_next_member(gz_in *in, z_stream *z, bool *raw)
 	return 0;
 }
 
+/* Decompressions started by nck_gz_index_extract(), process-wide. */
+static atomic_ulong gz_extracts;
+
+unsigned long nck_gz_extract_count(void)
+{
+	return atomic_load(&gz_extracts);
+}
+
 int nck_gz_index_extract(const nck_gz_index *idx, const nck_src *file, size_t point, uint64_t skip,
 			 void *buf, size_t len)
 {
 	gz_in in = {.src = file, .cap = GZ_IN_EXTRACT};
 	unsigned char *discard = NULL, *dst = buf;
+
+	atomic_fetch_add(&gz_extracts, 1);
 	bool raw = false, zinit = false;
 	z_stream z;
 	int rc = 0, ret;

@@ -115,6 +115,10 @@ int nck_gz_index_open(nck_gz_index **out, nck_gz_report *report, const nck_src *
 /* Releases an index. NULL-safe. */
 void nck_gz_index_free(nck_gz_index *idx);
 
+/* How many chunk decompressions this process has started (for info.json:
+ * a mount that loads its index and member table starts none). Thread-safe. */
+unsigned long nck_gz_extract_count(void);
+
 /* Number of checkpoints. */
 size_t nck_gz_index_points(const nck_gz_index *idx);
 

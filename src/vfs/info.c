@@ -64,6 +64,9 @@ static int info_gzip(json_t *root, const nck_container *c)
 				r->index_path[0] ? json_string(r->index_path) : json_null()) ||
 	    json_object_set_new(gz, "checkpoints", json_integer((json_int_t)r->checkpoints)) ||
 	    json_object_set_new(gz, "index_builds", json_integer((json_int_t)r->builds)) ||
+	    json_object_set_new(gz, "member_table", json_string(c->members_loaded ? "loaded" : "walked")) ||
+	    json_object_set_new(gz, "chunks_inflated_at_mount",
+				json_integer((json_int_t)nck_gz_extract_count())) ||
 	    json_object_set_new(gz, "compressed_bytes",
 				json_integer((json_int_t)r->compressed_bytes)))
 		return json_decref(gz), -1;

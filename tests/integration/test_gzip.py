@@ -153,6 +153,11 @@ def test_second_mount_reuses_index_also_when_moved(nemo):
         assert (mnt / "raw" / "model_weights.ckpt").read_bytes() == files["model_weights.ckpt"]
     assert g["index"] == "loaded" and g["index_builds"] == 0, g
     assert g["index_path"] == first["index_path"] and g["checkpoints"] == first["checkpoints"]
+    # No tar walk either: the member table came from the cache. The only
+    # chunks inflated are the few holding what the tensor catalog reads
+    # (model_config.yaml, the tokenizer, the end of model_weights.ckpt).
+    assert g["member_table"] == "loaded", g
+    assert g["chunks_inflated_at_mount"] <= 3 < g["checkpoints"], g
     # Renamed into another directory, and copied: same content, same index.
     moved = nemo.mkdir("elsewhere") / "renamed.nemo"
     os.rename(arc, moved)
@@ -163,6 +168,26 @@ def test_second_mount_reuses_index_also_when_moved(nemo):
             g = gzinfo(mnt)
             assert (mnt / "raw" / "sub/dir/a.txt").read_bytes() == files["sub/dir/a.txt"]
         assert g["index"] == "loaded" and g["index_builds"] == 0, (src, g)
+
+
+def test_damaged_member_table_means_a_tar_walk(nemo):
+    """A member table that does not check out is never trusted: the tar is
+    walked again (with a warning) and the files are still right."""
+    tree = nemo.mkdir("tree")
+    files = make_tree(tree)
+    arc = archive(tree, nemo.path("model.nemo"), "pax")
+    first = _build_once(nemo, arc)
+    table = Path(first["index_path"] + ".members")
+    data = bytearray(table.read_bytes())
+    data[len(data) // 2] ^= 0x40
+    table.write_bytes(bytes(data))
+    with nemo.mount(arc, env=env()) as mnt:
+        g = gzinfo(mnt)
+        for rel, want in files.items():
+            assert (mnt / "raw" / rel).read_bytes() == want, rel
+        log = nemo.daemon(mnt).log()
+    assert g["index"] == "loaded" and g["member_table"] == "walked", g
+    assert "member table does not check out" in log, log
 
 
 def test_modified_archive_is_reindexed(nemo):
