@@ -318,16 +318,19 @@ static uint64_t legacy_vocab_rows(legacy_state *st, const char *key, uint64_t st
 static int legacy_build_group(legacy_state *st, const legacy_group *g, nck_diag *diag)
 {
 	const uint32_t T = st->cat->layout.tp;
-	const nck_torch_tensor *t0 = g->by_tp[0]->t;
 	nck_param_kind kind = st->gpt ? nck_param_kind_of(g->key, &st->cat->cfg) : NCK_PARAM_REPLICATED;
 	uint64_t from[NCK_MAX_DIMS] = { 0 }, to[NCK_MAX_DIMS] = { 0 }, box[NCK_MAX_DIMS];
-	uint64_t rows = t0->ndim ? t0->shape[0] : 0;
+	const nck_torch_tensor *t0;
 	size_t n_chunks = 0;
 	nck_tensor *lt;
+	uint64_t rows;
 	int rc;
 
+	/* Every rank must hold the tensor before any is looked at. */
 	if ((rc = legacy_check_group(st, g, diag)) < 0)
 		return rc;
+	t0 = g->by_tp[0]->t;
+	rows = t0->ndim ? t0->shape[0] : 0;
 	if (T == 1 && kind != NCK_PARAM_VOCAB && kind != NCK_PARAM_NON_WEIGHT)
 		kind = NCK_PARAM_REPLICATED;
 	if ((kind == NCK_PARAM_ROW && t0->ndim != 2) ||
