@@ -104,8 +104,8 @@ def main():
         t_gz, _ = timed(["gzip", "-dc", str(arc)])
         print("gzip -dc > /dev/null:        %6.2f s  %7.1f MiB/s of output" % (t_gz, size / t_gz / 2**20))
         t_idx, _ = timed([str(bindir / "nemockpt"), "members", str(arc)], env=env)
-        print("index build (nemockpt members, first): %6.2f s  %7.1f MiB/s of output (%.2fx gzip -dc)"
-              % (t_idx, size / t_idx / 2**20, t_idx / t_gz))
+        print("index build (nemockpt members, first): %6.2f s  %7.1f MiB/s of output "
+              "(throughput %.2fx gzip -dc's)" % (t_idx, size / t_idx / 2**20, t_gz / t_idx))
         t_2, _ = timed([str(bindir / "nemockpt"), "members", str(arc)], env=env)
         print("second open (index loaded, CLI):      %6.3f s" % t_2)
         idx = list((work / "xdg" / "nemockpt").glob("*.gzidx"))
