@@ -452,6 +452,21 @@ static int gz_extract_next_member(gz_in *in, z_stream *z, bool *raw)
 	return 0;
 }
 
+uint32_t nck_gz_crc(uint32_t crc, const void *buf, size_t len)
+{
+	const unsigned char *p = buf;
+
+	/* zlib's crc32 takes uInt lengths: feed at most 1 GiB at a time. */
+	while (len > 0) {
+		uInt n = len > (1u << 30) ? (1u << 30) : (uInt)len;
+
+		crc = (uint32_t)crc32(crc, p, n);
+		p += n;
+		len -= n;
+	}
+	return crc;
+}
+
 /* Decompressions started by nck_gz_index_extract(), process-wide. */
 static atomic_ulong gz_extracts;
 

@@ -34,4 +34,7 @@ struct nck_gz_index {
 	size_t n_windows, cap_windows;
 };
 
+/* CRC-32 (zlib) of `len` bytes of any size, continuing from `crc`. */
+uint32_t nck_gz_crc(uint32_t crc, const void *buf, size_t len);
+
 #endif

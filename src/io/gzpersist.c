@@ -69,19 +69,6 @@ static uint64_t gzp_get(const unsigned char *p, int n)
 	return v;
 }
 
-/* CRC-32 over a buffer of any size (zlib's crc32 takes uInt lengths). */
-static uint32_t gzp_crc(uint32_t crc, const unsigned char *p, size_t len)
-{
-	while (len > 0) {
-		uInt n = len > (1u << 30) ? (1u << 30) : (uInt)len;
-
-		crc = (uint32_t)crc32(crc, p, n);
-		p += n;
-		len -= n;
-	}
-	return crc;
-}
-
 /* ---- fingerprint ---------------------------------------------------------------- */
 
 /* FNV-1a 64 over `len` bytes. */
@@ -222,7 +209,7 @@ static void gzp_encode_header(unsigned char *h, const nck_gz_index *idx, uint32_
 	gzp_put(h + 48, idx->n_points, 8);
 	gzp_put(h + 56, idx->n_windows, 8);
 	gzp_put(h + 64, pcrc, 4);
-	gzp_put(h + 76, gzp_crc(0, h, 76), 4);
+	gzp_put(h + 76, nck_gz_crc(0, h, 76), 4);
 }
 
 int nck_gz_index_save(const nck_gz_index *idx, const char *path, nck_diag *diag)
@@ -242,7 +229,7 @@ int nck_gz_index_save(const nck_gz_index *idx, const char *path, nck_diag *diag)
 		return nck_diag_set(diag, rc, dir, -1, "cannot create: %s", strerror(-rc));
 	if (!(rec = gzp_encode_points(idx)))
 		return nck_diag_set(diag, -ENOMEM, path, -1, "out of memory");
-	pcrc = gzp_crc(gzp_crc(0, rec, idx->n_points * GZP_POINT), idx->windows, wbytes);
+	pcrc = nck_gz_crc(nck_gz_crc(0, rec, idx->n_points * GZP_POINT), idx->windows, wbytes);
 	gzp_encode_header(hdr, idx, pcrc);
 	snprintf(tmp, sizeof(tmp), "%s/.gzidx.XXXXXX", dir);
 	fd = mkstemp(tmp);
@@ -299,7 +286,7 @@ static int gzp_check_header(const unsigned char *h, const nck_src *f, uint64_t c
 	if (gzp_get(h + 8, 4) != GZP_VERSION || gzp_get(h + 12, 4) != GZP_HEADER)
 		return nck_diag_set(diag, -EBADMSG, name, 8, "index version %u not supported",
 				    (unsigned)gzp_get(h + 8, 4));
-	if (gzp_get(h + 76, 4) != gzp_crc(0, h, 76))
+	if (gzp_get(h + 76, 4) != nck_gz_crc(0, h, 76))
 		return nck_diag_set(diag, -EBADMSG, name, 76, "header checksum mismatch");
 	if (gzp_get(h + 16, 8) != fingerprint || gzp_get(h + 24, 8) != csize)
 		return nck_diag_set(diag, -EBADMSG, name, 16, "index of another archive (stale)");
@@ -371,7 +358,7 @@ int nck_gz_index_load(nck_gz_index **out, const nck_src *ifile, uint64_t csize,
 		rc = nck_diag_set(diag, -EBADMSG, name, -1, "read failed");
 		goto out;
 	}
-	if (gzp_crc(gzp_crc(0, rec, rbytes), idx->windows, wbytes) != gzp_get(hdr + 64, 4)) {
+	if (nck_gz_crc(nck_gz_crc(0, rec, rbytes), idx->windows, wbytes) != gzp_get(hdr + 64, 4)) {
 		rc = nck_diag_set(diag, -EBADMSG, name, GZP_HEADER, "payload checksum mismatch");
 		goto out;
 	}

@@ -104,21 +104,6 @@ static void gz_evict(gz_src *s)
 	}
 }
 
-/* CRC-32 of a chunk (zlib's crc32 takes uInt lengths). */
-static uint32_t gz_crc(const unsigned char *p, size_t len)
-{
-	uint32_t crc = 0;
-
-	while (len > 0) {
-		uInt n = len > (1u << 30) ? (1u << 30) : (uInt)len;
-
-		crc = (uint32_t)crc32(crc, p, n);
-		p += n;
-		len -= n;
-	}
-	return crc;
-}
-
 /* ---- chunks --------------------------------------------------------------------- */
 
 /* Returns chunk `i` READY and referenced, decompressing it once. -EIO, -ENOMEM. */
@@ -148,7 +133,7 @@ static int gz_chunk_get(gz_src *s, size_t i, gz_chunk **out)
 	rc = data ? nck_gz_index_extract(s->idx, s->file, i, 0, data, len) : -ENOMEM;
 	/* Damage that still inflates (a changed literal, a stored block) is
 	 * caught by the chunk's CRC-32 recorded at index time. */
-	if (rc == 0 && gz_crc(data, len) != s->idx->points[i].crc)
+	if (rc == 0 && nck_gz_crc(0, data, len) != s->idx->points[i].crc)
 		rc = -EIO;
 
 	pthread_mutex_lock(&s->lock);
