@@ -28,4 +28,13 @@ void nck_log_use_syslog(bool on);
 /* Logs one line; a trailing newline in fmt is not needed. */
 void nck_log(nck_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* Receives progress lines of long start-up work (a gzip index build). */
+typedef void (*nck_status_hook)(const char *status);
+
+/* Sets the hook (the daemon forwards lines as sd_notify STATUS=). NULL: none. */
+void nck_log_set_status_hook(nck_status_hook hook);
+
+/* Passes one formatted progress line to the hook, if any. */
+void nck_status(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 #endif

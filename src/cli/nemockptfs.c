@@ -37,6 +37,12 @@ static int check_mountpoint(const char *path, nck_diag *diag)
 	return 0;
 }
 
+/* Forwards start-up progress (gzip indexing) to the service manager. */
+static void status_to_notify(const char *status)
+{
+	nck_notify("STATUS=%s", status);
+}
+
 int main(int argc, char **argv)
 {
 	nck_vfs_opts vopts = { .uid = getuid(), .gid = getgid(), .umask = 0 };
@@ -51,6 +57,7 @@ int main(int argc, char **argv)
 	if (!setlocale(LC_CTYPE, "C.UTF-8"))
 		setlocale(LC_CTYPE, "");
 	nck_raise_nofile();
+	nck_log_set_status_hook(status_to_notify);
 	nck_log_init("nemockptfs", NCK_LOG_INFO);
 	nck_diag_init(&diag);
 	if (nck_fuse_opts_parse(&opts, argc, argv) < 0) {

@@ -235,6 +235,9 @@ static void gz_progress_show(gz_progress *pg, const char *name, uint64_t pos, bo
 			name, (unsigned long long)(pos >> 20),
 			(unsigned long long)(pg->total >> 20), rate / 1048576.0, left);
 	}
+	/* For service managers too (sd_notify STATUS= in the daemon). */
+	nck_status("Indexing %s: %llu of %llu MiB, %.0f s left", name,
+		   (unsigned long long)(pos >> 20), (unsigned long long)(pg->total >> 20), left);
 }
 
 /* ---- building ------------------------------------------------------------------ */

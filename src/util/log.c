@@ -15,6 +15,7 @@
 static const char *log_progname = "nemockpt";
 static nck_log_level log_max = NCK_LOG_INFO;
 static bool log_syslog;
+static nck_status_hook log_status_hook;
 
 void nck_log_init(const char *progname, nck_log_level max_level)
 {
@@ -54,4 +55,22 @@ void nck_log(nck_log_level level, const char *fmt, ...)
 		}
 	}
 	va_end(ap);
+}
+
+void nck_log_set_status_hook(nck_status_hook hook)
+{
+	log_status_hook = hook;
+}
+
+void nck_status(const char *fmt, ...)
+{
+	char line[512];
+	va_list ap;
+
+	if (!log_status_hook)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	log_status_hook(line);
 }

@@ -123,3 +123,34 @@ def test_sighup_is_ignored(nemo, arc):
     assert d.proc.poll() is None
     assert (d.mnt / "info.json").read_bytes().startswith(b"{")
     nemo.stop(d)
+
+
+def test_notify_status_while_indexing_gzip(nemo, tmp_path):
+    """A gzip archive large enough for progress output (64 MiB compressed)
+    reports its index build as STATUS= lines before READY=1."""
+    import gzip
+    import io
+    member = os.urandom(66 << 20)  # incompressible: the gzip file stays > 64 MiB
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as t:
+        ti = tarfile.TarInfo("./model_weights.bin")
+        ti.size = len(member)
+        t.addfile(ti, io.BytesIO(member))
+    src = tmp_path / "big.nemo"
+    src.write_bytes(gzip.compress(raw.getvalue(), compresslevel=1))
+    sock_path = str(tmp_path / "notify.sock")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(sock_path)
+    try:
+        d = nemo.start(src, "cache_dir=%s" % (tmp_path / "idx"),
+                       env=nemofs.daemon_env({"NOTIFY_SOCKET": sock_path}))
+        msgs = []
+        while not any("READY=1" in m for m in msgs):
+            r, _, _ = select.select([sock], [], [], 60)
+            assert r, "no READY=1; got %r" % msgs
+            msgs.append(sock.recv(4096).decode())
+        ready = [i for i, m in enumerate(msgs) if "READY=1" in m][0]
+        assert any(m.startswith("STATUS=Indexing") for m in msgs[:ready]), msgs
+        nemo.stop(d)
+    finally:
+        sock.close()
