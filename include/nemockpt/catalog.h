@@ -87,6 +87,14 @@ const nck_tensor *nck_catalog_find(const nck_catalog *cat, const char *name);
 /* The path (inside the container) of file `file` of a chunk. Borrowed. */
 const char *nck_catalog_file_path(const nck_catalog *cat, uint32_t file);
 
+/*
+ * Members of the container that go with the weights: the model config
+ * (model_config.yaml, context/model.yaml or config.json) and the tokenizer
+ * artifact. Each is a path inside the container, or NULL. Borrowed.
+ */
+void nck_catalog_artifacts(const nck_catalog *cat, const char **config_out,
+			   const char **tokenizer_out);
+
 /* Bytes of tensor `t` in row-major order. */
 uint64_t nck_tensor_bytes(const nck_tensor *t);
 

@@ -9,6 +9,8 @@
  *
  *   /info.json   a JSON summary of the checkpoint
  *   /raw/        the container's files exactly (tar members or directory files)
+ *   /merged/     the weights as model.safetensors (sharded above shard_size, with
+ *                model.safetensors.index.json), the config and the tokenizer
  *   /tensors/    each weight of the catalog as <name>.npy (bf16/fp8 widened to f32)
  *
  * Reads are answered as extents: byte ranges of a backing fd (to be sent
@@ -46,6 +48,7 @@ typedef struct nck_vfs_opts {
 	gid_t gid;
 	mode_t umask;         /* removed from 0555 (dirs) and 0444/0555 (files) */
 	bool require_catalog; /* a catalog error fails the open (CLI); else raw/ only */
+	uint64_t shard_size;  /* merged/ safetensors shard size; 0: 5 GiB */
 	const char *cache_dir; /* gzip index directory; NULL: $XDG_CACHE_HOME/nemockpt,
 				* ~/.cache/nemockpt, or /var/cache/nemockpt for root */
 	uint64_t cache_size;  /* bytes of decompressed gzip data kept; 0: 256 MiB */

@@ -255,6 +255,14 @@ const char *nck_catalog_file_path(const nck_catalog *cat, uint32_t file)
 	return file < cat->n_files ? cat->files[file].entry->path : NULL;
 }
 
+void nck_catalog_artifacts(const nck_catalog *cat, const char **config_out,
+			   const char **tokenizer_out)
+{
+	*config_out = cat->layout.config ? cat->layout.config->path : NULL;
+	*tokenizer_out = cat->cfg.tokenizer ? cat->cfg.tokenizer->path
+		       : cat->layout.tokenizer ? cat->layout.tokenizer->path : NULL;
+}
+
 uint64_t nck_tensor_bytes(const nck_tensor *t)
 {
 	uint64_t n = nck_dtype_size(t->dtype);

@@ -67,6 +67,7 @@ typedef struct nck_model_cfg {
 	int64_t divisible_by;  /* make_vocab_size_divisible_by (default 128) */
 	uint64_t vocab;        /* V from the tokenizer artifact; 0 when unknown */
 	char vocab_error[256]; /* why the tokenizer gave no V (a warning, not an error) */
+	const nck_entry *tokenizer; /* the artifact V came from (the config's nemo: reference) */
 } nck_model_cfg;
 
 /* Reads the config and the tokenizer named by the layout. Missing pieces

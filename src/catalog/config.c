@@ -135,6 +135,7 @@ int nck_model_cfg_load(nck_model_cfg *out, const nck_container *c, const nck_lay
 		tok = layout->tokenizer;
 	if (!tok)
 		return 0;
+	out->tokenizer = tok;
 	nck_diag_init(&tdiag);
 	if ((rc = nck_container_slurp(&data, &len, c, tok, CFG_MAX_BYTES, &tdiag)) == 0)
 		rc = nck_vocab_count(&out->vocab, &kind, data, len, tok->path, &tdiag);

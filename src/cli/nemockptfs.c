@@ -84,6 +84,7 @@ int main(int argc, char **argv)
 	vopts.umask = opts.umask;
 	vopts.cache_dir = opts.cache_dir;
 	vopts.cache_size = opts.cache_size;
+	vopts.shard_size = opts.shard_size;
 	/* The daemon changes to / when it detaches: keep an absolute source. */
 	abs = realpath(opts.source, NULL);
 	if (!abs) {

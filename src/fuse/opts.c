@@ -18,6 +18,7 @@ enum {
 	KEY_UID,       /* uid=N, checked here: fuse_opt's %u would wrap */
 	KEY_GID,       /* gid=N */
 	KEY_CACHE_SIZE, /* cache_size=N[KMG] */
+	KEY_SHARD_SIZE, /* shard_size=N[KMG] */
 };
 
 #define OPT(t, p) { t, offsetof(nck_fuse_opts, p), 1 }
@@ -43,6 +44,7 @@ static const struct fuse_opt opts_table[] = {
 	OPTV("read_ahead_kb=%u", read_ahead_kb),
 	OPTV("cache_dir=%s", cache_dir),
 	FUSE_OPT_KEY("cache_size=", KEY_CACHE_SIZE),
+	FUSE_OPT_KEY("shard_size=", KEY_SHARD_SIZE),
 	OPTV("notify_fd=%d", notify_fd),
 	FUSE_OPT_KEY("defaults", KEY_IGNORE),
 	FUSE_OPT_KEY("nofail", KEY_IGNORE),
@@ -102,8 +104,8 @@ static int opts_id(nck_fuse_opts *o, const char *arg, unsigned *out, int *set)
 	return 0;
 }
 
-/* Parses cache_size=N with an optional K, M or G suffix (powers of 1024). */
-static int opts_size(nck_fuse_opts *o, const char *arg)
+/* Parses KEY=N with an optional K, M or G suffix (powers of 1024) into *out. */
+static int opts_size(nck_fuse_opts *o, const char *arg, uint64_t *out)
 {
 	const char *v = strchr(arg, '=') + 1;
 	unsigned long long n = 0;
@@ -125,7 +127,7 @@ static int opts_size(nck_fuse_opts *o, const char *arg)
 		snprintf(o->error, sizeof(o->error), "bad value in option '%s'", arg);
 		return -1;
 	}
-	o->cache_size = (uint64_t)n << shift;
+	*out = (uint64_t)n << shift;
 	return 0;
 }
 
@@ -145,7 +147,9 @@ static int opts_proc(void *data, const char *arg, int key, struct fuse_args *out
 	case KEY_GID:
 		return opts_id(o, arg, &o->gid, &o->gid_set);
 	case KEY_CACHE_SIZE:
-		return opts_size(o, arg);
+		return opts_size(o, arg, &o->cache_size);
+	case KEY_SHARD_SIZE:
+		return opts_size(o, arg, &o->shard_size);
 	case FUSE_OPT_KEY_NONOPT:
 		if (!o->source)
 			return (o->source = strdup(arg)) ? 0 : -1;
@@ -229,6 +233,7 @@ const char *nck_fuse_opts_usage(void)
 	       "  -o cache_dir=DIR       where gzip seek indexes are kept (default\n"
 	       "                         $XDG_CACHE_HOME/nemockpt, ~/.cache/nemockpt, /var/cache/nemockpt)\n"
 	       "  -o cache_size=N[KMG]   decompressed gzip data kept in memory (default 256M)\n"
+	       "  -o shard_size=N[KMG]   merged/ safetensors shard size (default 5G)\n"
 	       "  -o notify_fd=N         write \"READY=1\\n\" to fd N once the mount is live\n"
 	       "  -o ro                  accepted; the mount is always read-only\n"
 	       "fstab words (defaults, nofail, _netdev, auto, noauto, user, users, x-*) are ignored.\n";

@@ -38,6 +38,7 @@ typedef struct nck_fuse_opts {
 	unsigned read_ahead_kb; /* kernel readahead of the mount; 0: leave the kernel's */
 	char *cache_dir;       /* gzip index directory, or NULL for the default */
 	uint64_t cache_size;   /* bytes of decompressed data cached; 0: default */
+	uint64_t shard_size;   /* merged/ safetensors shard size; 0: default */
 	char error[256];       /* why parsing failed */
 } nck_fuse_opts;
 

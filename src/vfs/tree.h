@@ -18,6 +18,7 @@
 #ifndef NCK_VFS_TREE_H
 #define NCK_VFS_TREE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -32,6 +33,7 @@ typedef enum nck_node_kind {
 	NCK_NODE_RAW = 1, /* a container member: entry */
 	NCK_NODE_MEM = 2, /* bytes in memory: mem, size */
 	NCK_NODE_NPY = 3, /* a catalog tensor as a .npy file: tensor, size */
+	NCK_NODE_ST = 4,  /* a merged/ safetensors file: shard, size */
 } nck_node_kind;
 
 typedef struct nck_node {
@@ -48,6 +50,8 @@ typedef struct nck_node {
 	const nck_entry *entry; /* RAW: the member (borrowed from the container) */
 	const void *mem;        /* MEM: the bytes (arena) */
 	const nck_tensor *tensor; /* NPY: the tensor (borrowed from the catalog) */
+	const struct nck_merged_shard *shard; /* ST: the file's plan (borrowed from the vfs) */
+	bool in_raw;            /* under raw/ (views may show the same members elsewhere) */
 } nck_node;
 
 typedef struct nck_tree_builder {

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "catalog/build.h"
+#include "view/merged.h"
 #include "view/npy.h"
 #include "nemockpt/log.h"
 
@@ -97,12 +98,107 @@ static int vfs_add_tensors(nck_vfs *vfs, nck_tree_builder *b, const nck_node *di
 	return 0;
 }
 
-/* Counts the regular files under raw/ and their bytes (after duplicates
- * were resolved by the tree). */
+/* The entry of a regular file at `path`, or NULL. */
+static const nck_entry *vfs_entry(const nck_vfs *vfs, const char *path)
+{
+	const nck_container *c = vfs->container;
+
+	for (size_t i = 0; path && i < c->n_entries; i++)
+		if (c->entries[i].kind == NCK_ENTRY_FILE && strcmp(c->entries[i].path, path) == 0)
+			return &c->entries[i];
+	return NULL;
+}
+
+/* A member's name without its directories and NeMo's "<32 hex digits>_"
+ * artifact prefix: tokenizer.model, not 4978..._tokenizer.model. */
+static const char *vfs_plain_name(const char *path)
+{
+	const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+	size_t hex = strspn(base, "0123456789abcdef");
+
+	return hex == 32 && base[32] == '_' && base[33] ? base + 33 : base;
+}
+
+/* Adds merged/: the safetensors files (and index), the config and the
+ * tokenizer under plain names (same bytes as their raw/ members). */
+static int vfs_add_merged(nck_vfs *vfs, nck_tree_builder *b, const nck_node *dir)
+{
+	const char *cfg, *tok, *paths[2];
+	nck_node proto;
+	int rc;
+
+	if (!vfs->catalog || nck_catalog_get_info(vfs->catalog)->n_weights == 0)
+		return 0;
+	if ((rc = nck_merged_build(&vfs->merged, vfs->catalog, vfs->opts.shard_size,
+				   vfs->container->path)) < 0 ||
+	    (rc = nck_tree_add(b, "merged", dir)) < 0)
+		return rc;
+	for (size_t s = 0; s < vfs->merged->n_shards; s++) {
+		const nck_merged_shard *sh = &vfs->merged->shards[s];
+		char *path = nck_arena_alloc(&vfs->arena, strlen(sh->name) + 8);
+
+		if (!path)
+			return -ENOMEM;
+		sprintf(path, "merged/%s", sh->name);
+		proto = *dir;
+		proto.kind = NCK_NODE_ST;
+		proto.perm = 0444;
+		proto.shard = sh;
+		proto.size = sh->size;
+		if ((rc = nck_tree_add(b, path, &proto)) < 0)
+			return rc;
+	}
+	if (vfs->merged->index_json) {
+		proto = *dir;
+		proto.kind = NCK_NODE_MEM;
+		proto.perm = 0444;
+		proto.mem = vfs->merged->index_json;
+		proto.size = vfs->merged->index_len;
+		if ((rc = nck_tree_add(b, "merged/model.safetensors.index.json", &proto)) < 0)
+			return rc;
+	}
+	nck_catalog_artifacts(vfs->catalog, &cfg, &tok);
+	paths[0] = cfg;
+	paths[1] = tok;
+	for (int i = 0; i < 2; i++) {
+		const nck_entry *e = vfs_entry(vfs, paths[i]);
+		const char *plain;
+		char *path;
+
+		if (!e)
+			continue;
+		plain = vfs_plain_name(e->path);
+		if (strstr(plain, ".safetensors"))
+			continue; /* never shadow the weights */
+		path = nck_arena_alloc(&vfs->arena, strlen(plain) + 8);
+		if (!path)
+			return -ENOMEM;
+		sprintf(path, "merged/%s", plain);
+		proto = *dir;
+		proto.kind = NCK_NODE_RAW;
+		proto.perm = e->mode;
+		proto.mtime_sec = e->mtime_sec;
+		proto.mtime_nsec = e->mtime_nsec;
+		proto.size = e->size;
+		proto.entry = e;
+		if ((rc = nck_tree_add(b, path, &proto)) < 0)
+			return rc;
+	}
+	return 0;
+}
+
+/* Marks the nodes under raw/ (parents have lower inodes than their
+ * children: the numbering is breadth-first), then counts its regular files
+ * and their bytes (after duplicates were resolved by the tree). */
 static void vfs_count(nck_vfs *vfs)
 {
+	const nck_node *raw = nck_tree_child(vfs->nodes, &vfs->nodes[1], "raw");
+	uint64_t raw_ino = raw ? (uint64_t)(raw - vfs->nodes) : 0;
+
+	for (size_t i = 2; i < vfs->n_nodes; i++)
+		vfs->nodes[i].in_raw = i == raw_ino || vfs->nodes[vfs->nodes[i].parent].in_raw;
 	for (size_t i = 1; i < vfs->n_nodes; i++) {
-		if (vfs->nodes[i].kind == NCK_NODE_RAW) {
+		if (vfs->nodes[i].kind == NCK_NODE_RAW && vfs->nodes[i].in_raw) {
 			vfs->n_files++;
 			vfs->file_bytes += vfs->nodes[i].size;
 		}
@@ -124,7 +220,7 @@ static int vfs_build(nck_vfs *vfs, nck_diag *diag)
 	info.mtime_nsec = dir.mtime_nsec;
 	if ((rc = nck_tree_builder_init(&b, &vfs->arena, &dir, vfs->container->path)) < 0 ||
 	    (rc = nck_tree_add(&b, "raw", &dir)) < 0 || (rc = vfs_add_raw(vfs, &b)) < 0 ||
-	    (rc = vfs_add_tensors(vfs, &b, &dir)) < 0 ||
+	    (rc = vfs_add_tensors(vfs, &b, &dir)) < 0 || (rc = vfs_add_merged(vfs, &b, &dir)) < 0 ||
 	    (rc = nck_tree_add(&b, "info.json", &info)) < 0 ||
 	    (rc = nck_tree_build(&vfs->nodes, &vfs->n_nodes, &b)) < 0)
 		goto out;
@@ -194,6 +290,7 @@ void nck_vfs_close(nck_vfs *vfs)
 	while (vfs->files)
 		nck_vfs_file_close(vfs->files);
 	pthread_mutex_destroy(&vfs->files_lock);
+	nck_merged_free(vfs->merged);
 	nck_catalog_close(vfs->catalog);
 	nck_container_close(vfs->container);
 	nck_arena_dispose(&vfs->arena);
@@ -291,7 +388,7 @@ void nck_vfs_foreach_member(const nck_vfs *vfs, nck_vfs_member_cb cb, void *payl
 	for (size_t i = 1; i < vfs->n_nodes; i++) {
 		const nck_node *n = &vfs->nodes[i];
 
-		if (n->kind == NCK_NODE_RAW)
+		if (n->kind == NCK_NODE_RAW && n->in_raw)
 			cb(n->entry->path, n->size, n->entry->offset, payload);
 	}
 }
@@ -380,9 +477,9 @@ int nck_vfs_read(const nck_vfs *vfs, const nck_vfs_file *file, uint64_t off, siz
 		*n_out = 1;
 		return 0;
 	}
-	if (n->kind == NCK_NODE_NPY) {
+	if (n->kind == NCK_NODE_NPY || n->kind == NCK_NODE_ST) {
 		/* Computed when copied out; the catalog's reader checks the source. */
-		ext[0] = (nck_extent){ .kind = NCK_EXTENT_GEN, .src = n->tensor, .mem = vfs->catalog,
+		ext[0] = (nck_extent){ .kind = NCK_EXTENT_GEN, .src = n, .mem = vfs->catalog,
 				       .pos = off, .len = len };
 		*n_out = 1;
 		return 0;
@@ -416,7 +513,10 @@ int nck_vfs_extent_read(const nck_extent *ext, void *buf)
 	int64_t n;
 
 	if (ext->kind == NCK_EXTENT_GEN) {
-		int rc = nck_npy_read(ext->mem, ext->src, ext->pos, buf, ext->len);
+		const nck_node *node = ext->src;
+		int rc = node->kind == NCK_NODE_NPY
+				 ? nck_npy_read(ext->mem, node->tensor, ext->pos, buf, ext->len)
+				 : nck_merged_read(ext->mem, node->shard, ext->pos, buf, ext->len);
 
 		return rc == -ENOMEM ? rc : rc < 0 ? -EIO : 0;
 	}

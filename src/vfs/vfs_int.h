@@ -17,6 +17,7 @@
 struct nck_vfs {
 	nck_container *container; /* owned */
 	nck_catalog *catalog;     /* owned; NULL when it could not be built */
+	struct nck_merged *merged; /* merged/ plan (owned), NULL without a catalog */
 	char catalog_error[512];  /* why, for info.json */
 	nck_arena arena;          /* nodes, names, info.json */
 	nck_node *nodes;          /* inode table; slot 0 unused */
