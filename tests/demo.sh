@@ -58,6 +58,22 @@ mkdir "$work/x"
 tar -xf "$work/sample.nemo" -C "$work/x"
 diff -r "$work/x" "$mnt/raw" && echo "identical: $(cd "$work/x" && find . -type f | wc -l) files"
 
+echo "== the merged model: build-demo/bin/nemockpt ls sample.nemo"
+build-demo/bin/nemockpt ls "$work/sample.nemo"
+
+echo "== numpy reads a merged tensor and the merged safetensors header"
+/usr/bin/python3 - "$mnt" <<'PY'
+import json, struct, sys
+import numpy as np
+mnt = sys.argv[1]
+a = np.load(mnt + "/tensors/model.decoder.layers.0.mlp.linear_fc1.weight.npy")
+print("tensors/model.decoder.layers.0.mlp.linear_fc1.weight.npy:", a.dtype, a.shape)
+with open(mnt + "/merged/model.safetensors", "rb") as f:
+    n = struct.unpack("<Q", f.read(8))[0]
+    header = json.loads(f.read(n))
+print("merged/model.safetensors:", len(header) - 1, "tensors,", header["__metadata__"])
+PY
+
 echo "== unmounting"
 fusermount3 -u "$mnt"
 echo "done"
