@@ -70,6 +70,33 @@ int nck_catalog_add_file(nck_catalog *cat, const nck_entry *e, uint32_t *index_o
 	return 0;
 }
 
+void nck_tensor_cut_rows(nck_tensor *t, uint64_t keep)
+{
+	size_t w = 0;
+
+	for (size_t i = 0; i < t->n_chunks; i++) {
+		nck_chunk ch = t->chunks[i];
+
+		if (ch.offset[0] >= keep)
+			continue;
+		if (ch.offset[0] + ch.shape[0] > keep)
+			ch.shape[0] = keep - ch.offset[0];
+		((nck_chunk *)t->chunks)[w++] = ch;
+	}
+	t->n_chunks = w;
+	t->shape[0] = keep;
+}
+
+uint64_t nck_catalog_padded_vocab(nck_catalog *cat)
+{
+	uint64_t d = cat->cfg.divisible_by > 0 ? (uint64_t)cat->cfg.divisible_by : 1;
+
+	if (cat->cfg.vocab == 0)
+		return 0;
+	cat->info.padded_vocab = (cat->cfg.vocab + d - 1) / d * d;
+	return cat->info.padded_vocab;
+}
+
 void nck_catalog_warn(nck_catalog *cat, const char *fmt, ...)
 {
 	char line[512];

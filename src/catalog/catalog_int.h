@@ -128,6 +128,14 @@ nck_tensor *nck_catalog_add(nck_catalog *cat, const char *name, size_t n_chunks)
 /* Returns the file index of `e`, opening its source on first use. */
 int nck_catalog_add_file(nck_catalog *cat, const nck_entry *e, uint32_t *index_out, nck_diag *diag);
 
+/* Cuts tensor `t` (and its chunks) to its first `keep` rows: the cut of
+ * embedding and output tensors to the padded vocabulary. */
+void nck_tensor_cut_rows(nck_tensor *t, uint64_t keep);
+
+/* V_1 = ceil(V / D) * D from the config, recorded in the summary; 0 when V
+ * is unknown. */
+uint64_t nck_catalog_padded_vocab(nck_catalog *cat);
+
 /* Records a warning (formatted, arena-copied); silently drops past the limit. */
 void nck_catalog_warn(nck_catalog *cat, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

@@ -119,34 +119,12 @@ static nck_tensor_role dist_role(const char *key)
 	return NCK_ROLE_WEIGHT;
 }
 
-/* Cuts the chunks of a vocabulary tensor to its first `keep` rows. */
-static void dist_cut_rows(nck_tensor *t, uint64_t keep)
-{
-	size_t w = 0;
-
-	for (size_t i = 0; i < t->n_chunks; i++) {
-		nck_chunk ch = t->chunks[i];
-
-		if (ch.offset[0] >= keep)
-			continue;
-		if (ch.offset[0] + ch.shape[0] > keep)
-			ch.shape[0] = keep - ch.offset[0];
-		((nck_chunk *)t->chunks)[w++] = ch;
-	}
-	t->n_chunks = w;
-	t->shape[0] = keep;
-}
-
 /* Rows of an embedding/output tensor after the cut to V_1 (or all). */
 static uint64_t dist_vocab_rows(nck_catalog *cat, uint64_t stored)
 {
-	uint64_t d = cat->cfg.divisible_by > 0 ? (uint64_t)cat->cfg.divisible_by : 1, v1;
+	uint64_t v1 = nck_catalog_padded_vocab(cat);
 
-	if (cat->cfg.vocab == 0)
-		return stored;
-	v1 = (cat->cfg.vocab + d - 1) / d * d;
-	cat->info.padded_vocab = v1;
-	return v1 <= stored ? v1 : stored;
+	return v1 && v1 <= stored ? v1 : stored;
 }
 
 /*
@@ -170,7 +148,7 @@ static int dist_add(nck_catalog *cat, const char *key, nck_dtype dtype, uint32_t
 		memcpy((nck_chunk *)t->chunks, chunks, n * sizeof(*chunks));
 		if (ndim >= 1 && nck_param_kind_of(key, &cat->cfg) == NCK_PARAM_VOCAB &&
 		    t->role == NCK_ROLE_WEIGHT)
-			dist_cut_rows(t, dist_vocab_rows(cat, size[0]));
+			nck_tensor_cut_rows(t, dist_vocab_rows(cat, size[0]));
 		return 0;
 	}
 	/* Stacked: one tensor per layer i, named with ".layers.<i>.". */

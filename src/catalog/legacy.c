@@ -294,18 +294,15 @@ static int legacy_check_group(const legacy_state *st, const legacy_group *g, nck
 /* Rows of the logical embedding/output tensor: V_1 when V is known. */
 static uint64_t legacy_vocab_rows(legacy_state *st, const char *key, uint64_t stored)
 {
-	const nck_model_cfg *cfg = &st->cat->cfg;
-	uint64_t d = cfg->divisible_by > 0 ? (uint64_t)cfg->divisible_by : 1, v1;
+	uint64_t v1 = nck_catalog_padded_vocab(st->cat);
 
-	if (cfg->vocab == 0) {
+	if (v1 == 0) {
 		if (!st->warned_vocab)
 			nck_catalog_warn(st->cat, "vocabulary size unknown: %s keeps all %llu stored rows",
 					 key, (unsigned long long)stored);
 		st->warned_vocab = true;
 		return stored;
 	}
-	v1 = (cfg->vocab + d - 1) / d * d;
-	st->cat->info.padded_vocab = v1;
 	if (v1 > stored) {
 		nck_catalog_warn(st->cat, "%s has %llu rows, fewer than the padded vocabulary %llu",
 				 key, (unsigned long long)stored, (unsigned long long)v1);
@@ -385,23 +382,8 @@ static int legacy_build_group(legacy_state *st, const legacy_group *g, nck_diag 
 		}
 		break;
 	}
-	if (kind == NCK_PARAM_VOCAB) {
-		uint64_t keep = legacy_vocab_rows(st, g->key, lt->shape[0]);
-		size_t w = 0;
-
-		/* Cut the chunks to the first `keep` rows; drop the ones past it. */
-		for (size_t i = 0; i < lt->n_chunks; i++) {
-			nck_chunk *ch = (nck_chunk *)&lt->chunks[i];
-
-			if (ch->offset[0] >= keep)
-				continue;
-			if (ch->offset[0] + ch->shape[0] > keep)
-				ch->shape[0] = keep - ch->offset[0];
-			((nck_chunk *)lt->chunks)[w++] = *ch;
-		}
-		lt->n_chunks = w;
-		lt->shape[0] = keep;
-	}
+	if (kind == NCK_PARAM_VOCAB)
+		nck_tensor_cut_rows(lt, legacy_vocab_rows(st, g->key, lt->shape[0]));
 	return 0;
 }
 

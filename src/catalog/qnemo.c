@@ -206,21 +206,8 @@ static int qn_build(qn_state *st, const char *name, const char *local, uint32_t 
 			break;
 		}
 	}
-	if (kind == QN_VOCAB && st->cfg.vocab && st->cfg.vocab < t->shape[0]) {
-		size_t w = 0;
-
-		for (size_t i = 0; i < t->n_chunks; i++) {
-			nck_chunk ch = t->chunks[i];
-
-			if (ch.offset[0] >= st->cfg.vocab)
-				continue;
-			if (ch.offset[0] + ch.shape[0] > st->cfg.vocab)
-				ch.shape[0] = st->cfg.vocab - ch.offset[0];
-			((nck_chunk *)t->chunks)[w++] = ch;
-		}
-		t->n_chunks = w;
-		t->shape[0] = st->cfg.vocab;
-	}
+	if (kind == QN_VOCAB && st->cfg.vocab && st->cfg.vocab < t->shape[0])
+		nck_tensor_cut_rows(t, st->cfg.vocab);
 	return 0;
 }
 

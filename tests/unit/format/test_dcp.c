@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "fmtbuild.h"
 #include "format/dcp.h"
 #include "nck_test.h"
 
@@ -19,23 +20,12 @@
 
 #define REAL_DCP NCK_SOURCE_DIR "/tests/fixtures/real/torch-2.11/dcp/.metadata"
 
-/* Reads a whole file into malloc'd memory. */
+/* Reads a whole file; fails the test when it cannot. */
 static unsigned char *slurp(const char *path, size_t *len)
 {
-	FILE *f = fopen(path, "rb");
-	unsigned char *buf;
-	long n;
+	unsigned char *buf = fb_slurp(path, len);
 
-	ASSERT_TRUE(f != NULL);
-	ASSERT_EQ_INT(fseek(f, 0, SEEK_END), 0);
-	n = ftell(f);
-	ASSERT_TRUE(n > 0);
-	rewind(f);
-	buf = malloc((size_t)n);
-	ASSERT_TRUE(buf != NULL);
-	ASSERT_EQ_INT(fread(buf, 1, (size_t)n, f), n);
-	fclose(f);
-	*len = (size_t)n;
+	ASSERT_TRUE(buf != NULL && *len > 0);
 	return buf;
 }
 
