@@ -95,6 +95,38 @@ const char *nck_catalog_file_path(const nck_catalog *cat, uint32_t file);
 void nck_catalog_artifacts(const nck_catalog *cat, const char **config_out,
 			   const char **tokenizer_out);
 
+/* How a weight is split over tensor-parallel ranks (spec A.1, A.2). */
+typedef enum nck_split {
+	NCK_SPLIT_NONE = 0, /* replicated on every rank */
+	NCK_SPLIT_COLUMN,   /* dim 0 in T contiguous parts (QKV: whole query groups) */
+	NCK_SPLIT_GATED,    /* fc1 [gate; up]: each half in T parts, rank r holds [gate_r; up_r] */
+	NCK_SPLIT_ROW,      /* dim 1 in T contiguous parts */
+	NCK_SPLIT_VOCAB,    /* dim 0, after zero rows pad it to the TP's padded vocabulary */
+} nck_split;
+
+/* What re-sharding views need to know of the model. */
+typedef struct nck_model_facts {
+	bool gpt;              /* Megatron GPT names: the views that re-shard apply */
+	bool tied, gated;
+	uint64_t layers;       /* decoder layers (from the names); 0 when none */
+	uint64_t heads, groups; /* query heads and query groups; 0 when unknown */
+	uint64_t ffn;          /* ffn_hidden_size; 0 when unknown */
+	uint64_t vocab;        /* V from the tokenizer; 0 when unknown */
+	uint64_t divisible_by; /* make_vocab_size_divisible_by */
+} nck_model_facts;
+
+void nck_catalog_model(const nck_catalog *cat, nck_model_facts *out);
+
+/* The split rule of tensor `t` (by name; NONE for non-GPT models). */
+nck_split nck_catalog_split(const nck_catalog *cat, const nck_tensor *t);
+
+/* Finds the layer number in ".layers.<n>." of `name`: true, with the
+ * digits' position and length and their value. */
+bool nck_name_layer(const char *name, size_t *start, size_t *len, uint64_t *layer);
+
+/* The last-dimension extent of `t` (1 for a scalar). */
+uint64_t nck_tensor_cols(const nck_tensor *t);
+
 /* Bytes of tensor `t` in row-major order. */
 uint64_t nck_tensor_bytes(const nck_tensor *t);
 

@@ -12,6 +12,8 @@
  *   /merged/     the weights as model.safetensors (sharded above shard_size, with
  *                model.safetensors.index.json), the config and the tokenizer
  *   /tensors/    each weight of the catalog as <name>.npy (bf16/fp8 widened to f32)
+ *   /ranks/tp<T>pp<P>/rank<R>.safetensors   each rank's tensors at that layout
+ *   /nemo/tp<T>pp<P>/   an extracted .nemo at that layout
  *
  * Reads are answered as extents: byte ranges of a backing fd (to be sent
  * zero-copy), of memory owned by the vfs, or of a byte source that must be
@@ -82,15 +84,18 @@ int nck_vfs_open(nck_vfs **out, const char *source, const nck_vfs_opts *opts, nc
  * No other call may run on the vfs meanwhile. */
 void nck_vfs_close(nck_vfs *vfs);
 
-/* Finds `name` in directory `parent`. -ENOENT, -ENOTDIR. */
-int nck_vfs_lookup(const nck_vfs *vfs, uint64_t parent, const char *name, uint64_t *ino_out);
+/* Finds `name` in directory `parent`. In ranks/ and nemo/, a valid
+ * "tp<T>pp<P>" is built on its first lookup (metadata only). -ENOENT,
+ * -ENOTDIR, -ENOMEM. */
+int nck_vfs_lookup(nck_vfs *vfs, uint64_t parent, const char *name, uint64_t *ino_out);
 
 /* Fills *st for `ino`. -ENOENT. */
 int nck_vfs_getattr(const nck_vfs *vfs, uint64_t ino, struct stat *st);
 
 /*
  * The entry at position `index` of directory `dir`: 0 is ".", 1 is "..",
- * then the children by name. -ENOENT past the end, -ENOTDIR.
+ * then the children by name. -ENOENT past the end, -ENOTDIR. In ranks/ and
+ * nemo/ the listed layouts have no inode until looked up: *ino_out is 0.
  */
 int nck_vfs_readdir(const nck_vfs *vfs, uint64_t dir, uint64_t index, const char **name_out,
 		    uint64_t *ino_out);

@@ -3,10 +3,7 @@
  * nck_catalog: builds the logical tensor table of a checkpoint (layout
  * detection, config, the layout's reader), sorts it, summarizes it, and
  * reads tensor bytes by gathering their chunks (see nemockpt/catalog.h).
- *
- * The reader here is the simple one the CLI and tests use: it walks each
- * chunk's rows and preads the part of each row inside the requested range.
- * The FUSE views get a planned, zero-copy gather engine later (TODO(#4)).
+ * Reads go through the gather engine (gather.c).
  */
 #include "catalog/catalog_int.h"
 
@@ -299,82 +296,51 @@ uint64_t nck_tensor_bytes(const nck_tensor *t)
 	return n;
 }
 
-/* ---- reading ---------------------------------------------------------------- */
+/* ---- facts for the views ---------------------------------------------------- */
 
-/* Copies the part of one source row (a run along the last dimension) that
- * falls inside [off, off+len) of the output. */
-static int catalog_copy_run(const nck_src *src, const nck_chunk *ch, size_t esz, uint32_t last,
-			    uint64_t src_elem, uint64_t dst_elem, uint64_t n, uint64_t off,
-			    unsigned char *buf, size_t len)
+void nck_catalog_model(const nck_catalog *cat, nck_model_facts *out)
 {
-	uint64_t lo = dst_elem * esz, hi = (dst_elem + n) * esz;
-	uint64_t a = lo > off ? lo : off, b = hi < off + len ? hi : off + len;
+	const nck_model_cfg *cfg = &cat->cfg;
 
-	if (a >= b)
-		return 0;
-	if (ch->stride[last] == 1 || n == 1) {
-		uint64_t at = ch->base + src_elem * esz + (a - lo);
+	memset(out, 0, sizeof(*out));
+	out->gpt = cat->info.model && strcmp(cat->info.model, "gpt") == 0 &&
+		   cat->layout.kind != NCK_LAYOUT_QNEMO;
+	out->tied = cfg->tied;
+	out->gated = cfg->gated;
+	out->heads = cfg->heads > 0 ? (uint64_t)cfg->heads : 0;
+	out->groups = cfg->groups > 0 ? (uint64_t)cfg->groups : out->heads;
+	out->ffn = cfg->ffn > 0 ? (uint64_t)cfg->ffn : 0;
+	out->vocab = cfg->vocab;
+	out->divisible_by = cfg->divisible_by > 0 ? (uint64_t)cfg->divisible_by : 128;
+	for (size_t i = 0; i < cat->n_tensors; i++) {
+		size_t start, len;
+		uint64_t layer;
 
-		return nck_src_pread(src, buf + (a - off), (size_t)(b - a), at) == (int64_t)(b - a) ? 0
-														 : -EIO;
+		if (nck_param_layer(cat->tensors[i].name, &start, &len, &layer) &&
+		    layer + 1 > out->layers)
+			out->layers = layer + 1;
 	}
-	/* A strided row (a transposed view): element by element. */
-	for (uint64_t e = (a - lo) / esz; e * esz + lo < b; e++) {
-		unsigned char tmp[16];
-		uint64_t at = ch->base + (src_elem + e * (uint64_t)ch->stride[last]) * esz;
-		uint64_t d0 = lo + e * esz, s = d0 < a ? a - d0 : 0, t = d0 + esz > b ? d0 + esz - b : 0;
-
-		if (nck_src_pread(src, tmp, esz, at) != (int64_t)esz)
-			return -EIO;
-		memcpy(buf + (d0 + s - off), tmp + s, esz - s - t);
-	}
-	return 0;
 }
 
-int nck_catalog_read(const nck_catalog *cat, const nck_tensor *t, uint64_t off, void *buf,
-		     size_t len)
+nck_split nck_catalog_split(const nck_catalog *cat, const nck_tensor *t)
 {
-	size_t esz = nck_dtype_size(t->dtype);
-	uint64_t lstride[NCK_MAX_DIMS], total = nck_tensor_bytes(t);
-	int rc;
-
-	if (off > total || len > total - off)
-		return -EINVAL;
-	if (t->ndim == 0) {
-		const nck_chunk *ch = &t->chunks[0];
-
-		return catalog_copy_run(cat->files[ch->file].src, ch, esz, 0, 0, 0, 1, off, buf, len);
+	if (!cat->info.model || strcmp(cat->info.model, "gpt") != 0)
+		return NCK_SPLIT_NONE;
+	switch (nck_param_kind_of(t->name, &cat->cfg)) {
+	case NCK_PARAM_COLUMN:
+		return NCK_SPLIT_COLUMN;
+	case NCK_PARAM_COLUMN_GATED:
+		return NCK_SPLIT_GATED;
+	case NCK_PARAM_ROW:
+		return NCK_SPLIT_ROW;
+	case NCK_PARAM_VOCAB:
+		return NCK_SPLIT_VOCAB;
+	default:
+		return NCK_SPLIT_NONE;
 	}
-	lstride[t->ndim - 1] = 1;
-	for (uint32_t d = t->ndim - 1; d > 0; d--)
-		lstride[d - 1] = lstride[d] * t->shape[d];
-	for (size_t c = 0; c < t->n_chunks; c++) {
-		const nck_chunk *ch = &t->chunks[c];
-		const nck_src *src = cat->files[ch->file].src;
-		uint32_t last = t->ndim - 1;
-		uint64_t idx[NCK_MAX_DIMS] = { 0 }, rows = 1;
+}
 
-		if ((rc = nck_src_check(src)) < 0)
-			return rc;
-		for (uint32_t d = 0; d < last; d++)
-			rows *= ch->shape[d];
-		for (uint64_t r = 0; r < rows && ch->shape[last] > 0; r++) {
-			uint64_t src_elem = 0, dst_elem = ch->offset[last];
-
-			for (uint32_t d = 0; d < last; d++) {
-				src_elem += idx[d] * (uint64_t)ch->stride[d];
-				dst_elem += (ch->offset[d] + idx[d]) * lstride[d];
-			}
-			rc = catalog_copy_run(src, ch, esz, last, src_elem, dst_elem, ch->shape[last],
-					      off, buf, len);
-			if (rc < 0)
-				return rc;
-			for (uint32_t d = last; d-- > 0;) {
-				if (++idx[d] < ch->shape[d])
-					break;
-				idx[d] = 0;
-			}
-		}
-	}
-	return 0;
+bool nck_name_layer(const char *name, size_t *start, size_t *len, uint64_t *layer)
+{
+	return nck_param_layer(name, start, len, layer);
 }

@@ -63,6 +63,8 @@ typedef struct nck_model_cfg {
 	bool gated;            /* fc1 holds [gate; up] (SwiGLU and friends) */
 	bool tied;             /* share_embeddings_and_output_weights */
 	int64_t num_layers;    /* 0 when unknown */
+	int64_t heads, groups; /* num_attention_heads, num_query_groups; 0 when unknown */
+	int64_t ffn;           /* ffn_hidden_size; 0 when unknown */
 	int64_t tp, pp;        /* as the config says; 0 when absent */
 	int64_t divisible_by;  /* make_vocab_size_divisible_by (default 128) */
 	uint64_t vocab;        /* V from the tokenizer artifact; 0 when unknown */

@@ -96,6 +96,9 @@ static int cfg_from_yaml(nck_model_cfg *cfg, const nck_entry **tok, const nck_co
 		goto out;
 	cfg->have = true;
 	cfg->num_layers = cfg_int(root, "num_layers", 0);
+	cfg->heads = cfg_int(root, "num_attention_heads", 0);
+	cfg->groups = cfg_int(root, "num_query_groups", 0);
+	cfg->ffn = cfg_int(root, "ffn_hidden_size", 0);
 	cfg->tp = cfg_int(root, "tensor_model_parallel_size", 0);
 	cfg->pp = cfg_int(root, "pipeline_model_parallel_size", 0);
 	cfg->divisible_by = cfg_int(root, "make_vocab_size_divisible_by", 128);

@@ -82,6 +82,16 @@ static void legacy_megatron_args(nck_model_cfg *cfg, const nck_pv *root)
 		cfg->tp = x;
 	if (nck_pv_get_int(nck_pv_dict_get(st, "pipeline_model_parallel_size"), &x) && x > 0)
 		cfg->pp = x;
+	if (nck_pv_get_int(nck_pv_dict_get(st, "num_attention_heads"), &x) && x > 0)
+		cfg->heads = x;
+	/* num_query_groups means something only with group_query_attention
+	 * (its default is 1). */
+	v = nck_pv_dict_get(st, "group_query_attention");
+	if (v && v->kind == NCK_PV_BOOL && v->b &&
+	    nck_pv_get_int(nck_pv_dict_get(st, "num_query_groups"), &x) && x > 0)
+		cfg->groups = x;
+	if (nck_pv_get_int(nck_pv_dict_get(st, "ffn_hidden_size"), &x) && x > 0)
+		cfg->ffn = x;
 	v = nck_pv_dict_get(st, "swiglu");
 	cfg->gated = v && v->kind == NCK_PV_BOOL && v->b;
 	v = nck_pv_dict_get(st, "untie_embeddings_and_output_weights");

@@ -28,6 +28,9 @@ _Static_assert(sizeof(fuse_ino_t) >= sizeof(uint64_t), "fuse_ino_t holds 64-bit 
 #define OPS_TIMEOUT 86400.0
 /* Most extents one read is answered with. */
 #define OPS_MAX_EXTENTS 16
+/* d_ino of names listed before their inode exists (never 0: some tools
+ * skip such entries). */
+#define OPS_UNLINKED_INO 0xFFFFFFFFull
 /* Read errors logged before going quiet (style.md §4: rate-limited read path). */
 #define OPS_MAX_ERROR_LOGS 32
 
@@ -81,7 +84,7 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-	const nck_vfs *vfs = ops_vfs(req);
+	nck_vfs *vfs = ops_vfs(req);
 	struct fuse_entry_param e;
 	uint64_t ino;
 	int rc = nck_vfs_lookup(vfs, parent, name, &ino);
@@ -181,8 +184,15 @@ static void ops_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, 
 		struct fuse_entry_param e;
 		size_t n;
 
-		if (ops_entry(vfs, child, &e) < 0)
+		if (child == 0) {
+			/* A view layout made on lookup: a name without an inode yet
+			 * (ino 0 in a plus entry makes the kernel link nothing). */
+			memset(&e, 0, sizeof(e));
+			e.attr.st_mode = S_IFDIR;
+			e.attr.st_ino = OPS_UNLINKED_INO;
+		} else if (ops_entry(vfs, child, &e) < 0) {
 			break;
+		}
 		if (plus)
 			n = fuse_add_direntry_plus(req, buf + used, size - used, name, &e, (off_t)(i + 1));
 		else
@@ -286,10 +296,13 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 {
 	const nck_vfs_file *file = (const nck_vfs_file *)(uintptr_t)fi->fh;
 	nck_extent ext[OPS_MAX_EXTENTS];
-	struct {
+	/* A bufvec with room for OPS_MAX_EXTENTS buffers (it declares one). */
+	union {
 		struct fuse_bufvec bv;
-		struct fuse_buf more[OPS_MAX_EXTENTS - 1];
+		char room[sizeof(struct fuse_bufvec) +
+			  (OPS_MAX_EXTENTS - 1) * sizeof(struct fuse_buf)];
 	} v;
+	struct fuse_buf *bufs;
 	void *copy = NULL;
 	size_t n = 0;
 	int rc = nck_vfs_read(ops_vfs(req), file, off < 0 ? 0 : (uint64_t)off, size, ext,
@@ -304,8 +317,9 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	}
 	memset(&v, 0, sizeof(v));
 	v.bv.count = n;
+	bufs = v.bv.buf;
 	for (size_t i = 0; i < n; i++) {
-		struct fuse_buf *b = &v.bv.buf[i];
+		struct fuse_buf *b = &bufs[i];
 
 		b->size = ext[i].len;
 		if (ext[i].kind == NCK_EXTENT_FD) {

@@ -33,7 +33,8 @@ typedef enum nck_node_kind {
 	NCK_NODE_RAW = 1, /* a container member: entry */
 	NCK_NODE_MEM = 2, /* bytes in memory: mem, size */
 	NCK_NODE_NPY = 3, /* a catalog tensor as a .npy file: tensor, size */
-	NCK_NODE_ST = 4,  /* a merged/ safetensors file: shard, size */
+	NCK_NODE_LAYOUT = 4, /* a synthesized file: layout, size */
+	NCK_NODE_VIEWDIR = 5, /* ranks/, nemo/: tpXppY entries made on lookup (view, listing) */
 } nck_node_kind;
 
 typedef struct nck_node {
@@ -50,7 +51,10 @@ typedef struct nck_node {
 	const nck_entry *entry; /* RAW: the member (borrowed from the container) */
 	const void *mem;        /* MEM: the bytes (arena) */
 	const nck_tensor *tensor; /* NPY: the tensor (borrowed from the catalog) */
-	const struct nck_merged_shard *shard; /* ST: the file's plan (borrowed from the vfs) */
+	const struct nck_layout *layout; /* LAYOUT: the file's plan (borrowed from the vfs) */
+	uint32_t view;          /* VIEWDIR: the nck_view_kind */
+	const char *const *listing; /* VIEWDIR: names listed by readdir (arena) */
+	size_t n_listing;
 	bool in_raw;            /* under raw/ (views may show the same members elsewhere) */
 } nck_node;
 

@@ -141,9 +141,9 @@ static int vfs_add_merged(nck_vfs *vfs, nck_tree_builder *b, const nck_node *dir
 			return -ENOMEM;
 		sprintf(path, "merged/%s", sh->name);
 		proto = *dir;
-		proto.kind = NCK_NODE_ST;
+		proto.kind = NCK_NODE_LAYOUT;
 		proto.perm = 0444;
-		proto.shard = sh;
+		proto.layout = &sh->layout;
 		proto.size = sh->size;
 		if ((rc = nck_tree_add(b, path, &proto)) < 0)
 			return rc;
@@ -221,6 +221,7 @@ static int vfs_build(nck_vfs *vfs, nck_diag *diag)
 	if ((rc = nck_tree_builder_init(&b, &vfs->arena, &dir, vfs->container->path)) < 0 ||
 	    (rc = nck_tree_add(&b, "raw", &dir)) < 0 || (rc = vfs_add_raw(vfs, &b)) < 0 ||
 	    (rc = vfs_add_tensors(vfs, &b, &dir)) < 0 || (rc = vfs_add_merged(vfs, &b, &dir)) < 0 ||
+	    (rc = nck_vfs_add_views(vfs, &b, &dir)) < 0 ||
 	    (rc = nck_tree_add(&b, "info.json", &info)) < 0 ||
 	    (rc = nck_tree_build(&vfs->nodes, &vfs->n_nodes, &b)) < 0)
 		goto out;
@@ -270,6 +271,7 @@ int nck_vfs_open(nck_vfs **out, const char *source, const nck_vfs_opts *opts, nc
 		return nck_diag_set(diag, -ENOMEM, source, -1, "out of memory");
 	nck_arena_init(&vfs->arena);
 	pthread_mutex_init(&vfs->files_lock, NULL);
+	pthread_mutex_init(&vfs->sets_lock, NULL);
 	vfs->opts = *opts;
 	copts = (nck_container_opts){ .cache_dir = opts->cache_dir, .gz_spacing = opts->gz_spacing,
 				      .gz_cache_size = opts->cache_size };
@@ -290,6 +292,8 @@ void nck_vfs_close(nck_vfs *vfs)
 	while (vfs->files)
 		nck_vfs_file_close(vfs->files);
 	pthread_mutex_destroy(&vfs->files_lock);
+	nck_vfs_sets_free(vfs);
+	pthread_mutex_destroy(&vfs->sets_lock);
 	nck_merged_free(vfs->merged);
 	nck_catalog_close(vfs->catalog);
 	nck_container_close(vfs->container);
@@ -299,24 +303,65 @@ void nck_vfs_close(nck_vfs *vfs)
 
 /* ---- queries -------------------------------------------------------------- */
 
-/* The node of `ino`, or NULL. */
-static const nck_node *vfs_node(const nck_vfs *vfs, uint64_t ino)
+/* The inode table a node lives in: the main tree, or a view set whose
+ * inodes are base + index. */
+typedef struct vfs_tab {
+	const nck_node *nodes;
+	uint64_t base;
+	const nck_vfs_set *set; /* NULL for the main tree */
+} vfs_tab;
+
+/* The node of `ino` and its table, or NULL. */
+static const nck_node *vfs_resolve(const nck_vfs *vfs, uint64_t ino, vfs_tab *tab)
 {
-	return ino >= 1 && ino < vfs->n_nodes ? &vfs->nodes[ino] : NULL;
+	const nck_vfs_set *set;
+	uint64_t k, local;
+
+	if (ino < NCK_VFS_SET_BASE) {
+		*tab = (vfs_tab){ .nodes = vfs->nodes };
+		return ino >= 1 && ino < vfs->n_nodes ? &vfs->nodes[ino] : NULL;
+	}
+	k = (ino - NCK_VFS_SET_BASE) >> NCK_VFS_SET_SHIFT;
+	local = (ino - NCK_VFS_SET_BASE) & ((1ull << NCK_VFS_SET_SHIFT) - 1);
+	if (k >= NCK_VFS_MAX_SETS)
+		return NULL;
+	set = __atomic_load_n(&vfs->sets[k], __ATOMIC_ACQUIRE);
+	if (!set || local < 1 || local >= set->n_nodes)
+		return NULL;
+	*tab = (vfs_tab){ .nodes = set->nodes, .base = ino - local, .set = set };
+	return &set->nodes[local];
 }
 
-int nck_vfs_lookup(const nck_vfs *vfs, uint64_t parent, const char *name, uint64_t *ino_out)
+static const nck_node *vfs_node(const nck_vfs *vfs, uint64_t ino)
 {
-	const nck_node *dir = vfs_node(vfs, parent), *child;
+	vfs_tab tab;
+
+	return vfs_resolve(vfs, ino, &tab);
+}
+
+/* The inode of node n's parent. */
+static uint64_t vfs_parent(const vfs_tab *tab, const nck_node *n)
+{
+	if (tab->set && n == &tab->nodes[1])
+		return tab->set->parent;
+	return tab->base + n->parent;
+}
+
+int nck_vfs_lookup(nck_vfs *vfs, uint64_t parent, const char *name, uint64_t *ino_out)
+{
+	vfs_tab tab;
+	const nck_node *dir = vfs_resolve(vfs, parent, &tab), *child;
 
 	if (!dir)
 		return -ENOENT;
+	if (dir->kind == NCK_NODE_VIEWDIR)
+		return nck_vfs_set_get(vfs, dir, parent, name, ino_out);
 	if (dir->kind != NCK_NODE_DIR)
 		return -ENOTDIR;
-	child = nck_tree_child(vfs->nodes, dir, name);
+	child = nck_tree_child(tab.nodes, dir, name);
 	if (!child)
 		return -ENOENT;
-	*ino_out = (uint64_t)(child - vfs->nodes);
+	*ino_out = tab.base + (uint64_t)(child - tab.nodes);
 	return 0;
 }
 
@@ -331,10 +376,10 @@ int nck_vfs_getattr(const nck_vfs *vfs, uint64_t ino, struct stat *st)
 	st->st_ino = ino;
 	st->st_uid = vfs->opts.uid;
 	st->st_gid = vfs->opts.gid;
-	if (n->kind == NCK_NODE_DIR) {
+	if (n->kind == NCK_NODE_DIR || n->kind == NCK_NODE_VIEWDIR) {
 		perm = 0555;
 		st->st_mode = S_IFDIR;
-		st->st_nlink = 2 + n->n_subdirs;
+		st->st_nlink = 2 + (n->kind == NCK_NODE_DIR ? n->n_subdirs : n->n_listing);
 	} else {
 		/* Read-only everywhere; execute bits survive from the source. */
 		perm = 0444 | ((n->perm & 0111) ? 0111 : 0);
@@ -355,21 +400,30 @@ int nck_vfs_getattr(const nck_vfs *vfs, uint64_t ino, struct stat *st)
 int nck_vfs_readdir(const nck_vfs *vfs, uint64_t dir, uint64_t index, const char **name_out,
 		    uint64_t *ino_out)
 {
-	const nck_node *d = vfs_node(vfs, dir);
+	vfs_tab tab;
+	const nck_node *d = vfs_resolve(vfs, dir, &tab);
 
 	if (!d)
 		return -ENOENT;
-	if (d->kind != NCK_NODE_DIR)
+	if (d->kind != NCK_NODE_DIR && d->kind != NCK_NODE_VIEWDIR)
 		return -ENOTDIR;
 	if (index < 2) {
 		*name_out = index == 0 ? "." : "..";
-		*ino_out = index == 0 ? dir : d->parent;
+		*ino_out = index == 0 ? dir : vfs_parent(&tab, d);
+		return 0;
+	}
+	if (d->kind == NCK_NODE_VIEWDIR) {
+		/* Listed without an inode: the set is built when looked up. */
+		if (index - 2 >= d->n_listing)
+			return -ENOENT;
+		*name_out = d->listing[index - 2];
+		*ino_out = 0;
 		return 0;
 	}
 	if (index - 2 >= d->n_children)
 		return -ENOENT;
-	*ino_out = d->first_child + index - 2;
-	*name_out = vfs->nodes[*ino_out].name;
+	*ino_out = tab.base + d->first_child + index - 2;
+	*name_out = tab.nodes[d->first_child + index - 2].name;
 	return 0;
 }
 
@@ -461,6 +515,50 @@ void nck_vfs_file_close(nck_vfs_file *file)
 	free(file);
 }
 
+/* Collects a layout's planned pieces as extents. */
+typedef struct vfs_collect {
+	const nck_vfs *vfs;
+	const nck_node *node;
+	nck_extent *ext;
+	size_t n, max;
+} vfs_collect;
+
+static int vfs_piece(void *payload, nck_piece_kind kind, int fd, uint64_t pos, const void *mem,
+		     size_t len)
+{
+	vfs_collect *c = payload;
+
+	if (c->n == c->max)
+		return -E2BIG;
+	if (kind == NCK_PIECE_FD)
+		c->ext[c->n++] = (nck_extent){ .kind = NCK_EXTENT_FD, .fd = fd, .pos = pos, .len = len };
+	else if (kind == NCK_PIECE_MEM)
+		c->ext[c->n++] = (nck_extent){ .kind = NCK_EXTENT_MEM, .mem = mem, .len = len };
+	else
+		c->ext[c->n++] = (nck_extent){ .kind = NCK_EXTENT_GEN, .src = c->node,
+					       .mem = c->vfs->catalog, .pos = pos, .len = len };
+	return 0;
+}
+
+/* A view file: runs of file-backed sources go out zero-copy next to header
+ * bytes; a request that needs more pieces than a reply holds is copied
+ * whole. */
+static int vfs_read_layout(const nck_vfs *vfs, const nck_node *n, uint64_t off, size_t len,
+			   nck_extent *ext, size_t max, size_t *n_out)
+{
+	vfs_collect c = { .vfs = vfs, .node = n, .ext = ext, .max = max };
+	int rc = nck_layout_plan(vfs->catalog, n->layout, off, len, vfs_piece, &c);
+
+	if (rc == -E2BIG) {
+		ext[0] = (nck_extent){ .kind = NCK_EXTENT_GEN, .src = n, .mem = vfs->catalog,
+				       .pos = off, .len = len };
+		c.n = 1;
+		rc = 0;
+	}
+	*n_out = rc < 0 ? 0 : c.n;
+	return rc == -ENOMEM ? rc : rc < 0 ? -EIO : 0;
+}
+
 int nck_vfs_read(const nck_vfs *vfs, const nck_vfs_file *file, uint64_t off, size_t len,
 		 nck_extent *ext, size_t max, size_t *n_out)
 {
@@ -477,13 +575,15 @@ int nck_vfs_read(const nck_vfs *vfs, const nck_vfs_file *file, uint64_t off, siz
 		*n_out = 1;
 		return 0;
 	}
-	if (n->kind == NCK_NODE_NPY || n->kind == NCK_NODE_ST) {
+	if (n->kind == NCK_NODE_NPY) {
 		/* Computed when copied out; the catalog's reader checks the source. */
 		ext[0] = (nck_extent){ .kind = NCK_EXTENT_GEN, .src = n, .mem = vfs->catalog,
 				       .pos = off, .len = len };
 		*n_out = 1;
 		return 0;
 	}
+	if (n->kind == NCK_NODE_LAYOUT)
+		return vfs_read_layout(vfs, n, off, len, ext, max, n_out);
 	/* A source changed in place would serve wrong bytes: refuse instead. */
 	if (vfs->container->src)
 		rc = nck_src_check(vfs->container->src);
@@ -516,7 +616,7 @@ int nck_vfs_extent_read(const nck_extent *ext, void *buf)
 		const nck_node *node = ext->src;
 		int rc = node->kind == NCK_NODE_NPY
 				 ? nck_npy_read(ext->mem, node->tensor, ext->pos, buf, ext->len)
-				 : nck_merged_read(ext->mem, node->shard, ext->pos, buf, ext->len);
+				 : nck_layout_read(ext->mem, node->layout, ext->pos, buf, ext->len);
 
 		return rc == -ENOMEM ? rc : rc < 0 ? -EIO : 0;
 	}

@@ -12,7 +12,25 @@
 #include "container/container.h"
 #include "nemockpt/vfs.h"
 #include "util/arena.h"
+#include "view/viewset.h"
 #include "vfs/tree.h"
+
+/* Directories of the views that re-shard (ranks/tpXppY/, ...) are built on
+ * their first lookup and get inodes above NCK_VFS_SET_BASE: set number
+ * shifted by NCK_VFS_SET_SHIFT, plus the node's index in the set's table. */
+#define NCK_VFS_SET_BASE (1ull << 48)
+#define NCK_VFS_SET_SHIFT 24
+#define NCK_VFS_MAX_SETS 4096
+
+/* One built view directory and its files. */
+typedef struct nck_vfs_set {
+	nck_viewset *vs;       /* the files (owned) */
+	nck_arena arena;       /* nodes and names */
+	nck_node *nodes;       /* slot 1 is the directory itself */
+	size_t n_nodes;
+	uint64_t parent;       /* inode of the view directory it is in */
+	uint32_t view, tp, pp;
+} nck_vfs_set;
 
 struct nck_vfs {
 	nck_container *container; /* owned */
@@ -27,11 +45,29 @@ struct nck_vfs {
 	size_t info_len;
 	uint64_t n_files;         /* regular files under raw/ */
 	uint64_t file_bytes;      /* their total size */
+	nck_view_ctx view_ctx;    /* what the views may use */
+	void *config;             /* the config member's bytes (owned) */
+	/* Built view directories: published with a release store once complete,
+	 * read without the lock; sets_lock serializes building. */
+	pthread_mutex_t sets_lock;
+	nck_vfs_set *sets[NCK_VFS_MAX_SETS];
+	size_t n_sets;
 	/* Open handles, so that the ones still open at unmount (the kernel sends
 	 * no release after a signal) are closed too. The only mutable state. */
 	pthread_mutex_t files_lock;
 	nck_vfs_file *files;      /* doubly linked through prev/next */
 };
+
+/* Adds ranks/ and nemo/ (with their default listings) to the tree. -ENOMEM. */
+int nck_vfs_add_views(nck_vfs *vfs, nck_tree_builder *b, const nck_node *dir);
+
+/* Finds or builds the set `name` ("tp2pp1") of view directory `viewdir`
+ * and returns its directory's inode. -ENOENT (not a valid layout), -ENOMEM. */
+int nck_vfs_set_get(nck_vfs *vfs, const nck_node *viewdir, uint64_t viewdir_ino, const char *name,
+		    uint64_t *ino_out);
+
+/* Frees every set (at close). */
+void nck_vfs_sets_free(nck_vfs *vfs);
 
 /* Builds vfs->info_json from the container and totals. -ENOMEM. */
 int nck_vfs_info_build(nck_vfs *vfs);

@@ -1,8 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * merged/ safetensors files (see merged.h). Headers are written with
- * jansson (JSON_PRESERVE_ORDER keeps __metadata__ first and tensors sorted)
- * and padded to 8 bytes as the reference implementation does.
+ * merged/ safetensors files (see merged.h): shards planned greedily in
+ * name order, each a layout of its header (sthdr.c) and whole tensors.
  */
 #include "view/merged.h"
 
@@ -12,68 +11,37 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "view/sthdr.h"
+
 /* Default shard size: Hugging Face's save_pretrained default (5 GB spelled
  * as GiB here, as the issue asks). */
 #define MERGED_SHARD_DEFAULT (5ull << 30)
-/* safetensors rejects headers over 100 MB. */
-#define MERGED_MAX_HEADER 100000000u
 
-/* Builds the header of one shard. */
+/* Builds the header of one shard and its layout. */
 static int merged_header(nck_merged_shard *s, const char *source, const nck_catalog_info *in)
 {
-	json_t *root = json_object(), *meta = json_object();
+	nck_st_entry *e = calloc(s->n_tensors ? s->n_tensors : 1, sizeof(*e));
 	char tp[16], pp[16];
-	char *text = NULL;
-	size_t n, pad;
-	int rc = -ENOMEM;
+	const char *meta[] = { "format", "pt", "source", source ? source : "", "source_format",
+			       in->format, "source_tp", tp, "source_pp", pp, NULL };
+	int rc;
 
-	if (!root || !meta)
-		goto out;
+	if (!e)
+		return -ENOMEM;
 	snprintf(tp, sizeof(tp), "%u", in->tp);
 	snprintf(pp, sizeof(pp), "%u", in->pp);
-	json_object_set_new(meta, "format", json_string("pt"));
-	json_object_set_new(meta, "source", json_string(source ? source : ""));
-	json_object_set_new(meta, "source_format", json_string(in->format));
-	json_object_set_new(meta, "source_tp", json_string(tp));
-	json_object_set_new(meta, "source_pp", json_string(pp));
-	json_object_set_new(root, "__metadata__", meta);
-	meta = NULL;
-	for (size_t i = 0; i < s->n_tensors; i++) {
-		const nck_tensor *t = s->tensors[i];
-		json_t *shape = json_array(), *o = json_object();
-
-		for (uint32_t d = 0; d < t->ndim; d++)
-			json_array_append_new(shape, json_integer((json_int_t)t->shape[d]));
-		json_object_set_new(o, "dtype", json_string(nck_dtype_name(t->dtype)));
-		json_object_set_new(o, "shape", shape);
-		json_object_set_new(o, "data_offsets",
-				    json_pack("[I, I]", (json_int_t)s->offsets[i],
-					      (json_int_t)s->offsets[i + 1]));
-		json_object_set_new(root, t->name, o);
-	}
-	text = json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER);
-	if (!text)
-		goto out;
-	n = strlen(text);
-	pad = (8 - n % 8) % 8;
-	if (n + pad > MERGED_MAX_HEADER) {
-		rc = -E2BIG;
-		goto out;
-	}
-	s->header = malloc(8 + n + pad);
-	if (!s->header)
-		goto out;
-	for (int i = 0; i < 8; i++)
-		s->header[i] = (char)((uint64_t)(n + pad) >> (8 * i));
-	memcpy(s->header + 8, text, n);
-	memset(s->header + 8 + n, ' ', pad);
-	s->header_len = 8 + n + pad;
+	for (size_t i = 0; i < s->n_tensors; i++)
+		e[i] = (nck_st_entry){ .name = s->tensors[i]->name, .dtype = s->tensors[i]->dtype,
+				       .ndim = s->tensors[i]->ndim, .shape = s->tensors[i]->shape,
+				       .bytes = s->offsets[i + 1] - s->offsets[i] };
+	rc = nck_st_header(&s->header, &s->header_len, e, s->n_tensors, meta);
+	free(e);
+	if (rc < 0)
+		return rc;
 	s->size = s->header_len + s->offsets[s->n_tensors];
-	rc = 0;
-out:
-	free(text);
-	json_decref(meta);
-	json_decref(root);
+	rc = nck_layout_mem(&s->layout, s->header, s->header_len);
+	for (size_t i = 0; rc == 0 && i < s->n_tensors; i++)
+		rc = nck_layout_tensor(&s->layout, s->tensors[i]);
 	return rc;
 }
 
@@ -171,6 +139,7 @@ void nck_merged_free(nck_merged *m)
 	if (!m)
 		return;
 	for (size_t s = 0; m->shards && s < m->n_shards; s++) {
+		nck_layout_dispose(&m->shards[s].layout);
 		free(m->shards[s].header);
 		free(m->shards[s].tensors);
 		free(m->shards[s].offsets);
@@ -178,45 +147,4 @@ void nck_merged_free(nck_merged *m)
 	free(m->shards);
 	free(m->index_json);
 	free(m);
-}
-
-int nck_merged_read(const nck_catalog *cat, const nck_merged_shard *s, uint64_t off, void *buf,
-		    size_t len)
-{
-	unsigned char *p = buf;
-	size_t lo = 0, hi;
-	int rc;
-
-	if (off > s->size || len > s->size - off)
-		return -EINVAL;
-	if (off < s->header_len) {
-		size_t n = s->header_len - off < len ? (size_t)(s->header_len - off) : len;
-
-		memcpy(p, s->header + off, n);
-		p += n;
-		off += n;
-		len -= n;
-	}
-	off -= s->header_len; /* now a data-section offset */
-	/* The first tensor that holds `off`: binary search over the offsets. */
-	hi = s->n_tensors;
-	while (lo + 1 < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-
-		if (s->offsets[mid] <= off)
-			lo = mid;
-		else
-			hi = mid;
-	}
-	for (size_t i = lo; len > 0 && i < s->n_tensors; i++) {
-		uint64_t in = off - s->offsets[i], left = s->offsets[i + 1] - off;
-		size_t n = left < len ? (size_t)left : len;
-
-		if (n && (rc = nck_catalog_read(cat, s->tensors[i], in, p, n)) < 0)
-			return rc;
-		p += n;
-		off += n;
-		len -= n;
-	}
-	return 0;
 }

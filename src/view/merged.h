@@ -20,6 +20,7 @@
 #include <stdint.h>
 
 #include "nemockpt/catalog.h"
+#include "view/layout.h"
 
 typedef struct nck_merged_shard {
 	char name[64];              /* "model.safetensors" or "model-00001-of-00003.safetensors" */
@@ -29,6 +30,7 @@ typedef struct nck_merged_shard {
 	uint64_t *offsets;          /* data offset of each tensor, n_tensors + 1 entries */
 	size_t n_tensors;
 	uint64_t size;              /* the whole file */
+	nck_layout layout;          /* the header, then every tensor */
 } nck_merged_shard;
 
 typedef struct nck_merged {
@@ -48,9 +50,5 @@ int nck_merged_build(nck_merged **out, const nck_catalog *cat, uint64_t shard_si
 
 /* Releases the plan. NULL-safe. */
 void nck_merged_free(nck_merged *m);
-
-/* Produces bytes [off, off+len) of shard `s` into buf. 0, -EINVAL, -EIO. */
-int nck_merged_read(const nck_catalog *cat, const nck_merged_shard *s, uint64_t off, void *buf,
-		    size_t len);
 
 #endif

@@ -1,0 +1,233 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The re-sharding views' directories: ranks/ and nemo/ are built with the
+ * tree (their default listing only); each tpXppY below them becomes a set
+ * on its first lookup: the view builds its files (view/viewset.h) and a
+ * small inode table is numbered for them, like the main tree. Sets are
+ * never freed before unmount, so inodes handed to the kernel stay valid.
+ */
+#include "vfs/vfs_int.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nemockpt/log.h"
+
+/* The members at the root of the checkpoint that are neither the config nor
+ * weights: tokenizer files and other artifacts nemo/ shows as they are. */
+static void sets_find_artifacts(nck_vfs *vfs)
+{
+	const nck_container *c = vfs->container;
+	const nck_entry **list;
+	size_t n = 0;
+
+	if (!(list = nck_arena_alloc(&vfs->arena, (c->n_entries + 1) * sizeof(*list))))
+		return;
+	for (size_t i = 0; i < c->n_entries; i++) {
+		const nck_entry *e = &c->entries[i];
+		const char *dot = strrchr(e->path, '.');
+
+		if (e->kind != NCK_ENTRY_FILE || strchr(e->path, '/') ||
+		    strcmp(e->path, "model_config.yaml") == 0 ||
+		    (dot && (strcmp(dot, ".ckpt") == 0 || strcmp(dot, ".pt") == 0)))
+			continue;
+		list[n++] = e;
+	}
+	list[n] = NULL;
+	vfs->view_ctx.artifacts = list;
+}
+
+/* Reads the config member the nemo/ view rewrites (a missing or oversized
+ * one only disables that view). */
+static void sets_load_config(nck_vfs *vfs)
+{
+	const char *cfg, *tok;
+	nck_diag diag;
+	size_t len;
+
+	nck_catalog_artifacts(vfs->catalog, &cfg, &tok);
+	vfs->view_ctx.cat = vfs->catalog;
+	vfs->view_ctx.source = vfs->container->path;
+	vfs->view_ctx.config_path = cfg;
+	for (size_t i = 0; cfg && i < vfs->container->n_entries; i++) {
+		const nck_entry *e = &vfs->container->entries[i];
+
+		if (e->kind != NCK_ENTRY_FILE || strcmp(e->path, cfg) != 0)
+			continue;
+		nck_diag_init(&diag);
+		if (nck_container_slurp(&vfs->config, &len, vfs->container, e, 16u << 20, &diag) == 0) {
+			vfs->view_ctx.config = vfs->config;
+			vfs->view_ctx.config_len = len;
+		}
+		break;
+	}
+	sets_find_artifacts(vfs);
+}
+
+int nck_vfs_add_views(nck_vfs *vfs, nck_tree_builder *b, const nck_node *dir)
+{
+	if (!vfs->catalog)
+		return 0;
+	sets_load_config(vfs);
+	for (uint32_t k = 0; k < NCK_VIEW_COUNT; k++) {
+		uint32_t tp_pp[16][2];
+		nck_node proto = *dir;
+		const char **names;
+		size_t n;
+		int rc;
+
+		if (!nck_view_applies(&vfs->view_ctx, (nck_view_kind)k))
+			continue;
+		n = nck_view_listing(&vfs->view_ctx, (nck_view_kind)k, tp_pp, 16);
+		if (!(names = nck_arena_alloc(&vfs->arena, (n + 1) * sizeof(*names))))
+			return -ENOMEM;
+		for (size_t i = 0; i < n; i++) {
+			char name[32];
+
+			snprintf(name, sizeof(name), "tp%upp%u", tp_pp[i][0], tp_pp[i][1]);
+			if (!(names[i] = nck_arena_strndup(&vfs->arena, name, strlen(name))))
+				return -ENOMEM;
+		}
+		proto.kind = NCK_NODE_VIEWDIR;
+		proto.view = k;
+		proto.listing = names;
+		proto.n_listing = n;
+		if ((rc = nck_tree_add(b, nck_view_name((nck_view_kind)k), &proto)) < 0)
+			return rc;
+	}
+	return 0;
+}
+
+/* Parses "tp<T>pp<P>": decimal, no sign, no leading zero. */
+static bool sets_parse(const char *name, uint32_t *tp, uint32_t *pp)
+{
+	uint32_t v[2];
+	const char *p = name;
+
+	for (int k = 0; k < 2; k++) {
+		uint64_t x = 0;
+		const char *d;
+
+		if (strncmp(p, k ? "pp" : "tp", 2) != 0)
+			return false;
+		d = p += 2;
+		while (*p >= '0' && *p <= '9' && p - d < 6)
+			x = x * 10 + (uint64_t)(*p++ - '0');
+		if (p == d || (*d == '0' && p - d > 1) || x == 0)
+			return false;
+		v[k] = (uint32_t)x;
+	}
+	if (*p)
+		return false;
+	*tp = v[0];
+	*pp = v[1];
+	return true;
+}
+
+/* Numbers the set's files as an inode table. */
+static int sets_tree(nck_vfs_set *set, const nck_node *dir_proto)
+{
+	nck_tree_builder b;
+	int rc;
+
+	if ((rc = nck_tree_builder_init(&b, &set->arena, dir_proto, "view")) < 0)
+		goto out;
+	for (size_t i = 0; i < set->vs->n_files; i++) {
+		const nck_vfile *f = &set->vs->files[i];
+		nck_node proto = *dir_proto;
+
+		proto.perm = 0444;
+		proto.size = f->size;
+		if (f->kind == NCK_VFILE_LAYOUT) {
+			proto.kind = NCK_NODE_LAYOUT;
+			proto.layout = &f->layout;
+		} else if (f->kind == NCK_VFILE_MEM) {
+			proto.kind = NCK_NODE_MEM;
+			proto.mem = f->mem;
+		} else {
+			proto.kind = NCK_NODE_RAW;
+			proto.entry = f->member;
+			proto.perm = f->member->mode;
+			proto.size = f->member->size;
+		}
+		if ((rc = nck_tree_add(&b, f->path, &proto)) < 0)
+			goto out;
+	}
+	rc = nck_tree_build(&set->nodes, &set->n_nodes, &b);
+out:
+	nck_tree_builder_dispose(&b);
+	return rc;
+}
+
+static void sets_free(nck_vfs_set *set)
+{
+	if (!set)
+		return;
+	nck_viewset_free(set->vs);
+	nck_arena_dispose(&set->arena);
+	free(set);
+}
+
+int nck_vfs_set_get(nck_vfs *vfs, const nck_node *viewdir, uint64_t viewdir_ino, const char *name,
+		    uint64_t *ino_out)
+{
+	nck_node dir_proto = { .kind = NCK_NODE_DIR, .perm = 0555,
+			       .mtime_sec = viewdir->mtime_sec, .mtime_nsec = viewdir->mtime_nsec };
+	uint32_t tp, pp;
+	nck_vfs_set *set = NULL;
+	int rc = 0;
+
+	if (!sets_parse(name, &tp, &pp))
+		return -ENOENT;
+	pthread_mutex_lock(&vfs->sets_lock);
+	for (size_t i = 0; i < vfs->n_sets; i++) {
+		const nck_vfs_set *s = vfs->sets[i];
+
+		if (s->view == viewdir->view && s->tp == tp && s->pp == pp) {
+			*ino_out = NCK_VFS_SET_BASE + ((uint64_t)i << NCK_VFS_SET_SHIFT) + 1;
+			goto out;
+		}
+	}
+	if (vfs->n_sets == NCK_VFS_MAX_SETS) {
+		nck_log(NCK_LOG_WARN, "%s/%s: more than %d view directories: not shown",
+			nck_view_name((nck_view_kind)viewdir->view), name, NCK_VFS_MAX_SETS);
+		rc = -ENOENT;
+		goto out;
+	}
+	rc = -ENOMEM;
+	if (!(set = calloc(1, sizeof(*set))))
+		goto out;
+	nck_arena_init(&set->arena);
+	set->view = viewdir->view;
+	set->tp = tp;
+	set->pp = pp;
+	set->parent = viewdir_ino;
+	if ((rc = nck_viewset_build(&set->vs, &vfs->view_ctx, (nck_view_kind)set->view, tp, pp)) < 0 ||
+	    (rc = sets_tree(set, &dir_proto)) < 0)
+		goto out;
+	if (set->n_nodes >= (1ull << NCK_VFS_SET_SHIFT)) {
+		rc = -E2BIG;
+		goto out;
+	}
+	*ino_out = NCK_VFS_SET_BASE + ((uint64_t)vfs->n_sets << NCK_VFS_SET_SHIFT) + 1;
+	__atomic_store_n(&vfs->sets[vfs->n_sets++], set, __ATOMIC_RELEASE);
+	set = NULL;
+out:
+	pthread_mutex_unlock(&vfs->sets_lock);
+	if (rc < 0 && rc != -ENOENT)
+		nck_log(NCK_LOG_WARN, "%s/%s: %s", nck_view_name((nck_view_kind)viewdir->view), name,
+			strerror(-rc));
+	sets_free(set);
+	return rc;
+}
+
+void nck_vfs_sets_free(nck_vfs *vfs)
+{
+	for (size_t i = 0; i < vfs->n_sets; i++)
+		sets_free(vfs->sets[i]);
+	vfs->n_sets = 0;
+	free(vfs->config);
+	vfs->config = NULL;
+}

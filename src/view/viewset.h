@@ -1,0 +1,101 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * View sets: the files of one directory of a re-sharding view, such as
+ * ranks/tp2pp1/ or nemo/tp4pp1/, built when that directory is first looked
+ * up (metadata only: names, sizes, headers and layouts; no tensor data).
+ *
+ * A view kind answers three questions: which (T, P) a directory may name
+ * (nck_view_check), which it lists by default (nck_view_listing), and what
+ * files one holds (nck_viewset_build).
+ *
+ * Ownership: a set owns its files, their layouts and the memory they point
+ * to (freed by nck_viewset_free); tensors are borrowed from the catalog and
+ * container paths from the context. Thread-safety: built by one thread,
+ * read-only afterwards.
+ */
+#ifndef NCK_VIEW_VIEWSET_H
+#define NCK_VIEW_VIEWSET_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "container/container.h"
+#include "nemockpt/catalog.h"
+#include "util/arena.h"
+#include "view/layout.h"
+
+typedef enum nck_view_kind {
+	NCK_VIEW_RANKS = 0, /* ranks/tpXppY/rank{R}.safetensors */
+	NCK_VIEW_NEMO,      /* nemo/tpXppY/: an extracted .nemo at that layout */
+	NCK_VIEW_COUNT
+} nck_view_kind;
+
+/* What a view may use besides the catalog. */
+typedef struct nck_view_ctx {
+	const nck_catalog *cat;
+	const char *source;       /* the checkpoint's path, for metadata */
+	const char *config_path;  /* the config member (model_config.yaml), or NULL */
+	const void *config;       /* its bytes */
+	size_t config_len;
+	const nck_entry *const *artifacts; /* root members nemo/ shows as they are (NULL-terminated) */
+} nck_view_ctx;
+
+typedef enum nck_vfile_kind {
+	NCK_VFILE_LAYOUT = 0, /* bytes from `layout` */
+	NCK_VFILE_MEM = 1,    /* `size` bytes at `mem` */
+	NCK_VFILE_MEMBER = 2, /* the container member `member`, as it is */
+} nck_vfile_kind;
+
+typedef struct nck_vfile {
+	const char *path;     /* inside the set's directory: "rank0.safetensors", "mp_rank_00/..." */
+	nck_vfile_kind kind;
+	nck_layout layout;
+	const void *mem;
+	uint64_t size;        /* LAYOUT and MEM */
+	const nck_entry *member;
+} nck_vfile;
+
+typedef struct nck_viewset {
+	nck_arena arena;      /* names and small buffers */
+	nck_vfile *files;
+	size_t n_files, cap_files;
+	void **owned;         /* malloc'ed buffers freed with the set */
+	size_t n_owned, cap_owned;
+	void *priv;           /* a view's own state */
+	void (*free_priv)(void *priv);
+} nck_viewset;
+
+/* The view's directory name under the mount root: "ranks", "nemo". */
+const char *nck_view_name(nck_view_kind kind);
+
+/* Whether the view applies to this checkpoint at all. */
+bool nck_view_applies(const nck_view_ctx *ctx, nck_view_kind kind);
+
+/* 0 when the view can show (T, P); else -ENOENT with the reason in why. */
+int nck_view_check(const nck_view_ctx *ctx, nck_view_kind kind, uint32_t T, uint32_t P,
+		   char *why, size_t why_len);
+
+/* The layouts listed by default: the source's own, then T in {1, 2, 4, 8}
+ * with P in {1, source P}, where valid. Returns how many went to out. */
+size_t nck_view_listing(const nck_view_ctx *ctx, nck_view_kind kind, uint32_t (*out)[2],
+			size_t max);
+
+/* Builds the files of (T, P). -ENOENT (invalid), -ENOMEM, -E2BIG. */
+int nck_viewset_build(nck_viewset **out, const nck_view_ctx *ctx, nck_view_kind kind, uint32_t T,
+		      uint32_t P);
+
+void nck_viewset_free(nck_viewset *vs);
+
+/* ---- for the views' builders ------------------------------------------------ */
+
+/* Appends a file (path copied); returns it zeroed but for path and kind, or NULL. */
+nck_vfile *nck_viewset_add(nck_viewset *vs, const char *path, nck_vfile_kind kind);
+
+/* Makes `p` (malloc'ed) freed with the set; frees it and returns -ENOMEM on failure. */
+int nck_viewset_own(nck_viewset *vs, void *p);
+
+/* The builders of each view kind. */
+int nck_ranks_build(nck_viewset *vs, const nck_view_ctx *ctx, uint32_t T, uint32_t P);
+int nck_nemo_build(nck_viewset *vs, const nck_view_ctx *ctx, uint32_t T, uint32_t P);
+
+#endif

@@ -1,0 +1,129 @@
+"""nemo/tp<T>pp<P>/: an extracted .nemo at another layout. Debian's torch
+loads every weights file (torch.load) and the tensors equal the rank
+tensors cut from the oracle in test_ranks_view; Python's zipfile checks
+every CRC; PyYAML reads the config with only the parallel sizes changed;
+the artifacts are the source's bytes."""
+
+import mmap
+import os
+import random
+import zipfile
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from test_catalog import fixtures_dir, sources  # noqa: F401 (session fixture)
+from test_ranks_view import expected_rank, le_bytes
+
+NEMO1 = ["nemo1_single", "nemo1_tp2", "nemo1_tp2pp2", "nemo1_tp2pp2_tied", "nemo1_dist_torch",
+         "nemo1_dist_zarr"]
+LAYOUTS = [(1, 1), (2, 1), (2, 2), (1, 4)]
+
+
+def weights_path(tp, pp, r, p):
+    if tp == 1 and pp == 1:
+        return "model_weights.ckpt"
+    if pp == 1:
+        return f"mp_rank_{r:02d}/model_weights.ckpt"
+    return f"tp_rank_{r:02d}_pp_rank_{p:03d}/model_weights.ckpt"
+
+
+def bits(t):
+    """A torch tensor's elements as the numpy bit patterns the oracle uses."""
+    if t.dtype == torch.bfloat16:
+        return t.contiguous().view(torch.int16).numpy().view(np.uint16)
+    return t.contiguous().numpy()
+
+
+def check_zip(path):
+    with zipfile.ZipFile(path) as z:
+        assert z.testzip() is None  # every CRC-32
+        for info in z.infolist():
+            if "/data/" in info.filename:
+                with open(path, "rb") as f:
+                    f.seek(info.header_offset + 26)
+                    n, m = np.frombuffer(f.read(4), "<u2")
+                start = info.header_offset + 30 + int(n) + int(m)
+                assert start % 64 == 0, (info.filename, start)
+        names = z.namelist()
+    assert names[0] == "model_weights/data.pkl" and "model_weights/version" in names
+
+
+@pytest.mark.parametrize("name", NEMO1)
+def test_weights_load_with_torch(fixtures_dir, nemo, name):  # noqa: F811
+    meta, srcs = sources(fixtures_dir, name)
+    npz = np.load(fixtures_dir / name / "oracle.npz")
+    with nemo.mount(srcs[-1]) as mnt:
+        for tp, pp in LAYOUTS:
+            d = mnt / "nemo" / f"tp{tp}pp{pp}"
+            for p in range(pp):
+                for r in range(tp):
+                    path = d / weights_path(tp, pp, r, p)
+                    check_zip(path)
+                    sd = torch.load(path, map_location="cpu")
+                    want = expected_rank(meta, npz, tp, pp, r, p)
+                    weights = {k: v for k, v in sd.items() if not k.endswith("._extra_state")}
+                    assert sorted(weights) == sorted(want), set(weights) ^ set(want)
+                    for k, a in want.items():
+                        assert tuple(sd[k].shape) == a.shape, k
+                        assert bits(sd[k]).tobytes() == le_bytes(a), k
+
+
+@pytest.mark.parametrize("name", ["nemo1_tp2pp2", "nemo1_dist_zarr"])
+def test_config_and_artifacts(fixtures_dir, nemo, name):  # noqa: F811
+    meta, srcs = sources(fixtures_dir, name)
+    src_dir = srcs[0]
+    src_cfg = yaml.safe_load((src_dir / "model_config.yaml").read_text())
+    artifacts = sorted(f for f in os.listdir(src_dir)
+                       if (src_dir / f).is_file() and f != "model_config.yaml"
+                       and not f.endswith((".ckpt", ".pt")))
+    assert artifacts  # the tokenizer at least
+    with nemo.mount(srcs[-1]) as mnt:
+        listed = set(os.listdir(mnt / "nemo"))
+        assert {"tp1pp1", "tp2pp1"} <= listed
+        for tp, pp in LAYOUTS:
+            d = mnt / "nemo" / f"tp{tp}pp{pp}"
+            cfg = yaml.safe_load((d / "model_config.yaml").read_text())
+            want = dict(src_cfg, tensor_model_parallel_size=tp, pipeline_model_parallel_size=pp)
+            assert cfg == want
+            for a in artifacts:
+                assert (d / a).read_bytes() == (src_dir / a).read_bytes()
+            top = {weights_path(tp, pp, r, p).split("/")[0]
+                   for p in range(pp) for r in range(tp)}
+            assert set(os.listdir(d)) == {"model_config.yaml", *artifacts, *top}
+        assert not (mnt / "nemo" / "tp4pp1").exists()
+
+
+def test_not_offered_without_model_config(fixtures_dir, nemo):  # noqa: F811
+    for name in ("nemo2", "megatron_iter"):
+        meta, srcs = sources(fixtures_dir, name)
+        with nemo.mount(srcs[-1]) as mnt:
+            assert (mnt / "ranks").is_dir()
+            assert not (mnt / "nemo").exists()
+
+
+def test_random_ranges_and_mmap(fixtures_dir, nemo):  # noqa: F811
+    """Ranges from 1 byte to 8 MiB and mmap agree with a whole read that
+    torch.load and zipfile accepted; the CRC pieces are read first here."""
+    meta, srcs = sources(fixtures_dir, "nemo1_tp2pp2_tied")
+    rng = random.Random(11)
+    with nemo.mount(srcs[-1]) as mnt:
+        path = mnt / "nemo" / "tp2pp2" / weights_path(2, 2, 1, 1)
+        size = os.path.getsize(path)
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            tail = os.pread(fd, 4096, max(0, size - 4096))  # the central directory first
+            pieces = [(off, os.pread(fd, n, off)) for off, n in
+                      ((rng.randrange(size), rng.choice([1, 3, 100, 4096, 8 << 20]))
+                       for _ in range(300))]
+        finally:
+            os.close(fd)
+        whole = path.read_bytes()
+        assert len(whole) == size and whole.endswith(tail)
+        check_zip(path)
+        for off, data in pieces:
+            assert data == whole[off:off + len(data)], off
+        with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
+            assert m[:] == whole
