@@ -14,6 +14,7 @@
  *   /tensors/    each weight of the catalog as <name>.npy (bf16/fp8 widened to f32)
  *   /ranks/tp<T>pp<P>/rank<R>.safetensors   each rank's tensors at that layout
  *   /nemo/tp<T>pp<P>/   an extracted .nemo at that layout
+ *   /qnemo/{bf16,fp8,int4_awq}/tp<T>pp<P>/   TensorRT-LLM checkpoints, quantized when read
  *
  * Reads are answered as extents: byte ranges of a backing fd (to be sent
  * zero-copy), of memory owned by the vfs, or of a byte source that must be
@@ -55,6 +56,9 @@ typedef struct nck_vfs_opts {
 				* ~/.cache/nemockpt, or /var/cache/nemockpt for root */
 	uint64_t cache_size;  /* bytes of decompressed gzip data kept; 0: 256 MiB */
 	uint64_t gz_spacing;  /* gzip checkpoint spacing; 0: $NEMOCKPT_GZ_SPACING or 8 MiB */
+	uint64_t group_size;  /* qnemo/int4_awq block size; 0: 128 */
+	const char *calib;    /* qnemo/fp8 activation calibration (JSON file), or NULL */
+	const char *gpu;      /* quantization backend: NULL/"auto", "off", or a device number */
 } nck_vfs_opts;
 
 typedef enum nck_extent_kind {

@@ -85,6 +85,9 @@ int main(int argc, char **argv)
 	vopts.cache_dir = opts.cache_dir;
 	vopts.cache_size = opts.cache_size;
 	vopts.shard_size = opts.shard_size;
+	vopts.group_size = opts.group_size;
+	vopts.calib = opts.calib;
+	vopts.gpu = opts.gpu;
 	/* The daemon changes to / when it detaches: keep an absolute source. */
 	abs = realpath(opts.source, NULL);
 	if (!abs) {

@@ -19,6 +19,7 @@ enum {
 	KEY_GID,       /* gid=N */
 	KEY_CACHE_SIZE, /* cache_size=N[KMG] */
 	KEY_SHARD_SIZE, /* shard_size=N[KMG] */
+	KEY_GROUP_SIZE, /* group_size=N */
 };
 
 #define OPT(t, p) { t, offsetof(nck_fuse_opts, p), 1 }
@@ -46,6 +47,9 @@ static const struct fuse_opt opts_table[] = {
 	FUSE_OPT_KEY("cache_size=", KEY_CACHE_SIZE),
 	FUSE_OPT_KEY("shard_size=", KEY_SHARD_SIZE),
 	OPTV("notify_fd=%d", notify_fd),
+	OPTV("calib=%s", calib),
+	OPTV("gpu=%s", gpu),
+	FUSE_OPT_KEY("group_size=", KEY_GROUP_SIZE),
 	FUSE_OPT_KEY("defaults", KEY_IGNORE),
 	FUSE_OPT_KEY("nofail", KEY_IGNORE),
 	FUSE_OPT_KEY("_netdev", KEY_IGNORE),
@@ -150,6 +154,15 @@ static int opts_proc(void *data, const char *arg, int key, struct fuse_args *out
 		return opts_size(o, arg, &o->cache_size);
 	case KEY_SHARD_SIZE:
 		return opts_size(o, arg, &o->shard_size);
+	case KEY_GROUP_SIZE:
+		if (opts_size(o, arg, &o->group_size) < 0)
+			return -1;
+		if (o->group_size > 65536) {
+			snprintf(o->error, sizeof(o->error), "group_size=%llu is over 65536",
+				 (unsigned long long)o->group_size);
+			return -1;
+		}
+		return 0;
 	case FUSE_OPT_KEY_NONOPT:
 		if (!o->source)
 			return (o->source = strdup(arg)) ? 0 : -1;
@@ -209,7 +222,10 @@ void nck_fuse_opts_dispose(nck_fuse_opts *opts)
 	free(opts->mountpoint);
 	free(opts->mount_flags);
 	free(opts->cache_dir);
+	free(opts->calib);
+	free(opts->gpu);
 	opts->source = opts->mountpoint = opts->mount_flags = opts->cache_dir = NULL;
+	opts->calib = opts->gpu = NULL;
 }
 
 const char *nck_fuse_opts_usage(void)
@@ -234,6 +250,9 @@ const char *nck_fuse_opts_usage(void)
 	       "                         $XDG_CACHE_HOME/nemockpt, ~/.cache/nemockpt, /var/cache/nemockpt)\n"
 	       "  -o cache_size=N[KMG]   decompressed gzip data kept in memory (default 256M)\n"
 	       "  -o shard_size=N[KMG]   merged/ safetensors shard size (default 5G)\n"
+	       "  -o calib=FILE          activation amax per module (JSON) for qnemo/fp8\n"
+	       "  -o group_size=N        qnemo/int4_awq block size (default 128)\n"
+	       "  -o gpu=auto|off|N      quantize on GPU N, on the CPU, or on a GPU if one works\n"
 	       "  -o notify_fd=N         write \"READY=1\\n\" to fd N once the mount is live\n"
 	       "  -o ro                  accepted; the mount is always read-only\n"
 	       "fstab words (defaults, nofail, _netdev, auto, noauto, user, users, x-*) are ignored.\n";

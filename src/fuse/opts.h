@@ -39,6 +39,9 @@ typedef struct nck_fuse_opts {
 	char *cache_dir;       /* gzip index directory, or NULL for the default */
 	uint64_t cache_size;   /* bytes of decompressed data cached; 0: default */
 	uint64_t shard_size;   /* merged/ safetensors shard size; 0: default */
+	uint64_t group_size;   /* qnemo/int4_awq block size; 0: default */
+	char *calib;           /* activation calibration file for qnemo/fp8, or NULL */
+	char *gpu;             /* quantization backend: "auto" (NULL), "off" or a device number */
 	char error[256];       /* why parsing failed */
 } nck_fuse_opts;
 

@@ -13,7 +13,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "nemockpt/log.h"
+#include "view/qcache.h"
 
 /* The members at the root of the checkpoint that are neither the config nor
  * weights: tokenizer files and other artifacts nemo/ shows as they are. */
@@ -66,11 +69,61 @@ static void sets_load_config(nck_vfs *vfs)
 	sets_find_artifacts(vfs);
 }
 
+/* The activation calibration file of qnemo/fp8: a JSON object of module
+ * name -> activation amax. A file that cannot be read or parsed stops the
+ * mount. */
+static int sets_load_calib(nck_vfs *vfs, const char *path, nck_diag *diag)
+{
+	json_error_t err;
+	json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &err);
+
+	if (!root)
+		return nck_diag_set(diag, -EBADMSG, path, err.position, "calibration: %s", err.text);
+	if (!json_is_object(root)) {
+		json_decref(root);
+		return nck_diag_set(diag, -EBADMSG, path, 0,
+				    "calibration: not a JSON object of module -> amax");
+	}
+	vfs->calib = root;
+	vfs->view_ctx.calib = root;
+	vfs->view_ctx.calib_name = nck_arena_strndup(&vfs->arena, path, strlen(path));
+	return 0;
+}
+
+int nck_vfs_views_init(nck_vfs *vfs, nck_diag *diag)
+{
+	const char *cfg, *tok;
+	const nck_quant_backend *be;
+	int rc;
+
+	if (!vfs->catalog)
+		return 0;
+	sets_load_config(vfs);
+	nck_catalog_artifacts(vfs->catalog, &cfg, &tok);
+	for (size_t i = 0; tok && i < vfs->container->n_entries; i++)
+		if (vfs->container->entries[i].kind == NCK_ENTRY_FILE &&
+		    strcmp(vfs->container->entries[i].path, tok) == 0)
+			vfs->view_ctx.tokenizer = &vfs->container->entries[i];
+	vfs->view_ctx.group_size = vfs->opts.group_size;
+	if (vfs->opts.calib && (rc = sets_load_calib(vfs, vfs->opts.calib, diag)) < 0)
+		return rc;
+	/* A named backend must work now; "auto" looks for a GPU at the first
+	 * quantization, so mounts that quantize nothing never load CUDA. */
+	be = NULL;
+	if (vfs->opts.gpu && strcmp(vfs->opts.gpu, "auto") != 0 &&
+	    !(be = nck_quant_backend_get(vfs->opts.gpu, diag)))
+		return -ENODEV;
+	if (!(vfs->qcache = nck_qcache_new(vfs->catalog, be, vfs->opts.cache_size)))
+		return nck_diag_set(diag, -ENOMEM, vfs->container->path, -1, "out of memory");
+	vfs->view_ctx.qcache = vfs->qcache;
+	vfs->opts.calib = vfs->opts.gpu = NULL; /* borrowed for the open only */
+	return 0;
+}
+
 int nck_vfs_add_views(nck_vfs *vfs, nck_tree_builder *b, const nck_node *dir)
 {
 	if (!vfs->catalog)
 		return 0;
-	sets_load_config(vfs);
 	for (uint32_t k = 0; k < NCK_VIEW_COUNT; k++) {
 		uint32_t tp_pp[16][2];
 		nck_node proto = *dir;
@@ -230,4 +283,8 @@ void nck_vfs_sets_free(nck_vfs *vfs)
 	vfs->n_sets = 0;
 	free(vfs->config);
 	vfs->config = NULL;
+	nck_qcache_free(vfs->qcache);
+	vfs->qcache = NULL;
+	json_decref(vfs->calib);
+	vfs->calib = NULL;
 }

@@ -277,7 +277,8 @@ int nck_vfs_open(nck_vfs **out, const char *source, const nck_vfs_opts *opts, nc
 				      .gz_cache_size = opts->cache_size };
 	vfs->opts.cache_dir = NULL; /* borrowed for the open only */
 	if ((rc = nck_container_open_opts(&vfs->container, source, &copts, diag)) < 0 ||
-	    (rc = vfs_catalog(vfs, diag)) < 0 || (rc = vfs_build(vfs, diag)) < 0) {
+	    (rc = vfs_catalog(vfs, diag)) < 0 || (rc = nck_vfs_views_init(vfs, diag)) < 0 ||
+	    (rc = vfs_build(vfs, diag)) < 0) {
 		nck_vfs_close(vfs);
 		return rc;
 	}

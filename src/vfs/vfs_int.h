@@ -47,6 +47,8 @@ struct nck_vfs {
 	uint64_t file_bytes;      /* their total size */
 	nck_view_ctx view_ctx;    /* what the views may use */
 	void *config;             /* the config member's bytes (owned) */
+	struct nck_qcache *qcache; /* quantized tensors of qnemo/ (owned) */
+	struct json_t *calib;     /* the calibration file's object (owned), or NULL */
 	/* Built view directories: published with a release store once complete,
 	 * read without the lock; sets_lock serializes building. */
 	pthread_mutex_t sets_lock;
@@ -58,7 +60,12 @@ struct nck_vfs {
 	nck_vfs_file *files;      /* doubly linked through prev/next */
 };
 
-/* Adds ranks/ and nemo/ (with their default listings) to the tree. -ENOMEM. */
+/* Prepares what the views use: the config's bytes, the artifacts, the
+ * calibration file, the quantization backend and cache. Errors (a bad
+ * calibration file, no such GPU) stop the mount, with diag. */
+int nck_vfs_views_init(nck_vfs *vfs, nck_diag *diag);
+
+/* Adds the view directories (with their default listings) to the tree. -ENOMEM. */
 int nck_vfs_add_views(nck_vfs *vfs, nck_tree_builder *b, const nck_node *dir);
 
 /* Finds or builds the set `name` ("tp2pp1") of view directory `viewdir`

@@ -13,7 +13,21 @@
 
 const char *nck_view_name(nck_view_kind kind)
 {
-	return kind == NCK_VIEW_RANKS ? "ranks" : kind == NCK_VIEW_NEMO ? "nemo" : "?";
+	static const char *const names[NCK_VIEW_COUNT] = {
+		[NCK_VIEW_RANKS] = "ranks",
+		[NCK_VIEW_NEMO] = "nemo",
+		[NCK_VIEW_QNEMO_BF16] = "qnemo/bf16",
+		[NCK_VIEW_QNEMO_FP8] = "qnemo/fp8",
+		[NCK_VIEW_QNEMO_INT4] = "qnemo/int4_awq",
+	};
+
+	return (unsigned)kind < NCK_VIEW_COUNT ? names[kind] : "?";
+}
+
+static bool viewset_is_trtllm(nck_view_kind kind)
+{
+	return kind == NCK_VIEW_QNEMO_BF16 || kind == NCK_VIEW_QNEMO_FP8 ||
+	       kind == NCK_VIEW_QNEMO_INT4;
 }
 
 /* True if the config is a NeMo 1 model_config.yaml (nemo/ rewrites it). */
@@ -31,9 +45,13 @@ bool nck_view_applies(const nck_view_ctx *ctx, nck_view_kind kind)
 {
 	nck_model_facts m;
 
+	char why[256];
+
 	nck_catalog_model(ctx->cat, &m);
 	if (!m.gpt || nck_catalog_get_info(ctx->cat)->n_weights == 0)
 		return false;
+	if (viewset_is_trtllm(kind))
+		return nck_trtllm_check(ctx, kind, 0, 0, why, sizeof(why)) == 0;
 	return kind != NCK_VIEW_NEMO || viewset_nemo_config(ctx);
 }
 
@@ -47,6 +65,8 @@ int nck_view_check(const nck_view_ctx *ctx, nck_view_kind kind, uint32_t T, uint
 		why[why_len - 1] = '\0';
 		return -ENOENT;
 	}
+	if (viewset_is_trtllm(kind))
+		return nck_trtllm_check(ctx, kind, T, P, why, why_len) < 0 ? -ENOENT : 0;
 	nck_catalog_model(ctx->cat, &m);
 	return nck_shard_check(ctx->cat, &m, T, P, why, why_len) < 0 ? -ENOENT : 0;
 }
@@ -128,7 +148,12 @@ int nck_viewset_build(nck_viewset **out, const nck_view_ctx *ctx, nck_view_kind 
 	if (!(vs = calloc(1, sizeof(*vs))))
 		return -ENOMEM;
 	nck_arena_init(&vs->arena);
-	rc = kind == NCK_VIEW_RANKS ? nck_ranks_build(vs, ctx, T, P) : nck_nemo_build(vs, ctx, T, P);
+	if (kind == NCK_VIEW_RANKS)
+		rc = nck_ranks_build(vs, ctx, T, P);
+	else if (kind == NCK_VIEW_NEMO)
+		rc = nck_nemo_build(vs, ctx, T, P);
+	else
+		rc = nck_trtllm_build(vs, ctx, kind, T, P);
 	if (rc < 0) {
 		nck_viewset_free(vs);
 		return rc;

@@ -25,10 +25,15 @@
 #include "view/layout.h"
 
 typedef enum nck_view_kind {
-	NCK_VIEW_RANKS = 0, /* ranks/tpXppY/rank{R}.safetensors */
-	NCK_VIEW_NEMO,      /* nemo/tpXppY/: an extracted .nemo at that layout */
+	NCK_VIEW_RANKS = 0,   /* ranks/tpXppY/rank{R}.safetensors */
+	NCK_VIEW_NEMO,        /* nemo/tpXppY/: an extracted .nemo at that layout */
+	NCK_VIEW_QNEMO_BF16,  /* qnemo/bf16/tpXppY/: a TensorRT-LLM checkpoint, model dtype */
+	NCK_VIEW_QNEMO_FP8,   /* qnemo/fp8/tpXppY/: FP8 weights */
+	NCK_VIEW_QNEMO_INT4,  /* qnemo/int4_awq/tpXppY/: W4A16 AWQ (round to nearest) */
 	NCK_VIEW_COUNT
 } nck_view_kind;
+
+struct nck_qcache;
 
 /* What a view may use besides the catalog. */
 typedef struct nck_view_ctx {
@@ -38,6 +43,11 @@ typedef struct nck_view_ctx {
 	const void *config;       /* its bytes */
 	size_t config_len;
 	const nck_entry *const *artifacts; /* root members nemo/ shows as they are (NULL-terminated) */
+	const nck_entry *tokenizer;   /* the tokenizer artifact (qnemo/ shows it as tokenizer.model) */
+	struct nck_qcache *qcache;    /* computes and keeps quantized tensors (qnemo/) */
+	uint64_t group_size;          /* INT4 AWQ block size (0: 128) */
+	const void *calib;            /* activation amax per module (a jansson object), or NULL */
+	const char *calib_name;       /* the file it came from */
 } nck_view_ctx;
 
 typedef enum nck_vfile_kind {
@@ -65,7 +75,7 @@ typedef struct nck_viewset {
 	void (*free_priv)(void *priv);
 } nck_viewset;
 
-/* The view's directory name under the mount root: "ranks", "nemo". */
+/* The view's directory under the mount root: "ranks", "nemo", "qnemo/fp8", ... */
 const char *nck_view_name(nck_view_kind kind);
 
 /* Whether the view applies to this checkpoint at all. */
@@ -97,5 +107,12 @@ int nck_viewset_own(nck_viewset *vs, void *p);
 /* The builders of each view kind. */
 int nck_ranks_build(nck_viewset *vs, const nck_view_ctx *ctx, uint32_t T, uint32_t P);
 int nck_nemo_build(nck_viewset *vs, const nck_view_ctx *ctx, uint32_t T, uint32_t P);
+int nck_trtllm_build(nck_viewset *vs, const nck_view_ctx *ctx, nck_view_kind kind, uint32_t T,
+		     uint32_t P);
+
+/* Whether the TensorRT-LLM views apply, and whether (T, P) is valid for
+ * `kind`: 0, or -EINVAL with the reason in why. */
+int nck_trtllm_check(const nck_view_ctx *ctx, nck_view_kind kind, uint32_t T, uint32_t P,
+		     char *why, size_t why_len);
 
 #endif

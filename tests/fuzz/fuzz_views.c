@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * libFuzzer target for the re-sharding views: a tar archive in memory is
- * cataloged, then every listed ranks/ and nemo/ layout is built (shard
- * rules, safetensors headers, torch.save plans, the YAML rewrite) and each
- * of its files is read whole. A read may fail with EIO (damaged data) but
+ * cataloged, then every listed ranks/, nemo/ and qnemo/ layout is built
+ * (shard rules, safetensors headers, torch.save plans, the YAML rewrite,
+ * TensorRT-LLM names and quantization) and each of its files is read whole. A read may fail with EIO (damaged data) but
  * never with anything else, and nothing may crash.
  */
 #include <errno.h>
@@ -13,6 +13,7 @@
 
 #include "catalog/build.h"
 #include "nemockpt/log.h"
+#include "view/qcache.h"
 #include "view/viewset.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -32,7 +33,8 @@ static void fuzz_read(const nck_catalog *cat, const nck_vfile *f, unsigned char 
 static void fuzz_views(const nck_container *c, const nck_catalog *cat, unsigned char *buf)
 {
 	const nck_entry *artifacts[1] = { NULL };
-	nck_view_ctx ctx = { .cat = cat, .source = "fuzz.nemo", .artifacts = artifacts };
+	nck_view_ctx ctx = { .cat = cat, .source = "fuzz.nemo", .artifacts = artifacts,
+			     .group_size = 8 };
 	const char *cfg, *tok;
 	void *bytes = NULL;
 	size_t len = 0;
@@ -42,6 +44,7 @@ static void fuzz_views(const nck_container *c, const nck_catalog *cat, unsigned 
 		if (c->entries[i].kind == NCK_ENTRY_FILE && strcmp(c->entries[i].path, cfg) == 0 &&
 		    nck_container_slurp(&bytes, &len, c, &c->entries[i], 1u << 20, NULL) == 0)
 			break;
+	ctx.qcache = nck_qcache_new(cat, nck_quant_backend_cpu(), 1u << 20);
 	ctx.config_path = bytes ? cfg : NULL;
 	ctx.config = bytes;
 	ctx.config_len = len;
@@ -60,6 +63,7 @@ static void fuzz_views(const nck_container *c, const nck_catalog *cat, unsigned 
 			nck_viewset_free(vs);
 		}
 	}
+	nck_qcache_free(ctx.qcache);
 	free(bytes);
 }
 

@@ -14,7 +14,13 @@
 #      included), and the raw pinned H2D/D2H copy bandwidth;
 #   3. the same 2 GiB run with the host buffers staged through pinned memory
 #      instead of page-locked (NEMOCKPT_CUDA_REGISTER_MIN), to compare;
-#   4. bench_quant: CPU per core / all cores and the GPU backend per operation.
+#   4. bench_quant: CPU per core / all cores and the GPU backend per operation;
+#   5. the qnemo/ views through real mounts (needs FUSE and the CMake build):
+#      the committed tiny fixture and a synthetic 2 GiB zarr checkpoint
+#      (tests/gpu/make_zarr_model.py, stdlib only) mounted with -o gpu=0 and
+#      -o gpu=off; every fp8 and int4_awq rank file must be equal bit for
+#      bit, and the first read of each is timed (GB/s of the file: compare
+#      with the pinned copy bandwidth gpu_check printed in step 2).
 # Exits non-zero on any mismatch or error. About 1-2 minutes on an H100 host
 # with 16 cores (most of it the build).
 set -euo pipefail
@@ -82,5 +88,39 @@ echo "== gpu_check, 2 GiB part staged through pinned buffers"
 NEMOCKPT_CUDA_REGISTER_MIN=$((1 << 62)) "$bin/gpu_check" --skip-varied || status=1
 echo "== bench_quant (512 MiB bf16)"
 "$bin/bench_quant" --mib 512 --backend 0 --min-seconds 0.3 || status=1
+
+# Mounts $1 twice (gpu=0, gpu=off; extra options $2), reads every quantized
+# rank file of layout $3 from both, times the reads and compares the bytes.
+check_views() {
+	local src=$1 opt=$2 layout=$3 mode f rel size a b c e
+	for mode in 0 off; do
+		mkdir -p "$build/mnt-$mode"
+		"$bin/nemockptfs" "$src" "$build/mnt-$mode" -o "gpu=$mode${opt:+,$opt}" || return 1
+	done
+	for f in "$build"/mnt-0/qnemo/{fp8,int4_awq}/"$layout"/rank*.safetensors; do
+		rel=${f#"$build"/mnt-0/}
+		size=$(stat -c %s "$f")
+		a=$(date +%s.%N); cat "$f" >/dev/null; b=$(date +%s.%N)
+		c=$(date +%s.%N); cat "$build/mnt-off/$rel" >/dev/null; e=$(date +%s.%N)
+		awk -v f="$rel" -v n="$size" -v a="$a" -v b="$b" -v c="$c" -v e="$e" 'BEGIN {
+			printf "%s: %.1f MiB, first read gpu %.2f GB/s, cpu %.2f GB/s\n",
+				f, n / 1048576, n / (b - a) / 1e9, n / (e - c) / 1e9 }'
+		cmp "$f" "$build/mnt-off/$rel" || return 1
+	done
+	fusermount3 -u "$build/mnt-0"
+	fusermount3 -u "$build/mnt-off"
+}
+
+echo "== qnemo views through the mount: gpu=0 == gpu=off, bit for bit"
+if [ "$bin" != "$build/bin" ] || [ ! -e /dev/fuse ] || ! command -v fusermount3 >/dev/null; then
+	echo "mount check not possible here (no CMake build with FUSE, or no /dev/fuse): FAILED"
+	status=1
+else
+	cmake --build "$build" -j"$jobs" --target nemockptfs
+	model=$build/model-2g
+	[ -f "$model/model_config.yaml" ] || python3 tests/gpu/make_zarr_model.py "$model"
+	check_views tests/fuzz/corpus/views/nemo1_tp2pp2_tied.nemo group_size=8 tp2pp2 || status=1
+	check_views "$model" "" tp2pp1 || status=1
+fi
 echo "== total $(( $(date +%s) - t0 )) s; $([ $status = 0 ] && echo OK || echo FAILED)"
 exit $status

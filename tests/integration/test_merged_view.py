@@ -15,7 +15,8 @@ import pytest
 from test_catalog import FIXTURES, fixtures_dir, sources  # noqa: F401 (session fixture)
 
 DTYPES = {"BF16": ("<u2", 2), "F16": ("<f2", 2), "F32": ("<f4", 4), "I64": ("<i8", 8),
-          "I32": ("<i4", 4), "U8": ("|u1", 1), "F64": ("<f8", 8), "BOOL": ("|b1", 1)}
+          "I32": ("<i4", 4), "U8": ("|u1", 1), "F64": ("<f8", 8), "BOOL": ("|b1", 1),
+          "I8": ("|i1", 1), "F8_E4M3": ("|u1", 1)}
 
 
 def parse_safetensors(data):

@@ -1,0 +1,356 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Quantized tensors, computed once and cached (see qcache.h). One mutex
+ * guards the table, the LRU list and the amax table; computations and
+ * copies run outside it. An entry being computed is in the table, so a
+ * second reader waits on the condition variable instead of computing it
+ * again; a failed computation is removed, so a later read tries again.
+ */
+#include "view/qcache.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define QCACHE_BUCKETS 1024
+#define QCACHE_DEFAULT_BUDGET (256ull << 20)
+/* Bytes of a merged tensor read at a time for its amax. */
+#define QCACHE_AMAX_BLOCK (8u << 20)
+
+typedef struct qentry {
+	const nck_qslice *key;
+	unsigned char *data; /* FP8 codes, or INT4 packed weight then scales */
+	uint64_t size;
+	int state;           /* 0 computing, 1 ready */
+	int refs;            /* readers copying from data, and the computing thread */
+	struct qentry *prev, *next; /* LRU: head is the most recent */
+	struct qentry *hnext;
+} qentry;
+
+enum { AMAX_NONE = 0, AMAX_BUSY = 1, AMAX_DONE = 2 };
+
+struct nck_qcache {
+	const nck_catalog *cat;
+	const nck_quant_backend *be;
+	uint64_t budget, used;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	qentry *buckets[QCACHE_BUCKETS];
+	qentry *head, *tail;
+	float *amax;           /* per catalog tensor */
+	unsigned char *amax_state;
+};
+
+uint64_t nck_qslice_fp8_bytes(const nck_qslice *q)
+{
+	return q->rows * q->cols;
+}
+
+uint64_t nck_qslice_int4_bytes(const nck_qslice *q)
+{
+	return q->rows / 2 * q->cols;
+}
+
+uint64_t nck_qslice_scales_bytes(const nck_qslice *q)
+{
+	return q->group ? q->rows * (q->cols / q->group) * 4 : 0;
+}
+
+nck_qcache *nck_qcache_new(const nck_catalog *cat, const nck_quant_backend *be, uint64_t budget)
+{
+	nck_qcache *qc = calloc(1, sizeof(*qc));
+	size_t n = nck_catalog_count(cat);
+
+	if (!qc)
+		return NULL;
+	qc->cat = cat;
+	qc->be = be;
+	qc->budget = budget ? budget : QCACHE_DEFAULT_BUDGET;
+	qc->amax = calloc(n ? n : 1, sizeof(*qc->amax));
+	qc->amax_state = calloc(n ? n : 1, 1);
+	if (!qc->amax || !qc->amax_state) {
+		nck_qcache_free(qc);
+		return NULL;
+	}
+	pthread_mutex_init(&qc->lock, NULL);
+	pthread_cond_init(&qc->cond, NULL);
+	return qc;
+}
+
+void nck_qcache_free(nck_qcache *qc)
+{
+	if (!qc)
+		return;
+	for (size_t b = 0; b < QCACHE_BUCKETS; b++) {
+		for (qentry *e = qc->buckets[b], *next; e; e = next) {
+			next = e->hnext;
+			free(e->data);
+			free(e);
+		}
+	}
+	if (qc->amax_state) {
+		pthread_mutex_destroy(&qc->lock);
+		pthread_cond_destroy(&qc->cond);
+	}
+	free(qc->amax);
+	free(qc->amax_state);
+	free(qc);
+}
+
+/* ---- amax of merged tensors ------------------------------------------------- */
+
+/* The backend, resolved on first use when none was given. */
+static const nck_quant_backend *qcache_backend(nck_qcache *qc)
+{
+	const nck_quant_backend *be;
+
+	pthread_mutex_lock(&qc->lock);
+	if (!qc->be)
+		qc->be = nck_quant_backend_get("auto", NULL);
+	be = qc->be;
+	pthread_mutex_unlock(&qc->lock);
+	return be;
+}
+
+/* Reads tensor t in blocks and reduces |w| with max (order-independent). */
+static int qcache_amax_compute(nck_qcache *qc, const nck_tensor *t, float *out)
+{
+	uint64_t total = nck_tensor_bytes(t), esz = nck_dtype_size(t->dtype);
+	size_t block = QCACHE_AMAX_BLOCK - QCACHE_AMAX_BLOCK % esz;
+	unsigned char *buf = malloc(block);
+	float m = 0.0f, part;
+	int rc = 0;
+
+	if (!buf)
+		return -ENOMEM;
+	for (uint64_t at = 0; at < total && rc == 0; at += block) {
+		size_t n = total - at < block ? (size_t)(total - at) : block;
+
+		if ((rc = nck_catalog_read(qc->cat, t, at, buf, n)) == 0 &&
+		    (rc = nck_quant_amax(qcache_backend(qc), &part, buf, t->dtype, n / esz)) == 0 &&
+		    part > m)
+			m = part;
+	}
+	free(buf);
+	*out = m;
+	return rc;
+}
+
+/* The amax of tensor t, computed once. */
+static int qcache_amax(nck_qcache *qc, const nck_tensor *t, float *out)
+{
+	size_t i = (size_t)(t - nck_catalog_at(qc->cat, 0));
+	float v;
+	int rc;
+
+	pthread_mutex_lock(&qc->lock);
+	while (qc->amax_state[i] == AMAX_BUSY)
+		pthread_cond_wait(&qc->cond, &qc->lock);
+	if (qc->amax_state[i] == AMAX_DONE) {
+		*out = qc->amax[i];
+		pthread_mutex_unlock(&qc->lock);
+		return 0;
+	}
+	qc->amax_state[i] = AMAX_BUSY;
+	pthread_mutex_unlock(&qc->lock);
+	rc = qcache_amax_compute(qc, t, &v);
+	pthread_mutex_lock(&qc->lock);
+	qc->amax_state[i] = rc == 0 ? AMAX_DONE : AMAX_NONE;
+	qc->amax[i] = v;
+	pthread_cond_broadcast(&qc->cond);
+	pthread_mutex_unlock(&qc->lock);
+	*out = v;
+	return rc;
+}
+
+int nck_qcache_fp8_scale(nck_qcache *qc, const nck_qslice *q, float *scale)
+{
+	float m = 0.0f, a;
+	int rc;
+
+	for (size_t i = 0; i < q->n_scale_of; i++) {
+		if ((rc = qcache_amax(qc, q->scale_of[i], &a)) < 0)
+			return rc;
+		if (a > m)
+			m = a;
+	}
+	*scale = nck_quant_fp8_scale(m);
+	return 0;
+}
+
+/* ---- computed tensors ------------------------------------------------------- */
+
+static size_t qcache_bucket(const nck_qslice *q)
+{
+	return ((uintptr_t)q >> 4) % QCACHE_BUCKETS;
+}
+
+/* Quantizes slice q whole: FP8 codes, or packed INT4 followed by scales. */
+static int qcache_compute(nck_qcache *qc, const nck_qslice *q, unsigned char **out, uint64_t *size)
+{
+	uint64_t n = q->rows * q->cols, in = n * nck_dtype_size(q->dtype);
+	uint64_t w = q->algo == NCK_QALGO_FP8 ? nck_qslice_fp8_bytes(q) : nck_qslice_int4_bytes(q);
+	uint64_t total = w + (q->algo == NCK_QALGO_FP8 ? 0 : nck_qslice_scales_bytes(q));
+	unsigned char *src = malloc(in ? in : 1), *dst = malloc(total ? total : 1);
+	const nck_quant_backend *be;
+	float scale;
+	int rc;
+
+	if (!src || !dst) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	if ((rc = nck_layout_read(qc->cat, &q->src, 0, src, in)) < 0)
+		goto out;
+	be = qcache_backend(qc);
+	if (q->algo == NCK_QALGO_FP8) {
+		if ((rc = nck_qcache_fp8_scale(qc, q, &scale)) == 0)
+			rc = nck_quant_fp8(be, dst, src, q->dtype, n, scale);
+	} else {
+		float *scales = (float *)(void *)(dst + w);
+
+		if ((rc = nck_quant_int4_scales(be, scales, src, q->dtype, q->rows, q->cols,
+						q->group)) == 0)
+			rc = nck_quant_int4_pack(be, dst, src, q->dtype, q->rows, q->cols, q->group,
+						 scales);
+	}
+out:
+	free(src);
+	if (rc < 0) {
+		free(dst);
+		return rc == -ENOMEM ? rc : -EIO;
+	}
+	*out = dst;
+	*size = total;
+	return 0;
+}
+
+static void qcache_unlink_lru(nck_qcache *qc, qentry *e)
+{
+	if (e->prev)
+		e->prev->next = e->next;
+	else if (qc->head == e)
+		qc->head = e->next;
+	if (e->next)
+		e->next->prev = e->prev;
+	else if (qc->tail == e)
+		qc->tail = e->prev;
+	e->prev = e->next = NULL;
+}
+
+static void qcache_unlink_table(nck_qcache *qc, qentry *e)
+{
+	qentry **p = &qc->buckets[qcache_bucket(e->key)];
+
+	while (*p && *p != e)
+		p = &(*p)->hnext;
+	if (*p)
+		*p = e->hnext;
+}
+
+/* Evicts unreferenced entries from the cold end while over budget. Lock held. */
+static void qcache_trim(nck_qcache *qc)
+{
+	qentry *e = qc->tail;
+
+	while (e && qc->used > qc->budget) {
+		qentry *prev = e->prev;
+
+		if (e->refs == 0 && e->state == 1) {
+			qcache_unlink_lru(qc, e);
+			qcache_unlink_table(qc, e);
+			qc->used -= e->size;
+			free(e->data);
+			free(e);
+		}
+		e = prev;
+	}
+}
+
+/* Finds or computes q's entry and takes a reference. Lock not held. */
+static int qcache_get(nck_qcache *qc, const nck_qslice *q, qentry **out)
+{
+	qentry *e;
+	int rc;
+
+	pthread_mutex_lock(&qc->lock);
+	for (;;) {
+		for (e = qc->buckets[qcache_bucket(q)]; e && e->key != q; e = e->hnext)
+			;
+		if (!e || e->state == 1)
+			break;
+		pthread_cond_wait(&qc->cond, &qc->lock); /* being computed */
+	}
+	if (e) {
+		e->refs++;
+		qcache_unlink_lru(qc, e);
+		e->next = qc->head;
+		if (qc->head)
+			qc->head->prev = e;
+		qc->head = e;
+		if (!qc->tail)
+			qc->tail = e;
+		pthread_mutex_unlock(&qc->lock);
+		*out = e;
+		return 0;
+	}
+	if (!(e = calloc(1, sizeof(*e)))) {
+		pthread_mutex_unlock(&qc->lock);
+		return -ENOMEM;
+	}
+	e->key = q;
+	e->refs = 1;
+	e->hnext = qc->buckets[qcache_bucket(q)];
+	qc->buckets[qcache_bucket(q)] = e;
+	pthread_mutex_unlock(&qc->lock);
+
+	rc = qcache_compute(qc, q, &e->data, &e->size);
+
+	pthread_mutex_lock(&qc->lock);
+	if (rc < 0) {
+		qcache_unlink_table(qc, e);
+		free(e);
+		e = NULL;
+	} else {
+		e->state = 1;
+		e->next = qc->head;
+		if (qc->head)
+			qc->head->prev = e;
+		qc->head = e;
+		if (!qc->tail)
+			qc->tail = e;
+		qc->used += e->size;
+	}
+	pthread_cond_broadcast(&qc->cond);
+	pthread_mutex_unlock(&qc->lock);
+	*out = e;
+	return rc;
+}
+
+static void qcache_put(nck_qcache *qc, qentry *e)
+{
+	pthread_mutex_lock(&qc->lock);
+	e->refs--;
+	qcache_trim(qc);
+	pthread_mutex_unlock(&qc->lock);
+}
+
+int nck_qcache_read(nck_qcache *qc, const nck_qslice *q, int what, uint64_t pos, void *buf,
+		    size_t len)
+{
+	uint64_t base = what == 0 ? 0
+		      : q->algo == NCK_QALGO_FP8 ? nck_qslice_fp8_bytes(q)
+						: nck_qslice_int4_bytes(q);
+	qentry *e;
+	int rc = qcache_get(qc, q, &e);
+
+	if (rc < 0)
+		return rc;
+	if (base + pos > e->size || len > e->size - base - pos)
+		rc = -EINVAL;
+	else
+		memcpy(buf, e->data + base + pos, len);
+	qcache_put(qc, e);
+	return rc;
+}

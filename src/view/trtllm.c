@@ -1,0 +1,930 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * qnemo/{bf16,fp8,int4_awq}/tp{T}pp{P}/: TensorRT-LLM checkpoints laid out
+ * as a .qnemo (config.json, rank{R}.safetensors, tokenizer.model,
+ * tokenizer_config.yaml), spec sharding-hf-trtllm.md Part C.
+ *
+ * Each rank tensor is a list of row pieces of a logical tensor (or zero
+ * rows), optionally inside a column window: QKV as [Q_r; K_r; V_r] with the
+ * KV heads of the rank (duplicated when the query groups are fewer than
+ * T), fc1's gate half as mlp.fc and its up half as mlp.gate, row-parallel
+ * tensors as column windows, embedding and lm_head zero-padded to a
+ * multiple of T (of lcm(T, 64) for AWQ). Quantized linears (qkv, dense,
+ * fc, gate, proj; never lm_head) are computed from those pieces through
+ * the quantization cache (qcache.c): FP8 with one scale per merged tensor
+ * (fc and gate share fc1's), INT4 with block scales of the rank's own rows,
+ * which are slices of the merged tensor's.
+ */
+#include <errno.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "format/yamlcfg.h"
+#include "view/qcache.h"
+#include "view/sthdr.h"
+#include "view/viewset.h"
+
+/* Roles of a layer's tensors. */
+enum {
+	R_IN_LN_W, R_IN_LN_B, R_QKV_W, R_QKV_B, R_DENSE_W, R_DENSE_B,
+	R_POST_LN_W, R_POST_LN_B, R_FC1_W, R_FC1_B, R_FC2_W, R_FC2_B, R_COUNT
+};
+
+/* Name suffixes of each role, MCore (local and TE specs) and legacy. */
+static const struct trt_rule {
+	const char *suffix;
+	int role;
+} trt_rules[] = {
+	{ "self_attention.linear_qkv.layer_norm_weight", R_IN_LN_W },
+	{ "self_attention.linear_qkv.layer_norm_bias", R_IN_LN_B },
+	{ "input_layernorm.weight", R_IN_LN_W },
+	{ "input_layernorm.bias", R_IN_LN_B },
+	{ "input_norm.weight", R_IN_LN_W },
+	{ "input_norm.bias", R_IN_LN_B },
+	{ "self_attention.linear_qkv.weight", R_QKV_W },
+	{ "self_attention.linear_qkv.bias", R_QKV_B },
+	{ "self_attention.query_key_value.weight", R_QKV_W },
+	{ "self_attention.query_key_value.bias", R_QKV_B },
+	{ "self_attention.linear_proj.weight", R_DENSE_W },
+	{ "self_attention.linear_proj.bias", R_DENSE_B },
+	{ "self_attention.dense.weight", R_DENSE_W },
+	{ "self_attention.dense.bias", R_DENSE_B },
+	{ "mlp.linear_fc1.layer_norm_weight", R_POST_LN_W },
+	{ "mlp.linear_fc1.layer_norm_bias", R_POST_LN_B },
+	{ "pre_mlp_layernorm.weight", R_POST_LN_W },
+	{ "pre_mlp_layernorm.bias", R_POST_LN_B },
+	{ "post_attention_layernorm.weight", R_POST_LN_W },
+	{ "post_attention_layernorm.bias", R_POST_LN_B },
+	{ "post_attention_norm.weight", R_POST_LN_W },
+	{ "post_attention_norm.bias", R_POST_LN_B },
+	{ "mlp.linear_fc1.weight", R_FC1_W },
+	{ "mlp.linear_fc1.bias", R_FC1_B },
+	{ "mlp.dense_h_to_4h.weight", R_FC1_W },
+	{ "mlp.dense_h_to_4h.bias", R_FC1_B },
+	{ "mlp.linear_fc2.weight", R_FC2_W },
+	{ "mlp.linear_fc2.bias", R_FC2_B },
+	{ "mlp.dense_4h_to_h.weight", R_FC2_W },
+	{ "mlp.dense_4h_to_h.bias", R_FC2_B },
+};
+
+/* The model as TensorRT-LLM sees it. */
+typedef struct trt_model {
+	nck_model_facts m;
+	uint64_t h, n, G, d, f, L;
+	nck_dtype dtype;
+	const nck_tensor *emb, *ln_f_w, *ln_f_b, *lm_head;
+	const nck_tensor *(*layer)[R_COUNT]; /* per global layer */
+} trt_model;
+
+static bool trt_ends(const char *s, const char *suffix)
+{
+	size_t n = strlen(s), m = strlen(suffix);
+
+	return n >= m && strcmp(s + n - m, suffix) == 0 && (n == m || s[n - m - 1] == '.');
+}
+
+/* Puts tensor t in its place; false (with why) for a weight TRT-LLM has no name for. */
+static bool trt_place(trt_model *tm, const nck_tensor *t, char *why, size_t why_len)
+{
+	size_t start, len;
+	uint64_t g;
+
+	if (nck_name_layer(t->name, &start, &len, &g)) {
+		for (size_t i = 0; i < sizeof(trt_rules) / sizeof(trt_rules[0]); i++) {
+			if (trt_ends(t->name, trt_rules[i].suffix) && g < tm->L) {
+				tm->layer[g][trt_rules[i].role] = t;
+				return true;
+			}
+		}
+	} else if (trt_ends(t->name, "embedding.word_embeddings.weight")) {
+		tm->emb = t;
+		return true;
+	} else if (trt_ends(t->name, "final_layernorm.weight") || trt_ends(t->name, "final_norm.weight")) {
+		tm->ln_f_w = t;
+		return true;
+	} else if (trt_ends(t->name, "final_layernorm.bias") || trt_ends(t->name, "final_norm.bias")) {
+		tm->ln_f_b = t;
+		return true;
+	} else if (trt_ends(t->name, "output_layer.weight")) {
+		tm->lm_head = t;
+		return true;
+	}
+	snprintf(why, why_len, "%s has no TensorRT-LLM name", t->name);
+	return false;
+}
+
+static void trt_model_free(trt_model *tm)
+{
+	free(tm->layer);
+	tm->layer = NULL;
+}
+
+/* Finds every tensor's role and the dimensions. -EINVAL with why. */
+static int trt_model_load(trt_model *tm, const nck_catalog *cat, char *why, size_t why_len)
+{
+	const nck_tensor *qkv;
+
+	memset(tm, 0, sizeof(*tm));
+	nck_catalog_model(cat, &tm->m);
+	tm->L = tm->m.layers;
+	tm->n = tm->m.heads;
+	tm->G = tm->m.groups;
+	if (!tm->m.gpt || tm->L == 0 || tm->n == 0 || tm->G == 0 || tm->n % tm->G) {
+		snprintf(why, why_len, "needs a Megatron GPT with known heads and query groups");
+		return -EINVAL;
+	}
+	if (!(tm->layer = calloc(tm->L, sizeof(*tm->layer)))) {
+		snprintf(why, why_len, "out of memory");
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < nck_catalog_count(cat); i++) {
+		const nck_tensor *t = nck_catalog_at(cat, i);
+
+		if (t->role == NCK_ROLE_WEIGHT && !trt_place(tm, t, why, why_len))
+			goto bad;
+	}
+	for (uint64_t g = 0; g < tm->L; g++) {
+		const nck_tensor *const *l = tm->layer[g];
+
+		if (!l[R_IN_LN_W] || !l[R_QKV_W] || !l[R_DENSE_W] || !l[R_POST_LN_W] || !l[R_FC1_W] ||
+		    !l[R_FC2_W] || l[R_QKV_W]->ndim != 2 || l[R_DENSE_W]->ndim != 2 ||
+		    l[R_FC1_W]->ndim != 2 || l[R_FC2_W]->ndim != 2) {
+			snprintf(why, why_len, "layer %llu lacks a TensorRT-LLM tensor",
+				 (unsigned long long)g);
+			goto bad;
+		}
+	}
+	if (!tm->emb || tm->emb->ndim != 2 || !tm->ln_f_w) {
+		snprintf(why, why_len, "no embedding or final norm");
+		goto bad;
+	}
+	qkv = tm->layer[0][R_QKV_W];
+	tm->h = tm->emb->shape[1];
+	tm->dtype = qkv->dtype;
+	tm->d = qkv->shape[0] / (tm->n + 2 * tm->G);
+	tm->f = tm->layer[0][R_FC1_W]->shape[0] / (tm->m.gated ? 2 : 1);
+	if (tm->d == 0 || tm->d * (tm->n + 2 * tm->G) != qkv->shape[0] || qkv->shape[1] != tm->h) {
+		snprintf(why, why_len, "QKV rows do not match %llu heads in %llu groups",
+			 (unsigned long long)tm->n, (unsigned long long)tm->G);
+		goto bad;
+	}
+	return 0;
+bad:
+	trt_model_free(tm);
+	return -EINVAL;
+}
+
+static bool trt_quantized(nck_view_kind kind)
+{
+	return kind == NCK_VIEW_QNEMO_FP8 || kind == NCK_VIEW_QNEMO_INT4;
+}
+
+static uint64_t trt_group(const nck_view_ctx *ctx)
+{
+	return ctx->group_size ? ctx->group_size : NCK_QUANT_GROUP_DEFAULT;
+}
+
+/* KV heads per rank (KV heads are duplicated when G < T). */
+static uint64_t trt_kv_per_rank(const trt_model *tm, uint32_t T)
+{
+	return tm->G >= T ? tm->G / T : 1;
+}
+
+/* Checks one quantized linear's rank shape [out, in] for INT4. */
+static bool trt_int4_ok(uint64_t out, uint64_t in, uint64_t g)
+{
+	return out % 2 == 0 && in % g == 0;
+}
+
+int nck_trtllm_check(const nck_view_ctx *ctx, nck_view_kind kind, uint32_t T, uint32_t P,
+		     char *why, size_t why_len)
+{
+	trt_model tm;
+	uint64_t g = trt_group(ctx), q_rows;
+	int rc = 0;
+
+	if (trt_model_load(&tm, ctx->cat, why, why_len) < 0)
+		return -EINVAL;
+	if (trt_quantized(kind) && tm.dtype != NCK_DTYPE_BF16 && tm.dtype != NCK_DTYPE_F16 &&
+	    tm.dtype != NCK_DTYPE_F32) {
+		snprintf(why, why_len, "weights of dtype %s cannot be quantized", nck_dtype_name(tm.dtype));
+		rc = -EINVAL;
+	} else if (T == 0 && P == 0) {
+		rc = 0; /* the view applies; no layout asked */
+	} else if (T < 1 || T > 1024 || P < 1 || P > 1024 || tm.L % P || tm.n % T ||
+		   (tm.G >= T ? tm.G % T : T % tm.G) || tm.f % T || tm.h % T) {
+		snprintf(why, why_len, "%llu heads, %llu groups, %llu layers do not split as tp%upp%u",
+			 (unsigned long long)tm.n, (unsigned long long)tm.G,
+			 (unsigned long long)tm.L, T, P);
+		rc = -EINVAL;
+	} else if (kind == NCK_VIEW_QNEMO_INT4) {
+		q_rows = (tm.n / T + 2 * trt_kv_per_rank(&tm, T)) * tm.d;
+		if (!trt_int4_ok(q_rows, tm.h, g) || !trt_int4_ok(tm.h, tm.n * tm.d / T, g) ||
+		    !trt_int4_ok(tm.f / T, tm.h, g) || !trt_int4_ok(tm.h, tm.f / T, g)) {
+			snprintf(why, why_len, "rank linears do not split into int4 blocks of %llu",
+				 (unsigned long long)g);
+			rc = -EINVAL;
+		}
+	}
+	trt_model_free(&tm);
+	return rc;
+}
+
+/* ---- rank tensors -------------------------------------------------------------- */
+
+typedef struct trt_piece {
+	uint64_t row0, rows;
+	bool zero;
+} trt_piece;
+
+/* One tensor of a rank before quantization: rows of a window of src. */
+typedef struct trt_out {
+	char name[192];
+	const nck_tensor *src;
+	uint64_t col0, ncols;  /* window (2-D); the whole of a 1-D tensor */
+	trt_piece pieces[64];
+	size_t n_pieces;
+	uint64_t rows;
+	bool quant;            /* a quantized linear's weight */
+	const nck_tensor *scale_of[1]; /* FP8: the merged tensor of the scale */
+	char module[160];      /* global module name, for the calibration file */
+} trt_out;
+
+/* Adds rows [row0, row0+rows) (or zeros), merging with the previous piece. */
+static void trt_rows(trt_out *o, uint64_t row0, uint64_t rows, bool zero)
+{
+	trt_piece *p = o->n_pieces ? &o->pieces[o->n_pieces - 1] : NULL;
+
+	if (rows == 0)
+		return;
+	o->rows += rows;
+	if (p && p->zero == zero && (zero || p->row0 + p->rows == row0)) {
+		p->rows += rows;
+		return;
+	}
+	o->pieces[o->n_pieces++] = (trt_piece){ .row0 = row0, .rows = rows, .zero = zero };
+}
+
+/* Starts tensor `part` of layer k (k < 0: outside the layers). */
+static void trt_init(trt_out *o, const nck_tensor *src, int64_t k, const char *part)
+{
+	memset(o, 0, sizeof(*o));
+	o->src = src;
+	o->ncols = src->ndim == 2 ? src->shape[1] : 1;
+	if (k < 0)
+		snprintf(o->name, sizeof(o->name), "%s", part);
+	else
+		snprintf(o->name, sizeof(o->name), "transformer.layers.%lld.%s", (long long)k, part);
+}
+
+/* QKV rows of rank r: [Q_r; K_r; V_r] from the group-interleaved merged
+ * layout (spec A.4, C.3.1). Pieces: at most one per group and kind. */
+static void trt_qkv(trt_out *o, const trt_model *tm, uint32_t T, uint32_t r)
+{
+	uint64_t Q = tm->n / tm->G, d = tm->d, nq = tm->n / T, kv = trt_kv_per_rank(tm, T);
+	uint64_t kv0 = tm->G >= T ? r * kv : r / (T / tm->G);
+
+	for (uint64_t i = r * nq; i < (r + 1) * nq; i++)
+		trt_rows(o, ((i / Q) * (Q + 2) + i % Q) * d, d, false);
+	for (int v = 0; v < 2; v++)
+		for (uint64_t j = kv0; j < kv0 + kv; j++)
+			trt_rows(o, (j * (Q + 2) + Q + (uint64_t)v) * d, d, false);
+}
+
+/* Collects the tensors of rank (r, p). */
+typedef struct trt_list {
+	trt_out *v;
+	size_t n, cap;
+} trt_list;
+
+static trt_out *trt_new(trt_list *l)
+{
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? 2 * l->cap : 32;
+		trt_out *v = realloc(l->v, cap * sizeof(*v));
+
+		if (!v)
+			return NULL;
+		l->v = v;
+		l->cap = cap;
+	}
+	return &l->v[l->n++];
+}
+
+/* A replicated tensor (norms, row-parallel biases). */
+static int trt_rep(trt_list *l, const nck_tensor *t, int64_t k, const char *part)
+{
+	trt_out *o;
+
+	if (!t)
+		return 0;
+	if (!(o = trt_new(l)))
+		return -ENOMEM;
+	trt_init(o, t, k, part);
+	trt_rows(o, 0, t->shape[0], false);
+	return 0;
+}
+
+/* A column tensor: rows [r*n, (r+1)*n) of rows [base, base + n*T). */
+static int trt_col(trt_list *l, const nck_tensor *t, uint64_t base, uint64_t total, uint32_t T,
+		   uint32_t r, int64_t k, const char *part)
+{
+	trt_out *o;
+
+	if (!t)
+		return 0;
+	if (!(o = trt_new(l)))
+		return -ENOMEM;
+	trt_init(o, t, k, part);
+	trt_rows(o, base + r * (total / T), total / T, false);
+	return 0;
+}
+
+/* Embedding or lm_head: V' rows (zero rows past the source's), chunk r. */
+static int trt_vocab(trt_list *l, const nck_tensor *t, uint64_t vp, uint32_t T, uint32_t r,
+		     const char *name)
+{
+	uint64_t n = vp / T, r0 = r * n, have = t->shape[0] > r0 ? t->shape[0] - r0 : 0;
+	trt_out *o;
+
+	if (!(o = trt_new(l)))
+		return -ENOMEM;
+	trt_init(o, t, -1, name);
+	if (have > n)
+		have = n;
+	trt_rows(o, r0, have, false);
+	trt_rows(o, 0, n - have, true);
+	return 0;
+}
+
+static uint64_t trt_vocab_rows(const trt_model *tm, nck_view_kind kind, uint32_t T)
+{
+	uint64_t m = T, rows = tm->emb->shape[0];
+
+	if (kind == NCK_VIEW_QNEMO_INT4) { /* ModelOpt pads AWQ vocabularies to 64 too: lcm(T, 64) */
+		uint64_t a = 64, b = T;
+
+		while (b) {
+			uint64_t c = a % b;
+
+			a = b;
+			b = c;
+		}
+		m = 64 * T / a;
+	}
+	return (rows + m - 1) / m * m;
+}
+
+/* The tensors of one layer on rank r. */
+static int trt_layer(trt_list *l, const trt_model *tm, uint64_t g, int64_t k, uint32_t T,
+		     uint32_t r)
+{
+	const nck_tensor *const *t = tm->layer[g];
+	uint64_t fc1 = t[R_FC1_W]->shape[0], half = tm->m.gated ? fc1 / 2 : fc1;
+	trt_out *o;
+	int rc = 0;
+
+	rc |= trt_rep(l, t[R_IN_LN_W], k, "input_layernorm.weight");
+	rc |= trt_rep(l, t[R_IN_LN_B], k, "input_layernorm.bias");
+	rc |= trt_rep(l, t[R_POST_LN_W], k, "post_layernorm.weight");
+	rc |= trt_rep(l, t[R_POST_LN_B], k, "post_layernorm.bias");
+	rc |= trt_rep(l, t[R_DENSE_B], k, "attention.dense.bias");
+	rc |= trt_rep(l, t[R_FC2_B], k, "mlp.proj.bias");
+	for (int b = 0; b < 2 && rc == 0; b++) { /* qkv weight, then bias */
+		const nck_tensor *q = t[b ? R_QKV_B : R_QKV_W];
+
+		if (!q)
+			continue;
+		if (!(o = trt_new(l)))
+			return -ENOMEM;
+		trt_init(o, q, k, b ? "attention.qkv.bias" : "attention.qkv.weight");
+		trt_qkv(o, tm, T, r);
+		o->quant = !b;
+	}
+	rc |= trt_col(l, t[R_FC1_W], 0, half, T, r, k, "mlp.fc.weight");
+	rc |= trt_col(l, t[R_FC1_B], 0, half, T, r, k, "mlp.fc.bias");
+	if (tm->m.gated) {
+		rc |= trt_col(l, t[R_FC1_W], half, half, T, r, k, "mlp.gate.weight");
+		rc |= trt_col(l, t[R_FC1_B], half, half, T, r, k, "mlp.gate.bias");
+	}
+	for (int w = 0; w < 2 && rc == 0; w++) { /* row-parallel: dense, proj */
+		const nck_tensor *x = t[w ? R_FC2_W : R_DENSE_W];
+
+		if (!(o = trt_new(l)))
+			return -ENOMEM;
+		trt_init(o, x, k, w ? "mlp.proj.weight" : "attention.dense.weight");
+		o->ncols = x->shape[1] / T;
+		o->col0 = r * o->ncols;
+		trt_rows(o, 0, x->shape[0], false);
+		o->quant = true;
+	}
+	if (rc)
+		return -ENOMEM;
+	/* Quantized linears: fc and gate share fc1's scale; modules named globally. */
+	for (size_t i = 0; i < l->n; i++) {
+		trt_out *x = &l->v[i];
+		const char *dot;
+
+		if (strncmp(x->name, "transformer.layers.", 19) != 0 || x->module[0])
+			continue;
+		x->quant |= strcmp(x->name + strlen(x->name) - 13, "mlp.fc.weight") == 0 ||
+			    strcmp(x->name + strlen(x->name) - 15, "mlp.gate.weight") == 0;
+		x->scale_of[0] = x->src;
+		dot = strchr(x->name + 19, '.');
+		snprintf(x->module, sizeof(x->module), "transformer.layers.%llu%.*s",
+			 (unsigned long long)g, (int)(strlen(dot) - strlen(".weight")), dot);
+	}
+	return 0;
+}
+
+/* Every tensor of rank (r, p), unsorted. */
+static int trt_rank(trt_list *l, const trt_model *tm, nck_view_kind kind, uint32_t T, uint32_t P,
+		    uint32_t r, uint32_t p)
+{
+	uint64_t per = tm->L / P, vp = trt_vocab_rows(tm, kind, T);
+	int rc = 0;
+
+	if (p == 0)
+		rc = trt_vocab(l, tm->emb, vp, T, r, "transformer.vocab_embedding.weight");
+	for (uint64_t k = 0; k < per && rc == 0; k++)
+		rc = trt_layer(l, tm, p * per + k, (int64_t)k, T, r);
+	if (rc == 0 && p == P - 1) {
+		rc |= trt_rep(l, tm->ln_f_w, -1, "transformer.ln_f.weight");
+		rc |= trt_rep(l, tm->ln_f_b, -1, "transformer.ln_f.bias");
+		if (tm->lm_head)
+			rc |= trt_vocab(l, tm->lm_head, vp, T, r, "lm_head.weight");
+		else if (P > 1) /* tied: the last stage's copy of the embedding */
+			rc |= trt_vocab(l, tm->emb, vp, T, r, "lm_head.weight");
+	}
+	return rc ? -ENOMEM : 0;
+}
+
+/* ---- files ------------------------------------------------------------------- */
+
+/* A quantized linear of a rank file: the slice, and what computes it. */
+typedef struct trt_q {
+	nck_qslice q;
+	const nck_tensor *scale_src;
+	nck_qcache *qc;
+	struct trt_q *next;
+} trt_q;
+
+static void trt_free_q(void *priv)
+{
+	for (trt_q *q = priv, *next; q; q = next) {
+		next = q->next;
+		nck_layout_dispose(&q->q.src);
+		free(q);
+	}
+}
+
+static int trt_fn_qdata(const nck_catalog *cat, const void *arg, uint64_t pos, void *buf, size_t len)
+{
+	const trt_q *q = arg;
+
+	(void)cat;
+	return nck_qcache_read(q->qc, &q->q, 0, pos, buf, len);
+}
+
+static int trt_fn_qscales(const nck_catalog *cat, const void *arg, uint64_t pos, void *buf,
+			  size_t len)
+{
+	const trt_q *q = arg;
+
+	(void)cat;
+	return nck_qcache_read(q->qc, &q->q, 1, pos, buf, len);
+}
+
+/* Little-endian bytes of a float32. */
+static void trt_f32le(unsigned char out[4], float v)
+{
+	uint32_t u;
+
+	memcpy(&u, &v, 4);
+	for (int i = 0; i < 4; i++)
+		out[i] = (unsigned char)(u >> (8 * i));
+}
+
+static int trt_fn_fp8_scale(const nck_catalog *cat, const void *arg, uint64_t pos, void *buf,
+			    size_t len)
+{
+	const trt_q *q = arg;
+	unsigned char b[4];
+	float s;
+	int rc;
+
+	(void)cat;
+	if ((rc = nck_qcache_fp8_scale(q->qc, &q->q, &s)) < 0)
+		return rc;
+	trt_f32le(b, s);
+	memcpy(buf, b + pos, len);
+	return 0;
+}
+
+/* AWQ's prequant_scaling_factor: ones in the model dtype (round to nearest: p = 1). */
+static int trt_fn_ones(const nck_catalog *cat, const void *arg, uint64_t pos, void *buf, size_t len)
+{
+	nck_dtype dt = *(const nck_dtype *)arg;
+	unsigned char one[4] = { 0 }, *p = buf;
+	size_t es = nck_dtype_size(dt);
+
+	(void)cat;
+	if (dt == NCK_DTYPE_BF16) {
+		one[0] = 0x80;
+		one[1] = 0x3F;
+	} else if (dt == NCK_DTYPE_F16) {
+		one[1] = 0x3C;
+	} else {
+		trt_f32le(one, 1.0f);
+	}
+	for (size_t i = 0; i < len; i++)
+		p[i] = one[(pos + i) % es];
+	return 0;
+}
+
+/* The unquantized bytes of o: windows of its source and zero rows. */
+static int trt_segments(nck_layout *l, const trt_out *o)
+{
+	size_t es = nck_dtype_size(o->src->dtype);
+	uint64_t rb = o->src->ndim == 2 ? o->ncols * es : es;
+	int rc = 0;
+
+	for (size_t i = 0; i < o->n_pieces && rc == 0; i++) {
+		const trt_piece *p = &o->pieces[i];
+
+		if (p->zero)
+			rc = nck_layout_zero(l, p->rows * rb);
+		else if (o->src->ndim == 2)
+			rc = nck_layout_win(l, o->src, o->col0, o->ncols, p->row0 * rb, p->rows * rb);
+		else
+			rc = nck_layout_win(l, o->src, p->row0, p->rows, 0, p->rows * rb);
+	}
+	return rc;
+}
+
+/* One tensor of a rank file and how its bytes are made. */
+typedef enum trt_ekind { E_PLAIN, E_QDATA, E_QSCALES, E_FP8_SF, E_ACT_SF, E_PREQUANT } trt_ekind;
+
+typedef struct trt_entry {
+	char name[224];
+	nck_dtype dtype;
+	uint32_t ndim;
+	uint64_t shape[2];
+	trt_ekind kind;
+	const trt_out *o;
+	trt_q *q;
+	const unsigned char *mem; /* E_ACT_SF: 4 bytes */
+} trt_entry;
+
+static int trt_entry_cmp(const void *a, const void *b)
+{
+	return strcmp(((const trt_entry *)a)->name, ((const trt_entry *)b)->name);
+}
+
+/* The file-building state of one view set. */
+typedef struct trt_build {
+	nck_viewset *vs;
+	const nck_view_ctx *ctx;
+	nck_view_kind kind;
+	const trt_model *tm;
+	size_t calib_missing;
+	trt_entry *e;
+	size_t n, cap;
+} trt_build;
+
+static trt_entry *trt_entry_new(trt_build *b, const char *base, const char *suffix, nck_dtype dt,
+				uint32_t ndim, uint64_t d0, uint64_t d1, trt_ekind kind)
+{
+	trt_entry *e;
+
+	if (b->n == b->cap) {
+		size_t cap = b->cap ? 2 * b->cap : 64;
+
+		if (!(e = realloc(b->e, cap * sizeof(*e))))
+			return NULL;
+		b->e = e;
+		b->cap = cap;
+	}
+	e = &b->e[b->n++];
+	memset(e, 0, sizeof(*e));
+	snprintf(e->name, sizeof(e->name), "%s%s", base, suffix);
+	e->dtype = dt;
+	e->ndim = ndim;
+	e->shape[0] = d0;
+	e->shape[1] = d1;
+	e->kind = kind;
+	return e;
+}
+
+/* The activation scale of a module: calibrated amax / 448, or 1.0. */
+static float trt_act_scale(trt_build *b, const char *module)
+{
+	const json_t *v = b->ctx->calib ? json_object_get(b->ctx->calib, module) : NULL;
+	float amax = v && json_is_number(v) ? (float)json_number_value(v) : 0.0f;
+
+	if (!(amax > 0.0f) || amax != amax || amax > 3.0e38f) {
+		b->calib_missing += b->ctx->calib != NULL;
+		return 1.0f;
+	}
+	return nck_quant_fp8_scale(amax);
+}
+
+/* The entries of one rank tensor (a quantized linear gives several). */
+static int trt_add(trt_build *b, const trt_out *o)
+{
+	bool q = o->quant && b->kind != NCK_VIEW_QNEMO_BF16;
+	char base[224];
+	trt_entry *e;
+	trt_q *tq;
+	unsigned char *act;
+
+	if (!q) {
+		e = trt_entry_new(b, o->name, "", o->src->dtype, o->src->ndim == 2 ? 2 : 1, o->rows,
+				  o->ncols, E_PLAIN);
+		if (e)
+			e->o = o;
+		return e ? 0 : -ENOMEM;
+	}
+	if (!(tq = calloc(1, sizeof(*tq))))
+		return -ENOMEM;
+	tq->next = b->vs->priv;
+	b->vs->priv = tq;
+	b->vs->free_priv = trt_free_q;
+	tq->qc = b->ctx->qcache;
+	tq->scale_src = o->scale_of[0];
+	tq->q = (nck_qslice){ .dtype = o->src->dtype, .rows = o->rows, .cols = o->ncols,
+			      .algo = b->kind == NCK_VIEW_QNEMO_FP8 ? NCK_QALGO_FP8 : NCK_QALGO_INT4_AWQ,
+			      .group = trt_group(b->ctx), .scale_of = &tq->scale_src, .n_scale_of = 1 };
+	if (trt_segments(&tq->q.src, o) < 0)
+		return -ENOMEM;
+	snprintf(base, sizeof(base), "%.*s", (int)(strlen(o->name) - strlen("weight")), o->name);
+	if (b->kind == NCK_VIEW_QNEMO_FP8) {
+		if (!(e = trt_entry_new(b, base, "weight", NCK_DTYPE_F8_E4M3, 2, o->rows, o->ncols, E_QDATA)))
+			return -ENOMEM;
+		e->q = tq;
+		if (!(e = trt_entry_new(b, base, "weights_scaling_factor", NCK_DTYPE_F32, 1, 1, 0, E_FP8_SF)))
+			return -ENOMEM;
+		e->q = tq;
+		if (!(act = nck_arena_alloc(&b->vs->arena, 4)) ||
+		    !(e = trt_entry_new(b, base, "activation_scaling_factor", NCK_DTYPE_F32, 1, 1, 0,
+					E_ACT_SF)))
+			return -ENOMEM;
+		trt_f32le(act, trt_act_scale(b, o->module));
+		e->mem = act;
+		return 0;
+	}
+	if (!(e = trt_entry_new(b, base, "weight", NCK_DTYPE_I8, 2, o->rows / 2, o->ncols, E_QDATA)))
+		return -ENOMEM;
+	e->q = tq;
+	if (!(e = trt_entry_new(b, base, "weights_scaling_factor", NCK_DTYPE_F32, 2, o->rows,
+				o->ncols / tq->q.group, E_QSCALES)))
+		return -ENOMEM;
+	e->q = tq;
+	if (!(e = trt_entry_new(b, base, "prequant_scaling_factor", o->src->dtype, 1, o->ncols, 0,
+				E_PREQUANT)))
+		return -ENOMEM;
+	e->q = tq;
+	return 0;
+}
+
+static uint64_t trt_entry_bytes(const trt_entry *e)
+{
+	uint64_t n = nck_dtype_size(e->dtype);
+
+	for (uint32_t d = 0; d < e->ndim; d++)
+		n *= e->shape[d];
+	return n;
+}
+
+/* Appends an entry's bytes to the file layout. */
+static int trt_entry_segments(nck_layout *l, const trt_entry *e)
+{
+	uint64_t n = trt_entry_bytes(e);
+
+	switch (e->kind) {
+	case E_PLAIN:
+		return trt_segments(l, e->o);
+	case E_QDATA:
+		return nck_layout_fn(l, trt_fn_qdata, e->q, 0, n);
+	case E_QSCALES:
+		return nck_layout_fn(l, trt_fn_qscales, e->q, 0, n);
+	case E_FP8_SF:
+		return nck_layout_fn(l, trt_fn_fp8_scale, e->q, 0, n);
+	case E_ACT_SF:
+		return nck_layout_mem(l, e->mem, n);
+	case E_PREQUANT:
+		return nck_layout_fn(l, trt_fn_ones, &e->q->q.dtype, 0, n);
+	}
+	return -EINVAL;
+}
+
+/* rank{R}.safetensors of rank (r, p). */
+static int trt_file(trt_build *b, uint32_t T, uint32_t P, uint32_t r, uint32_t p)
+{
+	const char *meta[] = { "format", "pt", NULL };
+	trt_list list = { 0 };
+	nck_st_entry *st = NULL;
+	nck_vfile *f;
+	char name[48], *hdr = NULL;
+	size_t hlen;
+	int rc;
+
+	b->n = 0;
+	if ((rc = trt_rank(&list, b->tm, b->kind, T, P, r, p)) < 0)
+		goto out;
+	for (size_t i = 0; i < list.n && rc == 0; i++)
+		rc = trt_add(b, &list.v[i]);
+	if (rc < 0)
+		goto out;
+	qsort(b->e, b->n, sizeof(*b->e), trt_entry_cmp);
+	rc = -ENOMEM;
+	if (!(st = calloc(b->n ? b->n : 1, sizeof(*st))))
+		goto out;
+	for (size_t i = 0; i < b->n; i++)
+		st[i] = (nck_st_entry){ .name = b->e[i].name, .dtype = b->e[i].dtype,
+					.ndim = b->e[i].ndim, .shape = b->e[i].shape,
+					.bytes = trt_entry_bytes(&b->e[i]) };
+	if ((rc = nck_st_header(&hdr, &hlen, st, b->n, meta)) < 0 ||
+	    (rc = nck_viewset_own(b->vs, hdr)) < 0)
+		goto out;
+	snprintf(name, sizeof(name), "rank%u.safetensors", p * T + r);
+	rc = -ENOMEM;
+	if (!(f = nck_viewset_add(b->vs, name, NCK_VFILE_LAYOUT)))
+		goto out;
+	rc = nck_layout_mem(&f->layout, hdr, hlen);
+	for (size_t i = 0; i < b->n && rc == 0; i++)
+		rc = trt_entry_segments(&f->layout, &b->e[i]);
+	f->size = f->layout.size;
+out:
+	free(st);
+	free(list.v);
+	return rc;
+}
+
+/* A number from the NeMo config (top level or under config:), or dflt. */
+static double trt_cfg_num(const nck_yaml_node *root, const char *key, double dflt)
+{
+	char path[128], *end;
+	const char *s = root ? nck_yaml_get_str(root, key) : NULL;
+	double v;
+
+	if (!s && root) {
+		snprintf(path, sizeof(path), "config.%s", key);
+		s = nck_yaml_get_str(root, path);
+	}
+	if (!s)
+		return dflt;
+	v = strtod(s, &end);
+	return end != s && *end == '\0' ? v : dflt;
+}
+
+static const char *trt_cfg_str(const nck_yaml_node *root, const char *key)
+{
+	char path[128];
+	const char *s = root ? nck_yaml_get_str(root, key) : NULL;
+
+	if (!s && root) {
+		snprintf(path, sizeof(path), "config.%s", key);
+		s = nck_yaml_get_str(root, path);
+	}
+	return s;
+}
+
+/* config.json (spec C.2), with what nemockpt chose under "nemockpt". */
+static int trt_config(trt_build *b, uint32_t T, uint32_t P)
+{
+	const trt_model *tm = b->tm;
+	const nck_yaml_node *root = NULL;
+	const char *act = NULL, *algo[] = { NULL, "FP8", "W4A16_AWQ" };
+	json_t *c = json_object(), *q = json_object(), *own = json_object();
+	bool bias = tm->layer[0][R_QKV_B] || tm->layer[0][R_FC1_B];
+	double maxpos;
+	nck_arena arena;
+	nck_vfile *f;
+	char *text;
+	int k = b->kind == NCK_VIEW_QNEMO_FP8 ? 1 : b->kind == NCK_VIEW_QNEMO_INT4 ? 2 : 0;
+
+	nck_arena_init(&arena);
+	if (b->ctx->config && nck_yaml_parse((nck_yaml_node **)&root, &arena, b->ctx->config,
+					     b->ctx->config_len, "config", NULL) < 0)
+		root = NULL;
+	act = trt_cfg_str(root, "activation");
+	maxpos = trt_cfg_num(root, "max_position_embeddings",
+			     trt_cfg_num(root, "encoder_seq_length", trt_cfg_num(root, "seq_length", 0)));
+	json_object_set_new(c, "architecture", json_string("LlamaForCausalLM"));
+	json_object_set_new(c, "dtype", json_string(tm->dtype == NCK_DTYPE_F16 ? "float16"
+						     : tm->dtype == NCK_DTYPE_F32 ? "float32"
+										  : "bfloat16"));
+	json_object_set_new(c, "logits_dtype", json_string("float32"));
+	json_object_set_new(c, "num_hidden_layers", json_integer((json_int_t)tm->L));
+	json_object_set_new(c, "num_attention_heads", json_integer((json_int_t)tm->n));
+	json_object_set_new(c, "num_key_value_heads", json_integer((json_int_t)tm->G));
+	json_object_set_new(c, "head_size", json_integer((json_int_t)tm->d));
+	json_object_set_new(c, "hidden_size", json_integer((json_int_t)tm->h));
+	json_object_set_new(c, "intermediate_size", json_integer((json_int_t)tm->f));
+	json_object_set_new(c, "vocab_size", json_integer((json_int_t)trt_vocab_rows(tm, b->kind, T)));
+	json_object_set_new(c, "position_embedding_type", json_string("rope_gpt_neox"));
+	if (maxpos > 0)
+		json_object_set_new(c, "max_position_embeddings", json_integer((json_int_t)maxpos));
+	json_object_set_new(c, "hidden_act",
+			    json_string(!tm->m.gated || (act && strstr(act, "geglu")) ? "gelu" : "silu"));
+	json_object_set_new(c, "norm_epsilon", json_real(trt_cfg_num(root, "layernorm_epsilon", 1e-5)));
+	json_object_set_new(c, "rotary_base", json_real(trt_cfg_num(root, "rotary_base", 10000)));
+	json_object_set_new(c, "rotary_pct", json_real(trt_cfg_num(root, "rotary_percentage", 1.0)));
+	json_object_set_new(c, "use_parallel_embedding", json_true());
+	json_object_set_new(c, "embedding_sharding_dim", json_integer(0));
+	json_object_set_new(c, "share_embedding_table", json_boolean(!tm->lm_head && P == 1));
+	json_object_set_new(c, "bias", json_boolean(bias));
+	json_object_set_new(c, "rmsnorm", json_boolean(!tm->layer[0][R_IN_LN_B]));
+	json_object_set_new(c, "mapping", json_pack("{s:i, s:i, s:i}", "world_size", (int)(T * P),
+						    "tp_size", (int)T, "pp_size", (int)P));
+	json_object_set_new(q, "quant_algo", algo[k] ? json_string(algo[k]) : json_null());
+	json_object_set_new(q, "kv_cache_quant_algo", json_null());
+	if (k == 2) {
+		json_object_set_new(q, "group_size", json_integer((json_int_t)trt_group(b->ctx)));
+		json_object_set_new(q, "has_zero_point", json_false());
+		json_object_set_new(q, "pre_quant_scale", json_true());
+	}
+	if (k)
+		json_object_set_new(q, "exclude_modules", json_pack("[s]", "lm_head"));
+	json_object_set_new(c, "quantization", q);
+	json_object_set_new(own, "source", json_string(b->ctx->source ? b->ctx->source : ""));
+	if (k == 1) {
+		json_object_set_new(own, "activation_scaling_factor",
+				    json_string(b->ctx->calib ? "calibration file" : "1.0 (no calibration)"));
+		json_object_set_new(own, "calibration",
+				    b->ctx->calib_name ? json_string(b->ctx->calib_name) : json_null());
+		json_object_set_new(own, "modules_without_calibration",
+				    json_integer((json_int_t)b->calib_missing));
+	}
+	if (k == 2)
+		json_object_set_new(own, "awq", json_string("round to nearest, prequant scale 1"));
+	json_object_set_new(c, "nemockpt", own);
+	text = json_dumps(c, JSON_INDENT(4) | JSON_PRESERVE_ORDER);
+	json_decref(c);
+	nck_arena_dispose(&arena);
+	if (!text || nck_viewset_own(b->vs, text) < 0 ||
+	    !(f = nck_viewset_add(b->vs, "config.json", NCK_VFILE_MEM)))
+		return -ENOMEM;
+	f->mem = text;
+	f->size = strlen(text);
+	return 0;
+}
+
+/* The tokenizer as a .qnemo holds it: tokenizer.model (SentencePiece) and
+ * its tokenizer_config.yaml; another tokenizer file keeps its plain name. */
+static int trt_tokenizer(trt_build *b)
+{
+	static const char sp_config[] = "library: sentencepiece\ntype: null\nmodel: tokenizer.model\n"
+					"vocab_file: null\nmerge_file: null\ndelimiter: null\n"
+					"sentencepiece_legacy: false\n";
+	const nck_entry *tok = b->ctx->tokenizer;
+	const char *base, *dot;
+	nck_vfile *f;
+	size_t hex;
+
+	if (!tok)
+		return 0;
+	base = strrchr(tok->path, '/') ? strrchr(tok->path, '/') + 1 : tok->path;
+	hex = strspn(base, "0123456789abcdef");
+	if (hex == 32 && base[32] == '_' && base[33])
+		base += 33;
+	dot = strrchr(base, '.');
+	if (dot && strcmp(dot, ".model") == 0) {
+		if (!(f = nck_viewset_add(b->vs, "tokenizer_config.yaml", NCK_VFILE_MEM)))
+			return -ENOMEM;
+		f->mem = sp_config;
+		f->size = sizeof(sp_config) - 1;
+		base = "tokenizer.model";
+	}
+	if (!(f = nck_viewset_add(b->vs, base, NCK_VFILE_MEMBER)))
+		return -ENOMEM;
+	f->member = tok;
+	return 0;
+}
+
+int nck_trtllm_build(nck_viewset *vs, const nck_view_ctx *ctx, nck_view_kind kind, uint32_t T,
+		     uint32_t P)
+{
+	trt_build b = { .vs = vs, .ctx = ctx, .kind = kind };
+	trt_model tm;
+	char why[256];
+	int rc;
+
+	if (trt_quantized(kind) && !ctx->qcache)
+		return -ENOENT;
+	if (trt_model_load(&tm, ctx->cat, why, sizeof(why)) < 0)
+		return -ENOENT;
+	b.tm = &tm;
+	rc = trt_tokenizer(&b);
+	for (uint32_t p = 0; p < P && rc == 0; p++)
+		for (uint32_t r = 0; r < T && rc == 0; r++)
+			rc = trt_file(&b, T, P, r, p);
+	if (rc == 0)
+		rc = trt_config(&b, T, P);
+	free(b.e);
+	trt_model_free(&tm);
+	return rc;
+}
