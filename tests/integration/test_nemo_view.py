@@ -4,9 +4,7 @@ tensors cut from the oracle in test_ranks_view; Python's zipfile checks
 every CRC; PyYAML reads the config with only the parallel sizes changed;
 the artifacts are the source's bytes."""
 
-import mmap
 import os
-import random
 import zipfile
 
 import numpy as np
@@ -16,6 +14,7 @@ import yaml
 
 from test_catalog import fixtures_dir, sources  # noqa: F401 (session fixture)
 from test_ranks_view import expected_rank, le_bytes
+from viewcheck import check_three_ways
 
 NEMO1 = ["nemo1_single", "nemo1_tp2", "nemo1_tp2pp2", "nemo1_tp2pp2_tied", "nemo1_dist_torch",
          "nemo1_dist_zarr"]
@@ -104,26 +103,27 @@ def test_not_offered_without_model_config(fixtures_dir, nemo):  # noqa: F811
             assert not (mnt / "nemo").exists()
 
 
-def test_random_ranges_and_mmap(fixtures_dir, nemo):  # noqa: F811
-    """Ranges from 1 byte to 8 MiB and mmap agree with a whole read that
-    torch.load and zipfile accepted; the CRC pieces are read first here."""
-    meta, srcs = sources(fixtures_dir, "nemo1_tp2pp2_tied")
-    rng = random.Random(11)
+@pytest.mark.parametrize("name", NEMO1)
+def test_random_ranges_and_mmap(fixtures_dir, nemo, name):  # noqa: F811
+    """Every weights file of tp2pp2 read in ranges (the central directory
+    first, so the CRC pieces are computed before any data is read) and by
+    mmap, against a whole read that torch.load and zipfile accepted."""
+    meta, srcs = sources(fixtures_dir, name)
+    npz = np.load(fixtures_dir / name / "oracle.npz")
     with nemo.mount(srcs[-1]) as mnt:
-        path = mnt / "nemo" / "tp2pp2" / weights_path(2, 2, 1, 1)
-        size = os.path.getsize(path)
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            tail = os.pread(fd, 4096, max(0, size - 4096))  # the central directory first
-            pieces = [(off, os.pread(fd, n, off)) for off, n in
-                      ((rng.randrange(size), rng.choice([1, 3, 100, 4096, 8 << 20]))
-                       for _ in range(300))]
-        finally:
-            os.close(fd)
-        whole = path.read_bytes()
-        assert len(whole) == size and whole.endswith(tail)
-        check_zip(path)
-        for off, data in pieces:
-            assert data == whole[off:off + len(data)], off
-        with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
-            assert m[:] == whole
+        for p in range(2):
+            for r in range(2):
+                path = mnt / "nemo" / "tp2pp2" / weights_path(2, 2, r, p)
+                size = os.path.getsize(path)
+                fd = os.open(path, os.O_RDONLY)
+                try:
+                    tail = os.pread(fd, 4096, max(0, size - 4096))
+                finally:
+                    os.close(fd)
+                whole = path.read_bytes()
+                assert len(whole) == size and whole.endswith(tail)
+                check_zip(path)
+                sd = torch.load(path, map_location="cpu")
+                for k, a in expected_rank(meta, npz, 2, 2, r, p).items():
+                    assert bits(sd[k]).tobytes() == le_bytes(a), k
+                check_three_ways(path, whole, seed=r)

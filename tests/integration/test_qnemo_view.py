@@ -20,6 +20,7 @@ import pytest
 
 from test_catalog import fixtures_dir, sources  # noqa: F401 (session fixture)
 from test_merged_view import parse_safetensors
+from viewcheck import check_three_ways
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit" / "quant"))
 import quant_oracle as qo  # noqa: E402
@@ -171,6 +172,25 @@ def test_every_rank_matches_oracle(fixtures_dir, nemo, name):  # noqa: F811
                     for r in range(tp):
                         data = (d / f"rank{p * tp + r}.safetensors").read_bytes()
                         check_rank(data, expected(meta, lt, algo, tp, pp, r, p))
+
+
+@pytest.mark.parametrize("name", MCORE)
+def test_random_ranges_and_mmap(fixtures_dir, nemo, name):  # noqa: F811
+    """Every quantized rank file of tp2pp2 read whole, in ranges (each range
+    from the daemon) and by mmap, against header + oracle tensors."""
+    meta, srcs = sources(fixtures_dir, name)
+    lt = logical(meta, np.load(fixtures_dir / name / "oracle.npz"))
+    with nemo.mount(srcs[-1], f"group_size={GROUP}") as mnt:
+        for algo in ("bf16", "fp8", "int4_awq"):
+            for i in range(4):
+                path = mnt / "qnemo" / algo / "tp2pp2" / f"rank{i}.safetensors"
+                with open(path, "rb") as f:
+                    head = f.read(8)
+                    header = head + f.read(int.from_bytes(head, "little"))
+                want = expected(meta, lt, algo, 2, 2, i % 2, i // 2)
+                expect = header + b"".join(want[k][2] for k in sorted(want))
+                check_rank(expect, want)
+                check_three_ways(path, expect, seed=i, ranges=40)
 
 
 def test_config_json(fixtures_dir, nemo):  # noqa: F811
