@@ -244,8 +244,9 @@ typedef struct trt_out {
 	char name[192];
 	const nck_tensor *src;
 	uint64_t col0, ncols;  /* window (2-D); the whole of a 1-D tensor */
-	trt_piece pieces[64];
-	size_t n_pieces;
+	trt_piece *pieces;     /* malloc'ed (MHA QKV has three per head) */
+	size_t n_pieces, cap_pieces;
+	bool nomem;            /* a piece could not be added */
 	uint64_t rows;
 	bool quant;            /* a quantized linear's weight */
 	const nck_tensor *scale_of[1]; /* FP8: the merged tensor of the scale */
@@ -263,6 +264,16 @@ static void trt_rows(trt_out *o, uint64_t row0, uint64_t rows, bool zero)
 	if (p && p->zero == zero && (zero || p->row0 + p->rows == row0)) {
 		p->rows += rows;
 		return;
+	}
+	if (o->n_pieces == o->cap_pieces) {
+		size_t cap = o->cap_pieces ? 2 * o->cap_pieces : 4;
+
+		if (!(p = realloc(o->pieces, cap * sizeof(*p)))) {
+			o->nomem = true;
+			return;
+		}
+		o->pieces = p;
+		o->cap_pieces = cap;
 	}
 	o->pieces[o->n_pieces++] = (trt_piece){ .row0 = row0, .rows = rows, .zero = zero };
 }
@@ -298,6 +309,13 @@ typedef struct trt_list {
 	trt_out *v;
 	size_t n, cap;
 } trt_list;
+
+static void trt_list_free(trt_list *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		free(l->v[i].pieces);
+	free(l->v);
+}
 
 static trt_out *trt_new(trt_list *l)
 {
@@ -734,6 +752,11 @@ static int trt_file(trt_build *b, uint32_t T, uint32_t P, uint32_t r, uint32_t p
 	b->n = 0;
 	if ((rc = trt_rank(&list, b->tm, b->kind, T, P, r, p)) < 0)
 		goto out;
+	for (size_t i = 0; i < list.n; i++)
+		if (list.v[i].nomem)
+			rc = -ENOMEM;
+	if (rc < 0)
+		goto out;
 	for (size_t i = 0; i < list.n && rc == 0; i++)
 		rc = trt_add(b, &list.v[i]);
 	if (rc < 0)
@@ -759,7 +782,7 @@ static int trt_file(trt_build *b, uint32_t T, uint32_t P, uint32_t r, uint32_t p
 	f->size = f->layout.size;
 out:
 	free(st);
-	free(list.v);
+	trt_list_free(&list);
 	return rc;
 }
 

@@ -310,3 +310,29 @@ def test_concurrent_reads_with_a_small_cache(fixtures_dir, nemo):  # noqa: F811
 
         with concurrent.futures.ThreadPoolExecutor(16) as ex:
             assert all(ex.map(worker, range(16)))
+
+
+def test_mha_with_many_heads(nemo, tmp_path):
+    """48 heads, one per group (MHA): QKV of every rank is 3 x 48/T pieces
+    of the [q k v] per-head interleave; checked against the chunk files."""
+    import subprocess
+    src = tmp_path / "mha"
+    heads, d, h = 48, 8, 384
+    subprocess.run(["/usr/bin/python3", str(Path(__file__).resolve().parents[1] / "gpu" /
+                    "make_zarr_model.py"), str(src), "--layers", "1", "--hidden", str(h),
+                    "--ffn", "384", "--heads", str(heads), "--groups", str(heads),
+                    "--vocab", "256"], check=True)
+    key = src / "model_weights" / "model.decoder.layers.self_attention.linear_qkv.weight"
+    qkv = np.fromfile(key / "0.0.0", "<u2").reshape(3 * heads * d, h)
+    with nemo.mount(src) as mnt:
+        for tp in (1, 2, 3, 4):
+            for r in range(tp):
+                _, t = parse_safetensors((mnt / "qnemo" / "bf16" / f"tp{tp}pp1" /
+                                          f"rank{r}.safetensors").read_bytes())
+                rows = []
+                for part in range(3):  # all q heads of the rank, then k, then v
+                    for i in range(r * heads // tp, (r + 1) * heads // tp):
+                        rows += range((3 * i + part) * d, (3 * i + part + 1) * d)
+                dtype, shape, raw = t["transformer.layers.0.attention.qkv.weight"]
+                assert shape == [3 * heads // tp * d, h]
+                assert raw == qkv[rows].tobytes(), (tp, r)
