@@ -7,11 +7,14 @@
  *   nemockpt ls [-v] [--json] SRC     one line (or JSON object) per logical tensor
  *   nemockpt cat SRC NAME             the merged tensor's bytes, row-major, little-endian
  *   nemockpt members [--json] SRC     regular files of raw/ with size and data offset
+ *   nemockpt get [-o OPTS] SRC PATH   the bytes of any file of the mount's tree
+ *                                     (qnemo/fp8/tp2pp1/rank0.safetensors, ...)
  *
  * Exit status: 0 on success, 1 for bad input (one line naming the file and
  * offset), 2 for bad usage.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <locale.h>
 #include <stdio.h>
@@ -30,6 +33,7 @@ static const char usage[] =
 	"       nemockpt ls [-v] [--json] SRC\n"
 	"       nemockpt cat SRC NAME\n"
 	"       nemockpt members [--json] SRC\n"
+	"       nemockpt get [-o shard_size=N,group_size=N,calib=FILE,gpu=auto|off|N] SRC PATH\n"
 	"       nemockpt -V | -h\n";
 
 /* Bytes per read of `cat`. */
@@ -38,6 +42,7 @@ static const char usage[] =
 typedef struct cli_args {
 	const char *cmd, *src, *name;
 	int json, verbose;
+	char *opts; /* get: -o list */
 } cli_args;
 
 /* ---- members ------------------------------------------------------------ */
@@ -199,6 +204,94 @@ static int cmd_cat(const nck_catalog *cat, const cli_args *a)
 	return fflush(stdout) == 0 ? 0 : 1;
 }
 
+/* ---- get ------------------------------------------------------------------ */
+
+/* Copies one planned extent to stdout. */
+static int get_extent(const nck_extent *e, char *buf)
+{
+	int64_t n;
+
+	switch (e->kind) {
+	case NCK_EXTENT_FD:
+		n = pread(e->fd, buf, e->len, (off_t)e->pos);
+		if (n != (int64_t)e->len)
+			return -EIO;
+		break;
+	case NCK_EXTENT_MEM:
+		memcpy(buf, e->mem, e->len);
+		break;
+	default:
+		if (nck_vfs_extent_read(e, buf) < 0)
+			return -EIO;
+	}
+	return fwrite(buf, 1, e->len, stdout) == e->len ? 0 : -EIO;
+}
+
+/* Runs `get`: looks PATH up component by component and reads the file as
+ * the daemon would answer a read. */
+static int cmd_get(nck_vfs *vfs, const cli_args *a)
+{
+	uint64_t ino = NCK_VFS_ROOT_INO, off = 0;
+	char *path = strdup(a->name), *save = NULL, *buf = malloc(CAT_BLOCK);
+	nck_vfs_file *f = NULL;
+	struct stat st;
+	int rc = path && buf ? 0 : -ENOMEM;
+
+	for (char *c = path ? strtok_r(path, "/", &save) : NULL; c && rc == 0;
+	     c = strtok_r(NULL, "/", &save))
+		rc = nck_vfs_lookup(vfs, ino, c, &ino);
+	if (rc == 0 && (rc = nck_vfs_getattr(vfs, ino, &st)) == 0)
+		rc = nck_vfs_file_open(&f, vfs, ino, O_RDONLY);
+	while (rc == 0 && off < (uint64_t)st.st_size) {
+		nck_extent ext[16];
+		size_t n = 0;
+
+		rc = nck_vfs_read(vfs, f, off, CAT_BLOCK, ext, 16, &n);
+		for (size_t i = 0; i < n && rc == 0; i++) {
+			rc = get_extent(&ext[i], buf);
+			off += ext[i].len;
+		}
+		if (rc == 0 && n == 0)
+			rc = -EIO;
+	}
+	nck_vfs_file_close(f);
+	free(path);
+	free(buf);
+	if (rc < 0) {
+		fprintf(stderr, "nemockpt: %s: %s: %s\n", a->src, a->name, strerror(-rc));
+		return 1;
+	}
+	return fflush(stdout) == 0 ? 0 : 1;
+}
+
+/* Applies `get`'s -o list to the vfs options; 0 or 2 (usage). */
+static int parse_vfs_opts(nck_vfs_opts *v, char *list)
+{
+	char *save = NULL, *end;
+
+	for (char *o = list ? strtok_r(list, ",", &save) : NULL; o; o = strtok_r(NULL, ",", &save)) {
+		char *val = strchr(o, '=');
+
+		if (!val)
+			return 2;
+		*val++ = '\0';
+		if (strcmp(o, "calib") == 0) {
+			v->calib = val;
+		} else if (strcmp(o, "gpu") == 0) {
+			v->gpu = val;
+		} else if (strcmp(o, "group_size") == 0 || strcmp(o, "shard_size") == 0) {
+			unsigned long long n = strtoull(val, &end, 10);
+
+			if (end == val || *end || n == 0)
+				return 2;
+			*(o[0] == 'g' ? &v->group_size : &v->shard_size) = n;
+		} else {
+			return 2;
+		}
+	}
+	return 0;
+}
+
 /* ---- main ----------------------------------------------------------------- */
 
 /* Parses the command line; returns 0 or 2 (usage). */
@@ -211,7 +304,9 @@ static int parse_args(cli_args *a, int argc, char **argv)
 		return 2;
 	a->cmd = argv[1];
 	for (; i < argc && argv[i][0] == '-' && argv[i][1]; i++) {
-		if (strcmp(argv[i], "--json") == 0)
+		if (strcmp(argv[i], "-o") == 0 && i + 1 < argc && strcmp(a->cmd, "get") == 0)
+			a->opts = argv[++i];
+		else if (strcmp(argv[i], "--json") == 0)
 			a->json = 1;
 		else if (strcmp(argv[i], "-v") == 0)
 			a->verbose = 1;
@@ -219,7 +314,7 @@ static int parse_args(cli_args *a, int argc, char **argv)
 			return 2;
 	}
 	rest = argc - i;
-	if (strcmp(a->cmd, "cat") == 0 && rest == 2) {
+	if ((strcmp(a->cmd, "cat") == 0 || strcmp(a->cmd, "get") == 0) && rest == 2) {
 		a->src = argv[i];
 		a->name = argv[i + 1];
 		return 0;
@@ -255,7 +350,7 @@ int main(int argc, char **argv)
 		fputs(usage, stdout);
 		return 0;
 	}
-	if (parse_args(&a, argc, argv) != 0) {
+	if (parse_args(&a, argc, argv) != 0 || parse_vfs_opts(&vopts, a.opts) != 0) {
 		fputs(usage, stderr);
 		return 2;
 	}
@@ -278,6 +373,8 @@ int main(int argc, char **argv)
 		status = cmd_members(vfs, &a);
 	} else if (strcmp(a.cmd, "ls") == 0) {
 		status = cmd_ls(nck_vfs_catalog(vfs), &a);
+	} else if (strcmp(a.cmd, "get") == 0) {
+		status = cmd_get(vfs, &a);
 	} else {
 		status = cmd_cat(nck_vfs_catalog(vfs), &a);
 	}

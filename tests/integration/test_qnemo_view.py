@@ -336,3 +336,23 @@ def test_mha_with_many_heads(nemo, tmp_path):
                 dtype, shape, raw = t["transformer.layers.0.attention.qkv.weight"]
                 assert shape == [3 * heads // tp * d, h]
                 assert raw == qkv[rows].tobytes(), (tp, r)
+
+
+def test_cli_get_equals_the_mount(fixtures_dir, nemo):  # noqa: F811
+    """nemockpt get reads any file of the tree without FUSE: the same bytes."""
+    import subprocess
+    import nemofs
+    _, srcs = sources(fixtures_dir, "nemo1_tp2pp2")
+    paths = ["qnemo/fp8/tp2pp1/rank1.safetensors", "qnemo/int4_awq/tp1pp2/rank0.safetensors",
+             "qnemo/bf16/tp4pp1/config.json", "ranks/tp1pp4/rank3.safetensors",
+             "nemo/tp2pp1/mp_rank_01/model_weights.ckpt", "merged/model.safetensors",
+             "raw/model_config.yaml", "info.json"]
+    with nemo.mount(srcs[-1], f"group_size={GROUP}") as mnt:
+        for p in paths:
+            got = subprocess.run([nemofs.cli_bin(), "get", "-o", f"group_size={GROUP}",
+                                  str(srcs[-1]), p], capture_output=True, timeout=60)
+            assert got.returncode == 0, got.stderr
+            assert got.stdout == (mnt / p).read_bytes(), p
+    bad = subprocess.run([nemofs.cli_bin(), "get", str(srcs[-1]), "ranks/tp3pp1/rank0.safetensors"],
+                         capture_output=True, timeout=60)
+    assert bad.returncode == 1 and len(bad.stderr.decode().strip().splitlines()) == 1
