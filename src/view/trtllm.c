@@ -395,6 +395,18 @@ static uint64_t trt_vocab_rows(const trt_model *tm, nck_view_kind kind, uint32_t
 	return (rows + m - 1) / m * m;
 }
 
+/* Marks the newest tensor of l as the weight of quantized linear `module`
+ * of global layer g; its FP8 scale comes from its whole source tensor. */
+static void trt_linear(trt_list *l, uint64_t g, const char *module)
+{
+	trt_out *o = &l->v[l->n - 1];
+
+	o->quant = true;
+	o->scale_of[0] = o->src;
+	snprintf(o->module, sizeof(o->module), "transformer.layers.%llu.%s", (unsigned long long)g,
+		 module);
+}
+
 /* The tensors of one layer on rank r. */
 static int trt_layer(trt_list *l, const trt_model *tm, uint64_t g, int64_t k, uint32_t T,
 		     uint32_t r)
@@ -402,15 +414,15 @@ static int trt_layer(trt_list *l, const trt_model *tm, uint64_t g, int64_t k, ui
 	const nck_tensor *const *t = tm->layer[g];
 	uint64_t fc1 = t[R_FC1_W]->shape[0], half = tm->m.gated ? fc1 / 2 : fc1;
 	trt_out *o;
-	int rc = 0;
 
-	rc |= trt_rep(l, t[R_IN_LN_W], k, "input_layernorm.weight");
-	rc |= trt_rep(l, t[R_IN_LN_B], k, "input_layernorm.bias");
-	rc |= trt_rep(l, t[R_POST_LN_W], k, "post_layernorm.weight");
-	rc |= trt_rep(l, t[R_POST_LN_B], k, "post_layernorm.bias");
-	rc |= trt_rep(l, t[R_DENSE_B], k, "attention.dense.bias");
-	rc |= trt_rep(l, t[R_FC2_B], k, "mlp.proj.bias");
-	for (int b = 0; b < 2 && rc == 0; b++) { /* qkv weight, then bias */
+	if (trt_rep(l, t[R_IN_LN_W], k, "input_layernorm.weight") < 0 ||
+	    trt_rep(l, t[R_IN_LN_B], k, "input_layernorm.bias") < 0 ||
+	    trt_rep(l, t[R_POST_LN_W], k, "post_layernorm.weight") < 0 ||
+	    trt_rep(l, t[R_POST_LN_B], k, "post_layernorm.bias") < 0 ||
+	    trt_rep(l, t[R_DENSE_B], k, "attention.dense.bias") < 0 ||
+	    trt_rep(l, t[R_FC2_B], k, "mlp.proj.bias") < 0)
+		return -ENOMEM;
+	for (int b = 0; b < 2; b++) { /* qkv weight, then bias */
 		const nck_tensor *q = t[b ? R_QKV_B : R_QKV_W];
 
 		if (!q)
@@ -419,15 +431,22 @@ static int trt_layer(trt_list *l, const trt_model *tm, uint64_t g, int64_t k, ui
 			return -ENOMEM;
 		trt_init(o, q, k, b ? "attention.qkv.bias" : "attention.qkv.weight");
 		trt_qkv(o, tm, T, r);
-		o->quant = !b;
+		if (!b)
+			trt_linear(l, g, "attention.qkv");
 	}
-	rc |= trt_col(l, t[R_FC1_W], 0, half, T, r, k, "mlp.fc.weight");
-	rc |= trt_col(l, t[R_FC1_B], 0, half, T, r, k, "mlp.fc.bias");
+	if (trt_col(l, t[R_FC1_W], 0, half, T, r, k, "mlp.fc.weight") < 0)
+		return -ENOMEM;
+	trt_linear(l, g, "mlp.fc");
+	if (trt_col(l, t[R_FC1_B], 0, half, T, r, k, "mlp.fc.bias") < 0)
+		return -ENOMEM;
 	if (tm->m.gated) {
-		rc |= trt_col(l, t[R_FC1_W], half, half, T, r, k, "mlp.gate.weight");
-		rc |= trt_col(l, t[R_FC1_B], half, half, T, r, k, "mlp.gate.bias");
+		if (trt_col(l, t[R_FC1_W], half, half, T, r, k, "mlp.gate.weight") < 0)
+			return -ENOMEM;
+		trt_linear(l, g, "mlp.gate");
+		if (trt_col(l, t[R_FC1_B], half, half, T, r, k, "mlp.gate.bias") < 0)
+			return -ENOMEM;
 	}
-	for (int w = 0; w < 2 && rc == 0; w++) { /* row-parallel: dense, proj */
+	for (int w = 0; w < 2; w++) { /* row-parallel: dense, proj */
 		const nck_tensor *x = t[w ? R_FC2_W : R_DENSE_W];
 
 		if (!(o = trt_new(l)))
@@ -436,23 +455,7 @@ static int trt_layer(trt_list *l, const trt_model *tm, uint64_t g, int64_t k, ui
 		o->ncols = x->shape[1] / T;
 		o->col0 = r * o->ncols;
 		trt_rows(o, 0, x->shape[0], false);
-		o->quant = true;
-	}
-	if (rc)
-		return -ENOMEM;
-	/* Quantized linears: fc and gate share fc1's scale; modules named globally. */
-	for (size_t i = 0; i < l->n; i++) {
-		trt_out *x = &l->v[i];
-		const char *dot;
-
-		if (strncmp(x->name, "transformer.layers.", 19) != 0 || x->module[0])
-			continue;
-		x->quant |= strcmp(x->name + strlen(x->name) - 13, "mlp.fc.weight") == 0 ||
-			    strcmp(x->name + strlen(x->name) - 15, "mlp.gate.weight") == 0;
-		x->scale_of[0] = x->src;
-		dot = strchr(x->name + 19, '.');
-		snprintf(x->module, sizeof(x->module), "transformer.layers.%llu%.*s",
-			 (unsigned long long)g, (int)(strlen(dot) - strlen(".weight")), dot);
+		trt_linear(l, g, w ? "mlp.proj" : "attention.dense");
 	}
 	return 0;
 }
