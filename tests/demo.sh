@@ -44,8 +44,8 @@ echo "== mounting: nemockptfs sample.nemo mnt"
 build-demo/bin/nemockptfs "$work/sample.nemo" "$mnt"
 findmnt "$mnt"
 
-echo "== ls -lR mnt"
-ls -lR "$mnt"
+echo "== ls -l mnt mnt/raw mnt/ranks mnt/qnemo/fp8"
+ls -l "$mnt" "$mnt/raw" "$mnt/ranks" "$mnt/qnemo/fp8"
 
 echo "== cat mnt/info.json"
 cat "$mnt/info.json"
@@ -72,6 +72,20 @@ with open(mnt + "/merged/model.safetensors", "rb") as f:
     n = struct.unpack("<Q", f.read(8))[0]
     header = json.loads(f.read(n))
 print("merged/model.safetensors:", len(header) - 1, "tensors,", header["__metadata__"])
+PY
+
+echo "== re-sharded and quantized on the fly: ls -l mnt/ranks/tp1pp2 mnt/nemo/tp1pp1 mnt/qnemo/fp8/tp1pp1"
+ls -l "$mnt/ranks/tp1pp2" "$mnt/nemo/tp1pp1" "$mnt/qnemo/fp8/tp1pp1"
+/usr/bin/python3 - "$mnt" <<'PY'
+import json, struct, sys
+mnt = sys.argv[1] + "/qnemo/fp8/tp1pp1/"
+with open(mnt + "rank0.safetensors", "rb") as f:
+    n = struct.unpack("<Q", f.read(8))[0]
+    header = json.loads(f.read(n))
+for k in sorted(header):
+    if k.startswith("transformer.layers.0.attention.qkv"):
+        print(k, header[k]["dtype"], header[k]["shape"])
+print("config.json quantization:", json.load(open(mnt + "config.json"))["quantization"])
 PY
 
 echo "== unmounting"
