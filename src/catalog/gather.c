@@ -6,10 +6,12 @@
  * out in window order and adjacent ones merge. Only chunks that meet the
  * window's columns and the request's first-dimension range are candidates,
  * so a small read of a large tensor touches a few rows, not the tensor.
+ * The copying reader batches short runs into block reads (see below).
  */
 #include "catalog/gather.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -186,18 +188,131 @@ int nck_catalog_gather(const nck_catalog *cat, const nck_tensor *t, uint64_t col
 	return rc;
 }
 
-/* Reads every run into the caller's buffer. */
-static int gather_pread(void *payload, const nck_src *src, uint64_t pos, uint64_t dst, size_t len)
-{
-	unsigned char *buf = payload;
+/* ---- the copying reader ---------------------------------------------------- */
 
-	return nck_src_pread(src, buf + dst, len, pos) == (int64_t)len ? 0 : -EIO;
+/*
+ * Runs shorter than this are batched: a strided window (row-parallel
+ * columns, a transposed chunk) gives many short runs that lie close
+ * together in the source, so they are read as large blocks into a
+ * per-thread buffer and scattered from there, instead of one pread each.
+ */
+#define GATHER_SHORT_RUN (64u << 10)
+/* The per-thread block buffer, and the largest hole a block may span. */
+#define GATHER_BLOCK (4u << 20)
+#define GATHER_MAX_GAP (64u << 10)
+
+typedef struct gather_run {
+	const nck_src *src;
+	uint64_t pos, dst;
+	size_t len;
+} gather_run;
+
+typedef struct gather_batch {
+	unsigned char *buf; /* the caller's */
+	gather_run *runs;   /* short runs, read later */
+	size_t n, cap;
+} gather_batch;
+
+/* Each thread's block buffer, freed when the thread exits. */
+static pthread_key_t gather_key;
+static pthread_once_t gather_once = PTHREAD_ONCE_INIT;
+
+static void gather_key_init(void)
+{
+	(void)pthread_key_create(&gather_key, free);
+}
+
+static unsigned char *gather_thread_block(void)
+{
+	unsigned char *p;
+
+	pthread_once(&gather_once, gather_key_init);
+	if ((p = pthread_getspecific(gather_key)))
+		return p;
+	if ((p = malloc(GATHER_BLOCK)) && pthread_setspecific(gather_key, p) != 0) {
+		free(p);
+		p = NULL;
+	}
+	return p;
+}
+
+/* Long runs are read at once; short ones are kept for block reads. */
+static int gather_collect(void *payload, const nck_src *src, uint64_t pos, uint64_t dst, size_t len)
+{
+	gather_batch *b = payload;
+
+	if (len >= GATHER_SHORT_RUN)
+		return nck_src_pread(src, b->buf + dst, len, pos) == (int64_t)len ? 0 : -EIO;
+	if (b->n == b->cap) {
+		size_t cap = b->cap ? 2 * b->cap : 256;
+		gather_run *r = realloc(b->runs, cap * sizeof(*r));
+
+		if (!r)
+			return -ENOMEM;
+		b->runs = r;
+		b->cap = cap;
+	}
+	b->runs[b->n++] = (gather_run){ .src = src, .pos = pos, .dst = dst, .len = len };
+	return 0;
+}
+
+static int gather_run_cmp(const void *a, const void *b)
+{
+	const gather_run *x = a, *y = b;
+
+	if (x->src != y->src)
+		return (uintptr_t)x->src < (uintptr_t)y->src ? -1 : 1;
+	return x->pos < y->pos ? -1 : x->pos > y->pos;
+}
+
+/* Reads the short runs in source order, as blocks of neighbouring runs. */
+static int gather_flush_batch(gather_batch *b)
+{
+	size_t i = 0;
+
+	qsort(b->runs, b->n, sizeof(*b->runs), gather_run_cmp);
+	while (i < b->n) {
+		const gather_run *first = &b->runs[i];
+		uint64_t end = first->pos + first->len;
+		size_t j = i + 1;
+
+		while (j < b->n && b->runs[j].src == first->src && b->runs[j].pos <= end + GATHER_MAX_GAP &&
+		       b->runs[j].pos + b->runs[j].len - first->pos <= GATHER_BLOCK) {
+			if (b->runs[j].pos + b->runs[j].len > end)
+				end = b->runs[j].pos + b->runs[j].len;
+			j++;
+		}
+		if (j == i + 1) {
+			if (nck_src_pread(first->src, b->buf + first->dst, first->len, first->pos) !=
+			    (int64_t)first->len)
+				return -EIO;
+		} else {
+			unsigned char *block = gather_thread_block();
+
+			if (!block)
+				return -ENOMEM;
+			if (nck_src_pread(first->src, block, end - first->pos, first->pos) !=
+			    (int64_t)(end - first->pos))
+				return -EIO;
+			for (size_t k = i; k < j; k++)
+				memcpy(b->buf + b->runs[k].dst, block + (b->runs[k].pos - first->pos),
+				       b->runs[k].len);
+		}
+		i = j;
+	}
+	return 0;
 }
 
 int nck_catalog_read_window(const nck_catalog *cat, const nck_tensor *t, uint64_t col0,
 			    uint64_t ncols, uint64_t off, void *buf, size_t len)
 {
-	return nck_catalog_gather(cat, t, col0, ncols, off, len, gather_pread, buf);
+	gather_batch b = { .buf = buf };
+	int rc = nck_catalog_gather(cat, t, col0, ncols, off, len, gather_collect, &b);
+
+	if (rc == 0 && b.n)
+		rc = gather_flush_batch(&b);
+	free(b.runs);
+	return rc;
 }
 
 int nck_catalog_read(const nck_catalog *cat, const nck_tensor *t, uint64_t off, void *buf,

@@ -15,9 +15,11 @@
 #include "fuse/ops.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <sys/statvfs.h>
 
 #include "nemockpt/log.h"
@@ -291,6 +293,14 @@ static int ops_copy_src_extents(nck_extent *ext, size_t n, void **buf_out)
 	return 0;
 }
 
+static bool ops_has_fd(const nck_extent *ext, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (ext[i].kind == NCK_EXTENT_FD)
+			return true;
+	return false;
+}
+
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
@@ -313,6 +323,18 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	if (rc < 0) {
 		ops_log_read_error(ino, rc);
 		fuse_reply_err(req, rc == -ENOMEM || rc == -EINTR ? -rc : EIO);
+		return;
+	}
+	/* Only memory: one writev. Splicing memory would copy it twice (into
+	 * the pipe, then into the FUSE page); splice pays off for fd data only. */
+	if (!ops_has_fd(ext, n)) {
+		struct iovec iov[OPS_MAX_EXTENTS];
+
+		for (size_t i = 0; i < n; i++)
+			iov[i] = (struct iovec){ .iov_base = (void *)(uintptr_t)ext[i].mem,
+						 .iov_len = ext[i].len };
+		fuse_reply_iov(req, iov, (int)n);
+		free(copy);
 		return;
 	}
 	memset(&v, 0, sizeof(v));

@@ -162,6 +162,7 @@ typedef struct layout_planner {
 	void *payload;
 	uint64_t copy_pos, copy_len;
 	uint64_t file_at; /* file offset of the window run being planned (its dst 0) */
+	uint64_t stop_at; /* where a window's planning stopped (its dst) */
 } layout_planner;
 
 /* Hands the pending copy piece to the callback. */
@@ -198,13 +199,23 @@ static int layout_put(layout_planner *pl, nck_piece_kind kind, int fd, uint64_t 
 	return rc < 0 ? rc : pl->cb(pl->payload, kind, fd, pos, mem, len);
 }
 
-/* A gather run of a window segment: spliced when file-backed and large. */
+/* Stops the planning of a window at its first short run (internal). */
+#define LAYOUT_STOP ECANCELED
+
+/* A gather run of a window segment: spliced when file-backed and large. A
+ * short run means a strided window (row-parallel columns, a transposed
+ * chunk) whose runs are all short: the rest of the segment is copied, so
+ * it is not walked run by run twice. */
 static int layout_run(void *payload, const nck_src *src, uint64_t pos, uint64_t dst, size_t len)
 {
 	layout_planner *pl = payload;
 	int fd = nck_src_fd(src);
 
-	if (fd < 0 || len < LAYOUT_MIN_SPLICE)
+	if (len < LAYOUT_MIN_SPLICE) {
+		pl->stop_at = dst;
+		return -LAYOUT_STOP;
+	}
+	if (fd < 0)
 		return layout_put_copy(pl, pl->file_at + dst, len);
 	return layout_put(pl, NCK_PIECE_FD, fd, nck_src_base(src) + pos, NULL, len);
 }
@@ -228,6 +239,8 @@ int nck_layout_plan(const nck_catalog *cat, const nck_layout *l, uint64_t off, s
 			pl.file_at = off;
 			rc = nck_catalog_gather(cat, s->t, s->col0, s->ncols, s->pos + in, n,
 						layout_run, &pl);
+			if (rc == -LAYOUT_STOP)
+				rc = layout_put_copy(&pl, off + pl.stop_at, n - pl.stop_at);
 		} else {
 			rc = layout_put_copy(&pl, off, n);
 		}
