@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "catalog/catalog_int.h"
+#include "util/grow.h"
 
 /* Candidates kept on the stack; more are allocated. */
 #define GATHER_STACK_CHUNKS 32
@@ -243,15 +244,8 @@ static int gather_collect(void *payload, const nck_src *src, uint64_t pos, uint6
 
 	if (len >= GATHER_SHORT_RUN)
 		return nck_src_pread(src, b->buf + dst, len, pos) == (int64_t)len ? 0 : -EIO;
-	if (b->n == b->cap) {
-		size_t cap = b->cap ? 2 * b->cap : 256;
-		gather_run *r = realloc(b->runs, cap * sizeof(*r));
-
-		if (!r)
-			return -ENOMEM;
-		b->runs = r;
-		b->cap = cap;
-	}
+	if (nck_grow((void **)&b->runs, &b->cap, b->n, sizeof(*b->runs), 256) < 0)
+		return -ENOMEM;
 	b->runs[b->n++] = (gather_run){ .src = src, .pos = pos, .dst = dst, .len = len };
 	return 0;
 }

@@ -29,6 +29,7 @@
 
 #include <yaml.h>
 
+#include "util/grow.h"
 #include "util/strmap.h"
 
 #define YAMLCFG_TAG_NULL "tag:yaml.org,2002:null"
@@ -110,24 +111,6 @@ static int yamlcfg_err(yamlcfg_ctx *c, int code, const yaml_mark_t *m, const cha
 			    arg ? " '" : "", arg ? arg : "", arg ? "'" : "");
 }
 
-/* Makes sure arr (of `elem`-byte items) has room for one more; -ENOMEM. */
-static int yamlcfg_reserve(void **arr, size_t *cap, size_t n, size_t elem)
-{
-	size_t ncap = *cap ? *cap * 2 : 8;
-	void *p;
-
-	if (n < *cap)
-		return 0;
-	if (ncap < *cap || ncap > SIZE_MAX / elem)
-		return -ENOMEM;
-	p = realloc(*arr, ncap * elem);
-	if (!p)
-		return -ENOMEM;
-	*arr = p;
-	*cap = ncap;
-	return 0;
-}
-
 /* Allocates a node of `kind` with a copy of `tag`; counts it against the limit. */
 static int yamlcfg_node(yamlcfg_ctx *c, nck_yaml_node **out, nck_yaml_kind kind,
 			const yaml_char_t *tag, const yaml_mark_t *m)
@@ -159,8 +142,8 @@ static int yamlcfg_anchor_put(yamlcfg_ctx *c, const yaml_char_t *anchor, nck_yam
 	if (!anchor)
 		return 0;
 	key = nck_arena_strndup(&c->tmp, (const char *)anchor, strlen((const char *)anchor));
-	if (!key || yamlcfg_reserve((void **)&c->anchors, &c->cap_anchors, c->n_anchors,
-				    sizeof(*c->anchors)) < 0 ||
+	if (!key || nck_grow((void **)&c->anchors, &c->cap_anchors, c->n_anchors,
+			     sizeof(*c->anchors), 8) < 0 ||
 	    nck_strmap_put(&c->anchor_map, key, c->n_anchors) < 0)
 		return nck_diag_set(c->diag, -ENOMEM, c->name, -1, "out of memory");
 	c->anchors[c->n_anchors].node = node;
@@ -202,13 +185,13 @@ static int yamlcfg_add(yamlcfg_ctx *c, nck_yaml_node *node, uint64_t w, const ya
 	}
 	if (f->node->kind == NCK_YAML_MAP && f->key_is_merge) {
 		f->key = NULL;
-		if (yamlcfg_reserve((void **)&f->merges, &f->cap_merges, f->n_merges,
-				    sizeof(*f->merges)) < 0)
+		if (nck_grow((void **)&f->merges, &f->cap_merges, f->n_merges, sizeof(*f->merges),
+			     8) < 0)
 			return nck_diag_set(c->diag, -ENOMEM, c->name, -1, "out of memory");
 		f->merges[f->n_merges++] = node;
 		return 0;
 	}
-	if (yamlcfg_reserve((void **)&f->ents, &f->cap, f->n, sizeof(*f->ents)) < 0)
+	if (nck_grow((void **)&f->ents, &f->cap, f->n, sizeof(*f->ents), 8) < 0)
 		return nck_diag_set(c->diag, -ENOMEM, c->name, -1, "out of memory");
 	f->ents[f->n].key = f->key;
 	f->ents[f->n++].val = node;

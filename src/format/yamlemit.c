@@ -32,6 +32,7 @@
 #include <yaml.h>
 
 #include "util/arena.h"
+#include "util/grow.h"
 #include "util/strmap.h"
 
 #define YE_TAG_STR "tag:yaml.org,2002:str"
@@ -122,24 +123,6 @@ static int ye_err(ye_ctx *c, int code, const yaml_mark_t *m, const char *what, c
 static int ye_nomem(ye_ctx *c)
 {
 	return nck_diag_set(c->diag, -ENOMEM, c->name, -1, "out of memory");
-}
-
-/* Makes sure arr (of `elem`-byte items) has room for one more; -ENOMEM. */
-static int ye_reserve(void **arr, size_t *cap, size_t n, size_t elem)
-{
-	size_t ncap = *cap ? *cap * 2 : 16;
-	void *p;
-
-	if (n < *cap)
-		return 0;
-	if (ncap < *cap || ncap > SIZE_MAX / elem)
-		return -ENOMEM;
-	p = realloc(*arr, ncap * elem);
-	if (!p)
-		return -ENOMEM;
-	*arr = p;
-	*cap = ncap;
-	return 0;
 }
 
 /* The anchor a node event defines, or NULL. */
@@ -287,7 +270,8 @@ static int ye_define(ye_ctx *c, const char *name, bool pending, size_t at, size_
 {
 	const char *copy = nck_arena_strndup(&c->names, name, strlen(name));
 
-	if (!copy || ye_reserve((void **)&c->defs, &c->cap_defs, c->n_defs, sizeof(*c->defs)) < 0 ||
+	if (!copy ||
+	    nck_grow((void **)&c->defs, &c->cap_defs, c->n_defs, sizeof(*c->defs), 16) < 0 ||
 	    nck_strmap_put(&c->anchors, copy, c->n_defs) < 0)
 		return ye_nomem(c);
 	c->defs[c->n_defs] = (ye_def){.name = copy, .at = at, .pending = pending};
@@ -387,7 +371,7 @@ static int ye_take_dropped(ye_ctx *c, yaml_event_t *ev)
 	if (c->n_kept >= NCK_YAMLEMIT_MAX_KEPT)
 		return ye_err(c, -E2BIG, &ev->start_mark,
 			      "replaced values with anchors are too large", NULL);
-	if (ye_reserve((void **)&c->kept, &c->cap_kept, c->n_kept, sizeof(*c->kept)) < 0)
+	if (nck_grow((void **)&c->kept, &c->cap_kept, c->n_kept, sizeof(*c->kept), 16) < 0)
 		return ye_nomem(c);
 	if (anchor && (rc = ye_define(c, anchor, true, c->n_kept, &ref)) < 0)
 		return rc;

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "catalog/gather.h"
+#include "util/grow.h"
 
 /* Runs shorter than this are copied: splicing a few bytes costs more than
  * copying them, and keeps the reply's buffer count low. */
@@ -19,15 +20,8 @@ static nck_seg *layout_push(nck_layout *l, nck_seg_kind kind, uint64_t len)
 {
 	nck_seg *s;
 
-	if (l->n == l->cap) {
-		size_t cap = l->cap ? 2 * l->cap : 8;
-
-		s = realloc(l->segs, cap * sizeof(*s));
-		if (!s)
-			return NULL;
-		l->segs = s;
-		l->cap = cap;
-	}
+	if (nck_grow((void **)&l->segs, &l->cap, l->n, sizeof(*s), 8) < 0)
+		return NULL;
 	s = &l->segs[l->n++];
 	memset(s, 0, sizeof(*s));
 	s->kind = kind;

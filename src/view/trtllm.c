@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "format/yamlcfg.h"
+#include "util/grow.h"
 #include "view/qcache.h"
 #include "view/sthdr.h"
 #include "view/viewset.h"
@@ -265,15 +266,9 @@ static void trt_rows(trt_out *o, uint64_t row0, uint64_t rows, bool zero)
 		p->rows += rows;
 		return;
 	}
-	if (o->n_pieces == o->cap_pieces) {
-		size_t cap = o->cap_pieces ? 2 * o->cap_pieces : 4;
-
-		if (!(p = realloc(o->pieces, cap * sizeof(*p)))) {
-			o->nomem = true;
-			return;
-		}
-		o->pieces = p;
-		o->cap_pieces = cap;
+	if (nck_grow((void **)&o->pieces, &o->cap_pieces, o->n_pieces, sizeof(*p), 4) < 0) {
+		o->nomem = true;
+		return;
 	}
 	o->pieces[o->n_pieces++] = (trt_piece){ .row0 = row0, .rows = rows, .zero = zero };
 }
@@ -319,15 +314,8 @@ static void trt_list_free(trt_list *l)
 
 static trt_out *trt_new(trt_list *l)
 {
-	if (l->n == l->cap) {
-		size_t cap = l->cap ? 2 * l->cap : 32;
-		trt_out *v = realloc(l->v, cap * sizeof(*v));
-
-		if (!v)
-			return NULL;
-		l->v = v;
-		l->cap = cap;
-	}
+	if (nck_grow((void **)&l->v, &l->cap, l->n, sizeof(*l->v), 32) < 0)
+		return NULL;
 	return &l->v[l->n++];
 }
 
@@ -620,14 +608,8 @@ static trt_entry *trt_entry_new(trt_build *b, const char *base, const char *suff
 {
 	trt_entry *e;
 
-	if (b->n == b->cap) {
-		size_t cap = b->cap ? 2 * b->cap : 64;
-
-		if (!(e = realloc(b->e, cap * sizeof(*e))))
-			return NULL;
-		b->e = e;
-		b->cap = cap;
-	}
+	if (nck_grow((void **)&b->e, &b->cap, b->n, sizeof(*e), 64) < 0)
+		return NULL;
 	e = &b->e[b->n++];
 	memset(e, 0, sizeof(*e));
 	snprintf(e->name, sizeof(e->name), "%s%s", base, suffix);

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/grow.h"
 #include "view/shard.h"
 
 const char *nck_view_name(nck_view_kind kind)
@@ -101,14 +102,8 @@ nck_vfile *nck_viewset_add(nck_viewset *vs, const char *path, nck_vfile_kind kin
 {
 	nck_vfile *f;
 
-	if (vs->n_files == vs->cap_files) {
-		size_t cap = vs->cap_files ? 2 * vs->cap_files : 8;
-
-		if (!(f = realloc(vs->files, cap * sizeof(*f))))
-			return NULL;
-		vs->files = f;
-		vs->cap_files = cap;
-	}
+	if (nck_grow((void **)&vs->files, &vs->cap_files, vs->n_files, sizeof(*f), 8) < 0)
+		return NULL;
 	f = &vs->files[vs->n_files];
 	memset(f, 0, sizeof(*f));
 	if (!(f->path = nck_arena_strndup(&vs->arena, path, strlen(path))))
@@ -120,16 +115,9 @@ nck_vfile *nck_viewset_add(nck_viewset *vs, const char *path, nck_vfile_kind kin
 
 int nck_viewset_own(nck_viewset *vs, void *p)
 {
-	if (vs->n_owned == vs->cap_owned) {
-		size_t cap = vs->cap_owned ? 2 * vs->cap_owned : 8;
-		void **o = realloc(vs->owned, cap * sizeof(*o));
-
-		if (!o) {
-			free(p);
-			return -ENOMEM;
-		}
-		vs->owned = o;
-		vs->cap_owned = cap;
+	if (nck_grow((void **)&vs->owned, &vs->cap_owned, vs->n_owned, sizeof(*vs->owned), 8) < 0) {
+		free(p);
+		return -ENOMEM;
 	}
 	vs->owned[vs->n_owned++] = p;
 	return 0;
