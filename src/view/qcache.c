@@ -141,7 +141,7 @@ static int qcache_amax_compute(nck_qcache *qc, const nck_tensor *t, float *out)
 static int qcache_amax(nck_qcache *qc, const nck_tensor *t, float *out)
 {
 	size_t i = (size_t)(t - nck_catalog_at(qc->cat, 0));
-	float v;
+	float v = 0.0f;
 	int rc;
 
 	pthread_mutex_lock(&qc->lock);
