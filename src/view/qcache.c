@@ -336,6 +336,25 @@ static void qcache_put(nck_qcache *qc, qentry *e)
 	pthread_mutex_unlock(&qc->lock);
 }
 
+void nck_qcache_forget(nck_qcache *qc, const nck_qslice *q)
+{
+	qentry *e;
+
+	if (!qc)
+		return;
+	pthread_mutex_lock(&qc->lock);
+	for (e = qc->buckets[qcache_bucket(q)]; e && e->key != q; e = e->hnext)
+		;
+	if (e && e->state == 1 && e->refs == 0) {
+		qcache_unlink_lru(qc, e);
+		qcache_unlink_table(qc, e);
+		qc->used -= e->size;
+		free(e->data);
+		free(e);
+	}
+	pthread_mutex_unlock(&qc->lock);
+}
+
 int nck_qcache_read(nck_qcache *qc, const nck_qslice *q, int what, uint64_t pos, void *buf,
 		    size_t len)
 {

@@ -13,7 +13,9 @@
  * kept for the mount (four bytes each).
  *
  * Ownership: the cache owns computed buffers (freed on eviction, or when the
- * last reader lets go); slices belong to their view set.
+ * last reader lets go); slices belong to their view set, which calls
+ * nck_qcache_forget() for each before freeing it (entries are keyed by the
+ * slice's address).
  * Thread-safety: every function may be called from any thread.
  */
 #ifndef NCK_VIEW_QCACHE_H
@@ -62,5 +64,9 @@ int nck_qcache_fp8_scale(nck_qcache *qc, const nck_qslice *q, float *scale);
  * INT4 weight, 1 for the INT4 scales. Bytes [pos, pos+len). 0, -EIO, -ENOMEM. */
 int nck_qcache_read(nck_qcache *qc, const nck_qslice *q, int what, uint64_t pos, void *buf,
 		    size_t len);
+
+/* Drops q's computed form (before q is freed: entries are found by the
+ * slice's address). No reader may be using q. */
+void nck_qcache_forget(nck_qcache *qc, const nck_qslice *q);
 
 #endif

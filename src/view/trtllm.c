@@ -484,6 +484,7 @@ static void trt_free_q(void *priv)
 {
 	for (trt_q *q = priv, *next; q; q = next) {
 		next = q->next;
+		nck_qcache_forget(q->qc, &q->q);
 		nck_layout_dispose(&q->q.src);
 		free(q);
 	}
