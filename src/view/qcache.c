@@ -249,7 +249,12 @@ static void qcache_unlink_table(nck_qcache *qc, qentry *e)
 		*p = e->hnext;
 }
 
-/* Evicts unreferenced entries from the cold end while over budget. Lock held. */
+/*
+ * Evicts unreferenced entries from the cold end while over budget. Lock
+ * held. The most recent entry stays even when it alone is over budget: a
+ * tensor larger than the cache, read in many requests one after another,
+ * is then computed once, not once per request.
+ */
 static void qcache_trim(nck_qcache *qc)
 {
 	qentry *e = qc->tail;
@@ -257,7 +262,7 @@ static void qcache_trim(nck_qcache *qc)
 	while (e && qc->used > qc->budget) {
 		qentry *prev = e->prev;
 
-		if (e->refs == 0 && e->state == 1) {
+		if (e->refs == 0 && e->state == 1 && e != qc->head) {
 			qcache_unlink_lru(qc, e);
 			qcache_unlink_table(qc, e);
 			qc->used -= e->size;
