@@ -164,6 +164,36 @@ static int qcache_amax(nck_qcache *qc, const nck_tensor *t, float *out)
 	return rc;
 }
 
+/* A slice with every element of its one merged tensor (TP=1, any row
+ * order) gives that tensor's amax from the bytes already read: the
+ * separate amax pass is skipped. */
+static void qcache_amax_from_slice(nck_qcache *qc, const nck_qslice *q,
+				   const nck_quant_backend *be, const void *src)
+{
+	const nck_tensor *t = q->n_scale_of == 1 ? q->scale_of[0] : NULL;
+	size_t i;
+	float v;
+
+	if (!t || nck_tensor_bytes(t) != q->rows * q->cols * nck_dtype_size(q->dtype) ||
+	    t->dtype != q->dtype)
+		return;
+	i = (size_t)(t - nck_catalog_at(qc->cat, 0));
+	pthread_mutex_lock(&qc->lock);
+	if (qc->amax_state[i] != AMAX_NONE) {
+		pthread_mutex_unlock(&qc->lock);
+		return;
+	}
+	qc->amax_state[i] = AMAX_BUSY;
+	pthread_mutex_unlock(&qc->lock);
+	if (nck_quant_amax(be, &v, src, q->dtype, q->rows * q->cols) < 0)
+		v = -1.0f;
+	pthread_mutex_lock(&qc->lock);
+	qc->amax_state[i] = v >= 0.0f ? AMAX_DONE : AMAX_NONE;
+	qc->amax[i] = v;
+	pthread_cond_broadcast(&qc->cond);
+	pthread_mutex_unlock(&qc->lock);
+}
+
 int nck_qcache_fp8_scale(nck_qcache *qc, const nck_qslice *q, float *scale)
 {
 	float m = 0.0f, a;
@@ -205,6 +235,7 @@ static int qcache_compute(nck_qcache *qc, const nck_qslice *q, unsigned char **o
 		goto out;
 	be = qcache_backend(qc);
 	if (q->algo == NCK_QALGO_FP8) {
+		qcache_amax_from_slice(qc, q, be, src);
 		if ((rc = nck_qcache_fp8_scale(qc, q, &scale)) == 0)
 			rc = nck_quant_fp8(be, dst, src, q->dtype, n, scale);
 	} else {
