@@ -73,6 +73,30 @@ static int info_gzip(json_t *root, const nck_container *c)
 	return json_object_set_new(root, "gzip", gz);
 }
 
+/* Adds "views": each view directory and the layouts it lists (any other
+ * valid layout also resolves when named). */
+static int info_views(json_t *root, const nck_vfs *vfs)
+{
+	json_t *views = json_object();
+
+	if (!views)
+		return -1;
+	for (size_t i = 1; i < vfs->n_nodes; i++) {
+		const nck_node *n = &vfs->nodes[i];
+		json_t *list;
+
+		if (n->kind != NCK_NODE_VIEWDIR)
+			continue;
+		if (!(list = json_array()) ||
+		    json_object_set_new(views, nck_view_name((nck_view_kind)n->view), list))
+			return json_decref(views), -1;
+		for (size_t k = 0; k < n->n_listing; k++)
+			if (json_array_append_new(list, json_string(n->listing[k])))
+				return json_decref(views), -1;
+	}
+	return json_object_set_new(root, "views", views);
+}
+
 int nck_vfs_info_build(nck_vfs *vfs)
 {
 	const nck_container *c = vfs->container;
@@ -93,7 +117,7 @@ int nck_vfs_info_build(nck_vfs *vfs)
 	    json_object_set_new(root, "total_bytes", json_integer((json_int_t)vfs->file_bytes)) ||
 	    json_object_set_new(root, "skipped", json_integer((json_int_t)c->n_skipped)))
 		goto out;
-	if (info_catalog(root, vfs) < 0 || info_gzip(root, c) < 0)
+	if (info_catalog(root, vfs) < 0 || info_gzip(root, c) < 0 || info_views(root, vfs) < 0)
 		goto out;
 	/* json_string() returns NULL for invalid UTF-8 paths, which fails above. */
 	text = json_dumps(root, JSON_INDENT(2));

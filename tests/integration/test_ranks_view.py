@@ -6,6 +6,7 @@ row-parallel tensors on dim 1, vocabulary zero-padded to V_T, the tied copy
 on the last stage."""
 
 import errno
+import json
 import os
 import re
 
@@ -125,6 +126,11 @@ def test_listing_and_invalid_layouts(fixtures_dir, nemo, name):  # noqa: F811
         # 4 heads in 2 query groups: T in {1, 2}; 4 layers: P in {1, source P}.
         want = src | {f"tp{t}pp{p}" for t in (1, 2) for p in {1, meta["pp"]}}
         assert listed == want
+        views = json.loads((mnt / "info.json").read_text())["views"]
+        assert set(views["ranks"]) == listed and views["ranks"][0] == next(iter(src))
+        for k in ("nemo", "qnemo/bf16", "qnemo/fp8"):
+            if (mnt / k).exists():
+                assert set(views[k]) == set(os.listdir(mnt / k)), k
         assert (mnt / "ranks" / "tp1pp4").is_dir()  # valid, not listed
         for bad in ("tp4pp1", "tp8pp1", "tp3pp1", "tp1pp3", "tp0pp1", "tp01pp1", "tp1pp1x",
                     "tp1", "pp1tp1", "tp-1pp1", "tp1pp8"):
@@ -139,6 +145,7 @@ def test_not_offered_for_other_models(fixtures_dir, nemo):  # noqa: F811
         with nemo.mount(srcs[-1]) as mnt:
             assert not (mnt / "ranks").exists()
             assert not (mnt / "nemo").exists()
+            assert json.loads((mnt / "info.json").read_text())["views"] == {}
 
 
 @pytest.mark.parametrize("name", GPT)
