@@ -113,11 +113,19 @@ typedef struct nck_model_facts {
 	uint64_t ffn;          /* ffn_hidden_size; 0 when unknown */
 	uint64_t vocab;        /* V from the tokenizer; 0 when unknown */
 	uint64_t divisible_by; /* make_vocab_size_divisible_by */
+	/* Greatest common divisors over the weights of each split rule (0:
+	 * none): a TP size T splits every such tensor iff it divides them. */
+	uint64_t column_gcd;   /* rows of column tensors */
+	uint64_t gated_gcd;    /* rows of each half of gated fc1 tensors */
+	uint64_t row_gcd;      /* columns of row-parallel tensors (0 also when one is not 2-D) */
+	bool row_not_2d;       /* a row-parallel tensor is not 2-D: it splits for T = 1 only */
 } nck_model_facts;
 
+/* The model's facts (computed when the catalog was built). */
 void nck_catalog_model(const nck_catalog *cat, nck_model_facts *out);
 
-/* The split rule of tensor `t` (by name; NONE for non-GPT models). */
+/* The split rule of tensor `t` of this catalog (by name, decided when the
+ * catalog was built; NONE for non-GPT models). O(1). */
 nck_split nck_catalog_split(const nck_catalog *cat, const nck_tensor *t);
 
 /* Finds the layer number in ".layers.<n>." of `name`: true, with the

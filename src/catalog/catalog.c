@@ -211,6 +211,8 @@ int nck_catalog_build(nck_catalog **out, nck_container *c, nck_diag *diag)
 		}
 	}
 	catalog_summarize(cat);
+	if ((rc = nck_catalog_facts_build(cat)) < 0)
+		goto fail;
 	*out = cat;
 	return 0;
 fail:
@@ -244,6 +246,7 @@ void nck_catalog_close(nck_catalog *cat)
 		nck_src_close(cat->files[i].src);
 	free(cat->files);
 	free(cat->tensors);
+	free(cat->splits);
 	if (cat->own_container)
 		nck_container_close(cat->container);
 	nck_arena_dispose(&cat->arena);
@@ -298,31 +301,19 @@ uint64_t nck_tensor_bytes(const nck_tensor *t)
 
 /* ---- facts for the views ---------------------------------------------------- */
 
-void nck_catalog_model(const nck_catalog *cat, nck_model_facts *out)
+static uint64_t catalog_gcd(uint64_t a, uint64_t b)
 {
-	const nck_model_cfg *cfg = &cat->cfg;
+	while (b) {
+		uint64_t c = a % b;
 
-	memset(out, 0, sizeof(*out));
-	out->gpt = cat->info.model && strcmp(cat->info.model, "gpt") == 0 &&
-		   cat->layout.kind != NCK_LAYOUT_QNEMO;
-	out->tied = cfg->tied;
-	out->gated = cfg->gated;
-	out->heads = cfg->heads > 0 ? (uint64_t)cfg->heads : 0;
-	out->groups = cfg->groups > 0 ? (uint64_t)cfg->groups : out->heads;
-	out->ffn = cfg->ffn > 0 ? (uint64_t)cfg->ffn : 0;
-	out->vocab = cfg->vocab;
-	out->divisible_by = cfg->divisible_by > 0 ? (uint64_t)cfg->divisible_by : 128;
-	for (size_t i = 0; i < cat->n_tensors; i++) {
-		size_t start, len;
-		uint64_t layer;
-
-		if (nck_param_layer(cat->tensors[i].name, &start, &len, &layer) &&
-		    layer + 1 > out->layers)
-			out->layers = layer + 1;
+		a = b;
+		b = c;
 	}
+	return a;
 }
 
-nck_split nck_catalog_split(const nck_catalog *cat, const nck_tensor *t)
+/* The split rule of t by its name. */
+static nck_split catalog_split_of(const nck_catalog *cat, const nck_tensor *t)
 {
 	if (!cat->info.model || strcmp(cat->info.model, "gpt") != 0)
 		return NCK_SPLIT_NONE;
@@ -338,6 +329,66 @@ nck_split nck_catalog_split(const nck_catalog *cat, const nck_tensor *t)
 	default:
 		return NCK_SPLIT_NONE;
 	}
+}
+
+int nck_catalog_facts_build(nck_catalog *cat)
+{
+	const nck_model_cfg *cfg = &cat->cfg;
+	nck_model_facts *out = &cat->facts;
+
+	memset(out, 0, sizeof(*out));
+	if (!(cat->splits = calloc(cat->n_tensors ? cat->n_tensors : 1, sizeof(*cat->splits))))
+		return -ENOMEM;
+	out->gpt = cat->info.model && strcmp(cat->info.model, "gpt") == 0 &&
+		   cat->layout.kind != NCK_LAYOUT_QNEMO;
+	out->tied = cfg->tied;
+	out->gated = cfg->gated;
+	out->heads = cfg->heads > 0 ? (uint64_t)cfg->heads : 0;
+	out->groups = cfg->groups > 0 ? (uint64_t)cfg->groups : out->heads;
+	out->ffn = cfg->ffn > 0 ? (uint64_t)cfg->ffn : 0;
+	out->vocab = cfg->vocab;
+	out->divisible_by = cfg->divisible_by > 0 ? (uint64_t)cfg->divisible_by : 128;
+	for (size_t i = 0; i < cat->n_tensors; i++) {
+		const nck_tensor *t = &cat->tensors[i];
+		size_t start, len;
+		uint64_t layer;
+
+		if (nck_param_layer(t->name, &start, &len, &layer) && layer + 1 > out->layers)
+			out->layers = layer + 1;
+		cat->splits[i] = t->role == NCK_ROLE_WEIGHT ? catalog_split_of(cat, t) : NCK_SPLIT_NONE;
+		switch (cat->splits[i]) {
+		case NCK_SPLIT_COLUMN:
+			out->column_gcd = catalog_gcd(out->column_gcd, t->ndim ? t->shape[0] : 1);
+			break;
+		case NCK_SPLIT_GATED:
+			/* An odd row count cannot be halved: 1 keeps only T = 1 valid... */
+			out->gated_gcd = catalog_gcd(out->gated_gcd,
+						     t->ndim && t->shape[0] % 2 == 0 ? t->shape[0] / 2 : 1);
+			/* ...and T = 1 needs no halving at all. */
+			break;
+		case NCK_SPLIT_ROW:
+			if (t->ndim == 2)
+				out->row_gcd = catalog_gcd(out->row_gcd, t->shape[1]);
+			else
+				out->row_not_2d = true;
+			break;
+		default:
+			break;
+		}
+	}
+	return 0;
+}
+
+void nck_catalog_model(const nck_catalog *cat, nck_model_facts *out)
+{
+	*out = cat->facts;
+}
+
+nck_split nck_catalog_split(const nck_catalog *cat, const nck_tensor *t)
+{
+	size_t i = (size_t)(t - cat->tensors);
+
+	return i < cat->n_tensors && cat->splits ? cat->splits[i] : NCK_SPLIT_NONE;
 }
 
 bool nck_name_layer(const char *name, size_t *start, size_t *len, uint64_t *layer)

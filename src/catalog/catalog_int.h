@@ -120,6 +120,8 @@ struct nck_catalog {
 	nck_layout layout;
 	nck_model_cfg cfg;
 	nck_catalog_info info;
+	nck_model_facts facts;    /* computed once the tensors are sorted */
+	nck_split *splits;        /* per tensor, same order */
 	const char *warnings[NCK_CATALOG_MAX_WARNINGS + 1];
 	size_t n_warnings;
 };
@@ -137,6 +139,9 @@ void nck_tensor_cut_rows(nck_tensor *t, uint64_t keep);
 /* V_1 = ceil(V / D) * D from the config, recorded in the summary; 0 when V
  * is unknown. */
 uint64_t nck_catalog_padded_vocab(nck_catalog *cat);
+
+/* Computes cat->facts and the per-tensor splits once the table is sorted. -ENOMEM. */
+int nck_catalog_facts_build(nck_catalog *cat);
 
 /* Records a warning (formatted, arena-copied); silently drops past the limit. */
 void nck_catalog_warn(nck_catalog *cat, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

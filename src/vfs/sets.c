@@ -105,6 +105,8 @@ int nck_vfs_views_init(nck_vfs *vfs, nck_diag *diag)
 		    strcmp(vfs->container->entries[i].path, tok) == 0)
 			vfs->view_ctx.tokenizer = &vfs->container->entries[i];
 	vfs->view_ctx.group_size = vfs->opts.group_size;
+	if (nck_trtllm_prepare(&vfs->view_ctx) < 0)
+		return nck_diag_set(diag, -ENOMEM, vfs->container->path, -1, "out of memory");
 	if (vfs->opts.calib && (rc = sets_load_calib(vfs, vfs->opts.calib, diag)) < 0)
 		return rc;
 	/* A named backend must work now; "auto" looks for a GPU at the first
@@ -285,6 +287,7 @@ void nck_vfs_sets_free(nck_vfs *vfs)
 	vfs->config = NULL;
 	nck_qcache_free(vfs->qcache);
 	vfs->qcache = NULL;
+	nck_trtllm_release(&vfs->view_ctx);
 	json_decref(vfs->calib);
 	vfs->calib = NULL;
 }

@@ -27,23 +27,7 @@ static uint64_t shard_row_bytes(const nck_tensor *t)
 	return t->ndim && t->shape[0] ? nck_tensor_bytes(t) / t->shape[0] : nck_tensor_bytes(t);
 }
 
-/* Why tensor t cannot be split T ways, or NULL. */
-static const char *shard_indivisible(const nck_tensor *t, nck_split split, uint32_t T)
-{
-	switch (split) {
-	case NCK_SPLIT_COLUMN:
-		return t->ndim && t->shape[0] % T == 0 ? NULL : "rows";
-	case NCK_SPLIT_GATED:
-		return t->ndim && t->shape[0] % (2ull * T) == 0 ? NULL : "gated rows";
-	case NCK_SPLIT_ROW:
-		return t->ndim == 2 && t->shape[1] % T == 0 ? NULL : "columns";
-	default:
-		return NULL;
-	}
-}
-
-int nck_shard_check(const nck_catalog *cat, const nck_model_facts *m, uint32_t T, uint32_t P,
-		    char *why, size_t why_len)
+int nck_shard_check(const nck_model_facts *m, uint32_t T, uint32_t P, char *why, size_t why_len)
 {
 	if (!m->gpt) {
 		snprintf(why, why_len, "not a Megatron GPT checkpoint");
@@ -63,16 +47,10 @@ int nck_shard_check(const nck_catalog *cat, const nck_model_facts *m, uint32_t T
 			 (unsigned long long)m->heads, (unsigned long long)m->groups, T);
 		return -EINVAL;
 	}
-	for (size_t i = 0; i < nck_catalog_count(cat); i++) {
-		const nck_tensor *t = nck_catalog_at(cat, i);
-		const char *what;
-
-		if (t->role != NCK_ROLE_WEIGHT)
-			continue;
-		if ((what = shard_indivisible(t, nck_catalog_split(cat, t), T))) {
-			snprintf(why, why_len, "the %s of %s do not split %u ways", what, t->name, T);
-			return -EINVAL;
-		}
+	if ((m->column_gcd && m->column_gcd % T) || (m->gated_gcd && m->gated_gcd % T) ||
+	    (m->row_gcd && m->row_gcd % T) || (m->row_not_2d && T > 1)) {
+		snprintf(why, why_len, "a tensor's rows or columns do not split %u ways", T);
+		return -EINVAL;
 	}
 	return 0;
 }

@@ -44,8 +44,7 @@ uint64_t nck_shard_vocab(const nck_model_facts *m, uint64_t rows, uint32_t T);
 
 /* 0 when (T, P) is a layout Megatron can hold this model in; else -EINVAL
  * and the reason in why. */
-int nck_shard_check(const nck_catalog *cat, const nck_model_facts *m, uint32_t T, uint32_t P,
-		    char *why, size_t why_len);
+int nck_shard_check(const nck_model_facts *m, uint32_t T, uint32_t P, char *why, size_t why_len);
 
 /*
  * The tensors of rank (tp, pp) of a valid (T, P), sorted by name. Weights

@@ -71,7 +71,7 @@ static const struct trt_rule {
 };
 
 /* The model as TensorRT-LLM sees it. */
-typedef struct trt_model {
+typedef struct nck_trt_model {
 	nck_model_facts m;
 	uint64_t h, n, G, d, f, L;
 	nck_dtype dtype;
@@ -199,38 +199,64 @@ static bool trt_int4_ok(uint64_t out, uint64_t in, uint64_t g)
 	return out % 2 == 0 && in % g == 0;
 }
 
+int nck_trtllm_prepare(nck_view_ctx *ctx)
+{
+	trt_model *tm = calloc(1, sizeof(*tm));
+	char why[256];
+
+	ctx->trt = NULL;
+	if (!tm)
+		return -ENOMEM;
+	if (trt_model_load(tm, ctx->cat, why, sizeof(why)) < 0) {
+		free(tm);
+		return 0;
+	}
+	ctx->trt = tm;
+	return 0;
+}
+
+void nck_trtllm_release(nck_view_ctx *ctx)
+{
+	if (ctx->trt)
+		trt_model_free(ctx->trt);
+	free(ctx->trt);
+	ctx->trt = NULL;
+}
+
 int nck_trtllm_check(const nck_view_ctx *ctx, nck_view_kind kind, uint32_t T, uint32_t P,
 		     char *why, size_t why_len)
 {
-	trt_model tm;
+	const trt_model *tm = ctx->trt;
 	uint64_t g = trt_group(ctx), q_rows;
-	int rc = 0;
 
-	if (trt_model_load(&tm, ctx->cat, why, why_len) < 0)
+	if (!tm) {
+		snprintf(why, why_len, "not a Megatron GPT whose tensors all have TensorRT-LLM names");
 		return -EINVAL;
-	if (trt_quantized(kind) && tm.dtype != NCK_DTYPE_BF16 && tm.dtype != NCK_DTYPE_F16 &&
-	    tm.dtype != NCK_DTYPE_F32) {
-		snprintf(why, why_len, "weights of dtype %s cannot be quantized", nck_dtype_name(tm.dtype));
-		rc = -EINVAL;
-	} else if (T == 0 && P == 0) {
-		rc = 0; /* the view applies; no layout asked */
-	} else if (T < 1 || T > 1024 || P < 1 || P > 1024 || tm.L % P || tm.n % T ||
-		   (tm.G >= T ? tm.G % T : T % tm.G) || tm.f % T || tm.h % T) {
+	}
+	if (trt_quantized(kind) && tm->dtype != NCK_DTYPE_BF16 && tm->dtype != NCK_DTYPE_F16 &&
+	    tm->dtype != NCK_DTYPE_F32) {
+		snprintf(why, why_len, "weights of dtype %s cannot be quantized", nck_dtype_name(tm->dtype));
+		return -EINVAL;
+	}
+	if (T == 0 && P == 0)
+		return 0; /* the view applies; no layout asked */
+	if (T < 1 || T > 1024 || P < 1 || P > 1024 || tm->L % P || tm->n % T ||
+	    (tm->G >= T ? tm->G % T : T % tm->G) || tm->f % T || tm->h % T) {
 		snprintf(why, why_len, "%llu heads, %llu groups, %llu layers do not split as tp%upp%u",
-			 (unsigned long long)tm.n, (unsigned long long)tm.G,
-			 (unsigned long long)tm.L, T, P);
-		rc = -EINVAL;
-	} else if (kind == NCK_VIEW_QNEMO_INT4) {
-		q_rows = (tm.n / T + 2 * trt_kv_per_rank(&tm, T)) * tm.d;
-		if (!trt_int4_ok(q_rows, tm.h, g) || !trt_int4_ok(tm.h, tm.n * tm.d / T, g) ||
-		    !trt_int4_ok(tm.f / T, tm.h, g) || !trt_int4_ok(tm.h, tm.f / T, g)) {
+			 (unsigned long long)tm->n, (unsigned long long)tm->G,
+			 (unsigned long long)tm->L, T, P);
+		return -EINVAL;
+	}
+	if (kind == NCK_VIEW_QNEMO_INT4) {
+		q_rows = (tm->n / T + 2 * trt_kv_per_rank(tm, T)) * tm->d;
+		if (!trt_int4_ok(q_rows, tm->h, g) || !trt_int4_ok(tm->h, tm->n * tm->d / T, g) ||
+		    !trt_int4_ok(tm->f / T, tm->h, g) || !trt_int4_ok(tm->h, tm->f / T, g)) {
 			snprintf(why, why_len, "rank linears do not split into int4 blocks of %llu",
 				 (unsigned long long)g);
-			rc = -EINVAL;
+			return -EINVAL;
 		}
 	}
-	trt_model_free(&tm);
-	return rc;
+	return 0;
 }
 
 /* ---- rank tensors -------------------------------------------------------------- */
@@ -917,16 +943,11 @@ static int trt_tokenizer(trt_build *b)
 int nck_trtllm_build(nck_viewset *vs, const nck_view_ctx *ctx, nck_view_kind kind, uint32_t T,
 		     uint32_t P)
 {
-	trt_build b = { .vs = vs, .ctx = ctx, .kind = kind };
-	trt_model tm;
-	char why[256];
+	trt_build b = { .vs = vs, .ctx = ctx, .kind = kind, .tm = ctx->trt };
 	int rc;
 
-	if (trt_quantized(kind) && !ctx->qcache)
+	if ((trt_quantized(kind) && !ctx->qcache) || !ctx->trt)
 		return -ENOENT;
-	if (trt_model_load(&tm, ctx->cat, why, sizeof(why)) < 0)
-		return -ENOENT;
-	b.tm = &tm;
 	rc = trt_tokenizer(&b);
 	for (uint32_t p = 0; p < P && rc == 0; p++)
 		for (uint32_t r = 0; r < T && rc == 0; r++)
@@ -934,6 +955,5 @@ int nck_trtllm_build(nck_viewset *vs, const nck_view_ctx *ctx, nck_view_kind kin
 	if (rc == 0)
 		rc = trt_config(&b, T, P);
 	free(b.e);
-	trt_model_free(&tm);
 	return rc;
 }

@@ -69,7 +69,7 @@ int nck_view_check(const nck_view_ctx *ctx, nck_view_kind kind, uint32_t T, uint
 	if (viewset_is_trtllm(kind))
 		return nck_trtllm_check(ctx, kind, T, P, why, why_len) < 0 ? -ENOENT : 0;
 	nck_catalog_model(ctx->cat, &m);
-	return nck_shard_check(ctx->cat, &m, T, P, why, why_len) < 0 ? -ENOENT : 0;
+	return nck_shard_check(&m, T, P, why, why_len) < 0 ? -ENOENT : 0;
 }
 
 size_t nck_view_listing(const nck_view_ctx *ctx, nck_view_kind kind, uint32_t (*out)[2],

@@ -48,6 +48,7 @@ typedef struct nck_view_ctx {
 	uint64_t group_size;          /* INT4 AWQ block size (0: 128) */
 	const void *calib;            /* activation amax per module (a jansson object), or NULL */
 	const char *calib_name;       /* the file it came from */
+	struct nck_trt_model *trt;    /* the model as TensorRT-LLM sees it (nck_trtllm_prepare), or NULL */
 } nck_view_ctx;
 
 typedef enum nck_vfile_kind {
@@ -109,6 +110,11 @@ int nck_ranks_build(nck_viewset *vs, const nck_view_ctx *ctx, uint32_t T, uint32
 int nck_nemo_build(nck_viewset *vs, const nck_view_ctx *ctx, uint32_t T, uint32_t P);
 int nck_trtllm_build(nck_viewset *vs, const nck_view_ctx *ctx, nck_view_kind kind, uint32_t T,
 		     uint32_t P);
+
+/* Finds the TensorRT-LLM name of every tensor once (ctx->trt stays NULL
+ * when the model has none); release frees it. 0 or -ENOMEM. */
+int nck_trtllm_prepare(nck_view_ctx *ctx);
+void nck_trtllm_release(nck_view_ctx *ctx);
 
 /* Whether the TensorRT-LLM views apply, and whether (T, P) is valid for
  * `kind`: 0, or -EINVAL with the reason in why. */

@@ -45,6 +45,8 @@ static void fuzz_views(const nck_container *c, const nck_catalog *cat, unsigned 
 		    nck_container_slurp(&bytes, &len, c, &c->entries[i], 1u << 20, NULL) == 0)
 			break;
 	ctx.qcache = nck_qcache_new(cat, nck_quant_backend_cpu(), 1u << 20);
+	if (nck_trtllm_prepare(&ctx) < 0)
+		ctx.trt = NULL;
 	ctx.config_path = bytes ? cfg : NULL;
 	ctx.config = bytes;
 	ctx.config_len = len;
@@ -63,6 +65,7 @@ static void fuzz_views(const nck_container *c, const nck_catalog *cat, unsigned 
 			nck_viewset_free(vs);
 		}
 	}
+	nck_trtllm_release(&ctx);
 	nck_qcache_free(ctx.qcache);
 	free(bytes);
 }
