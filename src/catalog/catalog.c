@@ -115,6 +115,19 @@ static int catalog_cmp(const void *a, const void *b)
 	return strcmp(((const nck_tensor *)a)->name, ((const nck_tensor *)b)->name);
 }
 
+/* Tensors up to 2^56 bytes: every size, offset and padded shape computed
+ * from them fits in 64 bits. A stride-0 (expanded) tensor could claim any
+ * shape over a few bytes of storage. */
+static bool catalog_size_ok(const nck_tensor *t)
+{
+	uint64_t n = nck_dtype_size(t->dtype);
+
+	for (uint32_t d = 0; d < t->ndim; d++)
+		if (__builtin_mul_overflow(n, t->shape[d], &n) || n > (1ull << 56))
+			return false;
+	return true;
+}
+
 /* Fills the summary once the tensors are known. */
 static void catalog_summarize(nck_catalog *cat)
 {
@@ -203,8 +216,13 @@ int nck_catalog_build(nck_catalog **out, nck_container *c, nck_diag *diag)
 		goto fail;
 	if (cat->n_tensors > 1)
 		qsort(cat->tensors, cat->n_tensors, sizeof(*cat->tensors), catalog_cmp);
-	for (size_t i = 1; i < cat->n_tensors; i++) {
-		if (strcmp(cat->tensors[i - 1].name, cat->tensors[i].name) == 0) {
+	for (size_t i = 0; i < cat->n_tensors; i++) {
+		if (!catalog_size_ok(&cat->tensors[i])) {
+			rc = nck_diag_set(diag, -EBADMSG, c->path, -1,
+					  "tensor '%s' is larger than 2^56 bytes", cat->tensors[i].name);
+			goto fail;
+		}
+		if (i && strcmp(cat->tensors[i - 1].name, cat->tensors[i].name) == 0) {
 			rc = nck_diag_set(diag, -EBADMSG, c->path, -1, "tensor '%s' is defined twice",
 					  cat->tensors[i].name);
 			goto fail;

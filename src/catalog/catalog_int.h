@@ -20,6 +20,10 @@
 
 #define NCK_CATALOG_MAX_WARNINGS 16
 #define NCK_CATALOG_MAX_RANKS 1024
+/* make_vocab_size_divisible_by values above this are ignored (the default
+ * 128 applies): real ones are small powers of two, and padding arithmetic
+ * must not overflow. */
+#define NCK_CATALOG_MAX_DIVISIBLE 65536
 
 /* ---- layout ------------------------------------------------------------- */
 

@@ -102,6 +102,8 @@ static int cfg_from_yaml(nck_model_cfg *cfg, const nck_entry **tok, const nck_co
 	cfg->tp = cfg_int(root, "tensor_model_parallel_size", 0);
 	cfg->pp = cfg_int(root, "pipeline_model_parallel_size", 0);
 	cfg->divisible_by = cfg_int(root, "make_vocab_size_divisible_by", 128);
+	if (cfg->divisible_by < 1 || cfg->divisible_by > NCK_CATALOG_MAX_DIVISIBLE)
+		cfg->divisible_by = 128;
 	cfg->tied = cfg_bool(root, "share_embeddings_and_output_weights", false);
 	act = cfg_get(root, "activation");
 	cfg->gated = cfg_bool(root, "gated_linear_unit", false) ||

@@ -74,7 +74,8 @@ static void legacy_megatron_args(nck_model_cfg *cfg, const nck_pv *root)
 	cfg->have = true;
 	if (nck_pv_get_int(nck_pv_dict_get(st, "vocab_size"), &x) && x > 0)
 		cfg->vocab = (uint64_t)x;
-	if (nck_pv_get_int(nck_pv_dict_get(st, "make_vocab_size_divisible_by"), &x) && x > 0)
+	if (nck_pv_get_int(nck_pv_dict_get(st, "make_vocab_size_divisible_by"), &x) && x > 0 &&
+	    x <= NCK_CATALOG_MAX_DIVISIBLE)
 		cfg->divisible_by = x;
 	if (nck_pv_get_int(nck_pv_dict_get(st, "num_layers"), &x) && x > 0)
 		cfg->num_layers = x;

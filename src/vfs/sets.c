@@ -225,6 +225,22 @@ static void sets_free(nck_vfs_set *set)
 	free(set);
 }
 
+/* Finds the published set of (view, tp, pp): its directory's inode. */
+static bool sets_find(const nck_vfs *vfs, uint32_t view, uint32_t tp, uint32_t pp, uint64_t *ino_out)
+{
+	size_t n = __atomic_load_n(&vfs->n_sets, __ATOMIC_ACQUIRE);
+
+	for (size_t i = 0; i < n; i++) {
+		const nck_vfs_set *s = __atomic_load_n(&vfs->sets[i], __ATOMIC_ACQUIRE);
+
+		if (s->view == view && s->tp == tp && s->pp == pp) {
+			*ino_out = NCK_VFS_SET_BASE + ((uint64_t)i << NCK_VFS_SET_SHIFT) + 1;
+			return true;
+		}
+	}
+	return false;
+}
+
 int nck_vfs_set_get(nck_vfs *vfs, const nck_node *viewdir, uint64_t viewdir_ino, const char *name,
 		    uint64_t *ino_out)
 {
@@ -236,15 +252,13 @@ int nck_vfs_set_get(nck_vfs *vfs, const nck_node *viewdir, uint64_t viewdir_ino,
 
 	if (!sets_parse(name, &tp, &pp))
 		return -ENOENT;
+	/* Built ones are found without the lock (published with release
+	 * stores: the set, then the count); building serializes below. */
+	if (sets_find(vfs, viewdir->view, tp, pp, ino_out))
+		return 0;
 	pthread_mutex_lock(&vfs->sets_lock);
-	for (size_t i = 0; i < vfs->n_sets; i++) {
-		const nck_vfs_set *s = vfs->sets[i];
-
-		if (s->view == viewdir->view && s->tp == tp && s->pp == pp) {
-			*ino_out = NCK_VFS_SET_BASE + ((uint64_t)i << NCK_VFS_SET_SHIFT) + 1;
-			goto out;
-		}
-	}
+	if (sets_find(vfs, viewdir->view, tp, pp, ino_out))
+		goto out;
 	if (vfs->n_sets == NCK_VFS_MAX_SETS) {
 		nck_log(NCK_LOG_WARN, "%s/%s: more than %d view directories: not shown",
 			nck_view_name((nck_view_kind)viewdir->view), name, NCK_VFS_MAX_SETS);
@@ -267,7 +281,8 @@ int nck_vfs_set_get(nck_vfs *vfs, const nck_node *viewdir, uint64_t viewdir_ino,
 		goto out;
 	}
 	*ino_out = NCK_VFS_SET_BASE + ((uint64_t)vfs->n_sets << NCK_VFS_SET_SHIFT) + 1;
-	__atomic_store_n(&vfs->sets[vfs->n_sets++], set, __ATOMIC_RELEASE);
+	__atomic_store_n(&vfs->sets[vfs->n_sets], set, __ATOMIC_RELEASE);
+	__atomic_store_n(&vfs->n_sets, vfs->n_sets + 1, __ATOMIC_RELEASE);
 	set = NULL;
 out:
 	pthread_mutex_unlock(&vfs->sets_lock);

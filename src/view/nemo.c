@@ -8,10 +8,12 @@
  * tp_rank_TT_pp_rank_PPP/ (spec nemo-layouts.md).
  *
  * CRC-32s: torch.save writes each record's CRC after its data and in the
- * central directory, so those bytes depend on the data. They are computed
- * on the first read of a piece that holds them (once per tensor, under the
- * file's lock) by reading the tensor through the same layout; the other
- * bytes never wait for it. torch.load does not check them, zip tools do.
+ * central directory, so those bytes depend on the data. Each 4-byte CRC
+ * field is a computed segment: its first read reads the tensor through the
+ * same layout and sets both copies (once per tensor; readers of other
+ * tensors' fields do not wait). No other byte waits for a CRC, but reading
+ * the central directory (torch.load does it first) computes every CRC: one
+ * pass over the file's data. torch.load does not check them; zip tools do.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -30,21 +32,25 @@
 
 typedef struct nemo_file nemo_file;
 
-/* A piece of the zip that holds CRC fields: entries [lo, hi). */
-typedef struct nemo_crc_piece {
+/* One CRC-32 field of the zip: the 4 bytes of entry `entry` at `mem`. */
+typedef struct nemo_crc_field {
 	nemo_file *file;
-	const unsigned char *mem;
-	size_t lo, hi;
-} nemo_crc_piece;
+	size_t entry;
+	uint64_t pos;             /* in the file */
+	const unsigned char *mem; /* in the plan's memory */
+} nemo_crc_field;
+
+enum { CRC_NONE = 0, CRC_BUSY = 1, CRC_SET = 2 };
 
 struct nemo_file {
 	nck_ts_plan *plan;
 	const nck_viewset *vs;    /* the file is vs->files[index] (the table may move while building) */
 	size_t index;
-	pthread_mutex_t lock;     /* guards done[] and the plan's CRC bytes */
-	bool *done;               /* per entry: CRC computed and set */
-	nemo_crc_piece *pieces;
-	size_t n_pieces;
+	pthread_mutex_t lock;     /* guards state[] and the plan's CRC bytes */
+	pthread_cond_t cond;      /* a CRC was set (or failed) */
+	unsigned char *state;     /* per entry: CRC_NONE, CRC_BUSY, CRC_SET */
+	nemo_crc_field *fields;   /* every CRC field, by position */
+	size_t n_fields;
 	nemo_file *next;          /* the set's list, for freeing */
 };
 
@@ -54,23 +60,22 @@ static void nemo_free_files(void *priv)
 		next = f->next;
 		nck_ts_plan_free(f->plan);
 		pthread_mutex_destroy(&f->lock);
-		free(f->done);
-		free(f->pieces);
+		pthread_cond_destroy(&f->cond);
+		free(f->state);
+		free(f->fields);
 		free(f);
 	}
 }
 
-/* Computes entry i's CRC from its data bytes. Called with the lock held. */
-static int nemo_crc(const nck_catalog *cat, nemo_file *f, size_t i)
+/* The CRC-32 of entry i's data, read through the file's own layout. */
+static int nemo_crc_compute(const nck_catalog *cat, nemo_file *f, size_t i, uint32_t *out)
 {
 	const nck_ts_entry *e = &f->plan->entries[i];
-	unsigned char *buf;
+	unsigned char *buf = malloc(NEMO_CRC_BLOCK);
 	uLong crc = crc32(0, NULL, 0);
 	int rc = 0;
 
-	if (f->done[i] || e->nbytes == 0)
-		return 0;
-	if (!(buf = malloc(NEMO_CRC_BLOCK)))
+	if (!buf)
 		return -ENOMEM;
 	for (uint64_t at = 0; at < e->nbytes && rc == 0; at += NEMO_CRC_BLOCK) {
 		size_t n = e->nbytes - at < NEMO_CRC_BLOCK ? (size_t)(e->nbytes - at) : NEMO_CRC_BLOCK;
@@ -80,75 +85,101 @@ static int nemo_crc(const nck_catalog *cat, nemo_file *f, size_t i)
 			crc = crc32(crc, buf, (uInt)n);
 	}
 	free(buf);
-	if (rc < 0)
-		return rc;
-	nck_ts_set_crc(f->plan, i, (uint32_t)crc);
-	f->done[i] = true;
-	return 0;
+	*out = (uint32_t)crc;
+	return rc;
 }
 
-/* Bytes of a piece that holds CRC fields: they are computed first. */
-static int nemo_crc_read(const nck_catalog *cat, const void *arg, uint64_t pos, void *buf,
-			 size_t len)
+/* Sets entry i's CRC once; concurrent readers of it wait, readers of
+ * other entries do not (the data are read outside the lock). */
+static int nemo_crc_ensure(const nck_catalog *cat, nemo_file *f, size_t i)
 {
-	const nemo_crc_piece *p = arg;
-	nemo_file *f = p->file;
-	int rc = 0;
+	uint32_t crc = 0;
+	int rc;
 
 	pthread_mutex_lock(&f->lock);
-	for (size_t i = p->lo; i < p->hi && rc == 0; i++)
-		rc = nemo_crc(cat, f, i);
+	while (f->state[i] == CRC_BUSY)
+		pthread_cond_wait(&f->cond, &f->lock);
+	if (f->state[i] == CRC_SET) {
+		pthread_mutex_unlock(&f->lock);
+		return 0;
+	}
+	f->state[i] = CRC_BUSY;
+	pthread_mutex_unlock(&f->lock);
+	rc = nemo_crc_compute(cat, f, i, &crc);
+	pthread_mutex_lock(&f->lock);
 	if (rc == 0)
-		memcpy(buf, p->mem + pos, len);
+		nck_ts_set_crc(f->plan, i, crc);
+	f->state[i] = rc == 0 ? CRC_SET : CRC_NONE;
+	pthread_cond_broadcast(&f->cond);
 	pthread_mutex_unlock(&f->lock);
 	return rc;
 }
 
-/* The entries whose CRC fields lie in [off, off+len): a range, since both
- * the descriptors and the directory entries come in entry order. */
-static void nemo_crc_range(const nck_ts_plan *plan, uint64_t off, uint64_t len, size_t *lo,
-			   size_t *hi)
+/* Bytes of one CRC field: computed on first use. */
+static int nemo_crc_read(const nck_catalog *cat, const void *arg, uint64_t pos, void *buf,
+			 size_t len)
 {
-	*lo = plan->n_entries;
-	*hi = 0;
-	for (size_t i = 0; i < plan->n_entries; i++) {
-		const nck_ts_entry *e = &plan->entries[i];
+	const nemo_crc_field *fd = arg;
+	int rc = nemo_crc_ensure(cat, fd->file, fd->entry);
 
-		for (int k = 0; k < 2; k++) {
-			if (e->nbytes && e->crc_at[k] >= off && e->crc_at[k] < off + len) {
-				*lo = i < *lo ? i : *lo;
-				*hi = i + 1 > *hi ? i + 1 : *hi;
-			}
-		}
+	if (rc == 0) {
+		pthread_mutex_lock(&fd->file->lock);
+		memcpy(buf, fd->mem + pos, len);
+		pthread_mutex_unlock(&fd->file->lock);
 	}
+	return rc;
 }
 
-/* Lays the zip out: its memory pieces (through CRC pieces where needed)
- * and each tensor's bytes. */
+static int nemo_field_cmp(const void *a, const void *b)
+{
+	const nemo_crc_field *x = a, *y = b;
+
+	return x->pos < y->pos ? -1 : x->pos > y->pos;
+}
+
+/* Every CRC field of the plan, sorted by position. */
+static int nemo_fields(nemo_file *f)
+{
+	const nck_ts_plan *plan = f->plan;
+
+	if (!(f->fields = calloc(2 * plan->n_entries + 1, sizeof(*f->fields))))
+		return -ENOMEM;
+	for (size_t i = 0; i < plan->n_entries; i++)
+		for (int k = 0; k < 2 && plan->entries[i].nbytes; k++)
+			f->fields[f->n_fields++] = (nemo_crc_field){ .file = f, .entry = i,
+								     .pos = plan->entries[i].crc_at[k] };
+	qsort(f->fields, f->n_fields, sizeof(*f->fields), nemo_field_cmp);
+	return 0;
+}
+
+/* Lays the zip out: memory pieces split around their CRC fields (computed
+ * 4-byte segments), and each tensor's bytes. */
 static int nemo_layout(nemo_file *f, nck_layout *l, const nck_shard_tensor *st)
 {
 	const nck_ts_plan *plan = f->plan;
-	int rc = 0;
+	size_t next = 0;
+	int rc = nemo_fields(f);
 
-	if (!(f->pieces = calloc(plan->n_pieces ? plan->n_pieces : 1, sizeof(*f->pieces))))
-		return -ENOMEM;
 	for (size_t i = 0; i < plan->n_pieces && rc == 0; i++) {
 		const nck_ts_piece *pc = &plan->pieces[i];
-		nemo_crc_piece *cp = &f->pieces[f->n_pieces];
+		uint64_t at = pc->off, end = pc->off + pc->len;
 
 		if (pc->kind == NCK_TS_DATA) {
 			rc = nck_shard_segments(l, &st[pc->tensor]);
 			continue;
 		}
-		nemo_crc_range(plan, pc->off, pc->len, &cp->lo, &cp->hi);
-		if (cp->lo >= cp->hi) {
-			rc = nck_layout_mem(l, pc->mem, pc->len);
-			continue;
+		while (rc == 0 && next < f->n_fields && f->fields[next].pos < end) {
+			nemo_crc_field *fd = &f->fields[next++];
+
+			if (fd->pos < at || fd->pos + 4 > end)
+				return -EINVAL; /* a field across pieces: the planner's bug */
+			fd->mem = pc->mem + (fd->pos - pc->off);
+			if ((rc = nck_layout_mem(l, pc->mem + (at - pc->off), fd->pos - at)) == 0)
+				rc = nck_layout_fn(l, nemo_crc_read, fd, 0, 4);
+			at = fd->pos + 4;
 		}
-		cp->file = f;
-		cp->mem = pc->mem;
-		f->n_pieces++;
-		rc = nck_layout_fn(l, nemo_crc_read, cp, 0, pc->len);
+		if (rc == 0)
+			rc = nck_layout_mem(l, pc->mem + (at - pc->off), end - at);
 	}
 	return rc;
 }
@@ -180,6 +211,7 @@ static int nemo_weights(nck_viewset *vs, const nck_view_ctx *ctx, const nck_mode
 	if (!(f = calloc(1, sizeof(*f))))
 		return -ENOMEM;
 	pthread_mutex_init(&f->lock, NULL);
+	pthread_cond_init(&f->cond, NULL);
 	f->next = vs->priv;
 	vs->priv = f;
 	vs->free_priv = nemo_free_files;
@@ -196,7 +228,7 @@ static int nemo_weights(nck_viewset *vs, const nck_view_ctx *ctx, const nck_mode
 	if ((rc = nck_ts_plan_build(&f->plan, "model_weights", tt, n, &diag)) < 0)
 		goto out;
 	rc = -ENOMEM;
-	if (!(f->done = calloc(n ? n : 1, sizeof(*f->done))))
+	if (!(f->state = calloc(n ? n : 1, sizeof(*f->state))))
 		goto out;
 	nemo_rank_path(path, sizeof(path), T, P, tp, pp);
 	if (!(vf = nck_viewset_add(vs, path, NCK_VFILE_LAYOUT)))

@@ -103,13 +103,16 @@ void nck_qcache_free(nck_qcache *qc)
 /* The backend, resolved on first use when none was given. */
 static const nck_quant_backend *qcache_backend(nck_qcache *qc)
 {
-	const nck_quant_backend *be;
+	const nck_quant_backend *be = __atomic_load_n(&qc->be, __ATOMIC_ACQUIRE), *none = NULL;
 
-	pthread_mutex_lock(&qc->lock);
-	if (!qc->be)
-		qc->be = nck_quant_backend_get("auto", NULL);
-	be = qc->be;
-	pthread_mutex_unlock(&qc->lock);
+	if (be)
+		return be;
+	/* Outside the lock: loading CUDA takes a while. Two first users may both
+	 * resolve it; both get the same static backend. */
+	be = nck_quant_backend_get("auto", NULL);
+	if (!__atomic_compare_exchange_n(&qc->be, &none, be, false, __ATOMIC_ACQ_REL,
+					 __ATOMIC_ACQUIRE))
+		be = none;
 	return be;
 }
 
@@ -216,11 +219,21 @@ static size_t qcache_bucket(const nck_qslice *q)
 	return ((uintptr_t)q >> 4) % QCACHE_BUCKETS;
 }
 
+/* Where a computed form's second part (the INT4 scales) starts: after the
+ * first, aligned for the floats. (Catalog tensors are at most 2^56 bytes,
+ * so none of these sizes overflow.) */
+static uint64_t qcache_second(const nck_qslice *q)
+{
+	if (q->algo == NCK_QALGO_FP8)
+		return nck_qslice_fp8_bytes(q);
+	return (nck_qslice_int4_bytes(q) + 7) & ~7ull;
+}
+
 /* Quantizes slice q whole: FP8 codes, or packed INT4 followed by scales. */
 static int qcache_compute(nck_qcache *qc, const nck_qslice *q, unsigned char **out, uint64_t *size)
 {
 	uint64_t n = q->rows * q->cols, in = n * nck_dtype_size(q->dtype);
-	uint64_t w = q->algo == NCK_QALGO_FP8 ? nck_qslice_fp8_bytes(q) : nck_qslice_int4_bytes(q);
+	uint64_t w = qcache_second(q);
 	uint64_t total = w + (q->algo == NCK_QALGO_FP8 ? 0 : nck_qslice_scales_bytes(q));
 	unsigned char *src = malloc(in ? in : 1), *dst = malloc(total ? total : 1);
 	const nck_quant_backend *be;
@@ -394,9 +407,7 @@ void nck_qcache_forget(nck_qcache *qc, const nck_qslice *q)
 int nck_qcache_read(nck_qcache *qc, const nck_qslice *q, int what, uint64_t pos, void *buf,
 		    size_t len)
 {
-	uint64_t base = what == 0 ? 0
-		      : q->algo == NCK_QALGO_FP8 ? nck_qslice_fp8_bytes(q)
-						: nck_qslice_int4_bytes(q);
+	uint64_t base = what == 0 ? 0 : qcache_second(q);
 	qentry *e;
 	int rc = qcache_get(qc, q, &e);
 

@@ -16,9 +16,14 @@
 
 uint64_t nck_shard_vocab(const nck_model_facts *m, uint64_t rows, uint32_t T)
 {
-	uint64_t v = m->vocab ? m->vocab : rows, unit = (m->divisible_by ? m->divisible_by : 1) * T;
+	uint64_t v = m->vocab ? m->vocab : rows, unit, up;
 
-	return (v + unit - 1) / unit * unit;
+	/* divisible_by <= 65536 and T <= 1024 (catalog, shard checks): only a
+	 * vocabulary near 2^64 could overflow; it gives 0 (no valid layout). */
+	if (__builtin_mul_overflow(m->divisible_by ? m->divisible_by : 1, (uint64_t)T, &unit) ||
+	    unit == 0 || __builtin_add_overflow(v, unit - 1, &up))
+		return 0;
+	return up / unit * unit;
 }
 
 /* Bytes of one index of dim 0 (the whole tensor for a scalar). */
@@ -45,6 +50,10 @@ int nck_shard_check(const nck_model_facts *m, uint32_t T, uint32_t P, char *why,
 	if ((m->heads && m->heads % T) || (m->groups && m->groups % T)) {
 		snprintf(why, why_len, "%llu heads in %llu query groups do not split %u ways",
 			 (unsigned long long)m->heads, (unsigned long long)m->groups, T);
+		return -EINVAL;
+	}
+	if (nck_shard_vocab(m, m->vocab ? m->vocab : 1, T) == 0) {
+		snprintf(why, why_len, "the padded vocabulary overflows");
 		return -EINVAL;
 	}
 	if ((m->column_gcd && m->column_gcd % T) || (m->gated_gcd && m->gated_gcd % T) ||
@@ -226,6 +235,8 @@ int nck_shard_segments(nck_layout *l, const nck_shard_tensor *st)
 	case NCK_SPLIT_COLUMN:
 		return shard_rows(l, t, r0, n);
 	case NCK_SPLIT_GATED:
+		if (st->T == 1) /* the whole tensor, whatever its row count */
+			return nck_layout_tensor(l, t);
 		if ((rc = shard_rows(l, t, st->tp * (n / 2), n / 2)) < 0)
 			return rc;
 		return shard_rows(l, t, t->shape[0] / 2 + st->tp * (n / 2), n / 2);

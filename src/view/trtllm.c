@@ -625,7 +625,8 @@ typedef struct trt_build {
 	const nck_view_ctx *ctx;
 	nck_view_kind kind;
 	const trt_model *tm;
-	size_t calib_missing;
+	size_t calib_missing;  /* modules the calibration file lacks (counted on tp rank 0) */
+	bool count_calib;
 	trt_entry *e;
 	size_t n, cap;
 } trt_build;
@@ -655,7 +656,7 @@ static float trt_act_scale(trt_build *b, const char *module)
 	float amax = v && json_is_number(v) ? (float)json_number_value(v) : 0.0f;
 
 	if (!(amax > 0.0f) || amax != amax || amax > 3.0e38f) {
-		b->calib_missing += b->ctx->calib != NULL;
+		b->calib_missing += b->ctx->calib != NULL && b->count_calib;
 		return 1.0f;
 	}
 	return nck_quant_fp8_scale(amax);
@@ -762,6 +763,7 @@ static int trt_file(trt_build *b, uint32_t T, uint32_t P, uint32_t r, uint32_t p
 	int rc;
 
 	b->n = 0;
+	b->count_calib = r == 0; /* every tp rank has the same modules */
 	if ((rc = trt_rank(&list, b->tm, b->kind, T, P, r, p)) < 0)
 		goto out;
 	for (size_t i = 0; i < list.n; i++)

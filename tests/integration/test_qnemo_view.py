@@ -262,6 +262,8 @@ def test_calibration_file(fixtures_dir, nemo, tmp_path):  # noqa: F811
         d = mnt / "qnemo" / "fp8" / "tp2pp2"
         c = json.loads((d / "config.json").read_text())
         assert c["nemockpt"]["calibration"] == str(path)
+        # 4 layers x 5 quantized linears, 3 of them calibrated
+        assert c["nemockpt"]["modules_without_calibration"] == LAYERS * 5 - len(calib)
         for p in range(2):
             for r in range(2):
                 check_rank((d / f"rank{p * 2 + r}.safetensors").read_bytes(),
