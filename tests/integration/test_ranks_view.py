@@ -190,3 +190,27 @@ def test_damaged_source_gives_eio_on_affected_ranks(fixtures_dir, nemo, tmp_path
         data = (d / "rank0.safetensors").read_bytes()
         assert len(data) == sizes[0]
         check_rank_file(data, expected_rank(meta, npz, 2, 2, 0, 0), 2, 2)
+
+
+def test_absurd_vocab_divisor_is_ignored(fixtures_dir, nemo, tmp_path):  # noqa: F811
+    """make_vocab_size_divisible_by: 2^62 would overflow the padding
+    arithmetic: it is ignored (128 applies), every layout still reads."""
+    import shutil
+    meta, srcs = sources(fixtures_dir, "nemo1_tp2")
+    ckpt = tmp_path / "ckpt"
+    shutil.copytree(srcs[0], ckpt)
+    cfg = ckpt / "model_config.yaml"
+    text = re.sub(r"make_vocab_size_divisible_by: \d+", "make_vocab_size_divisible_by: "
+                  "4611686018427387904", cfg.read_text())
+    assert "4611686018427387904" in text
+    cfg.write_text(text)
+    with nemo.mount(ckpt) as mnt:
+        for name in sorted(os.listdir(mnt / "ranks")) + ["tp4pp1", "tp8pp1"]:
+            d = mnt / "ranks" / name
+            if not d.exists():
+                continue
+            for f in os.listdir(d):
+                data = (d / f).read_bytes()
+                parse_safetensors(data)
+        emb = json.loads((mnt / "info.json").read_text())
+        assert emb["padded_vocab"] == 128  # V = 70 padded by the default 128
