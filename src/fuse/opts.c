@@ -248,7 +248,7 @@ const char *nck_fuse_opts_usage(void)
 	       "                         0 keeps the kernel's 128)\n"
 	       "  -o cache_dir=DIR       where gzip seek indexes are kept (default\n"
 	       "                         $XDG_CACHE_HOME/nemockpt, ~/.cache/nemockpt, /var/cache/nemockpt)\n"
-	       "  -o cache_size=N[KMG]   decompressed gzip data kept in memory (default 256M)\n"
+	       "  -o cache_size=N[KMG]   gzip data and quantized tensors kept in memory (256M each)\n"
 	       "  -o shard_size=N[KMG]   merged/ safetensors shard size (default 5G)\n"
 	       "  -o calib=FILE          activation amax per module (JSON) for qnemo/fp8\n"
 	       "  -o group_size=N        qnemo/int4_awq block size (default 128)\n"
