@@ -283,6 +283,18 @@ static void qcache_unlink_lru(nck_qcache *qc, qentry *e)
 	e->prev = e->next = NULL;
 }
 
+/* Makes e (not in the list) the most recent entry. Lock held. */
+static void qcache_push_front(nck_qcache *qc, qentry *e)
+{
+	e->prev = NULL;
+	e->next = qc->head;
+	if (qc->head)
+		qc->head->prev = e;
+	qc->head = e;
+	if (!qc->tail)
+		qc->tail = e;
+}
+
 static void qcache_unlink_table(nck_qcache *qc, qentry *e)
 {
 	qentry **p = &qc->buckets[qcache_bucket(e->key)];
@@ -334,12 +346,7 @@ static int qcache_get(nck_qcache *qc, const nck_qslice *q, qentry **out)
 	if (e) {
 		e->refs++;
 		qcache_unlink_lru(qc, e);
-		e->next = qc->head;
-		if (qc->head)
-			qc->head->prev = e;
-		qc->head = e;
-		if (!qc->tail)
-			qc->tail = e;
+		qcache_push_front(qc, e);
 		pthread_mutex_unlock(&qc->lock);
 		*out = e;
 		return 0;
@@ -363,12 +370,7 @@ static int qcache_get(nck_qcache *qc, const nck_qslice *q, qentry **out)
 		e = NULL;
 	} else {
 		e->state = 1;
-		e->next = qc->head;
-		if (qc->head)
-			qc->head->prev = e;
-		qc->head = e;
-		if (!qc->tail)
-			qc->tail = e;
+		qcache_push_front(qc, e);
 		qc->used += e->size;
 	}
 	pthread_cond_broadcast(&qc->cond);

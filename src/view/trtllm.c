@@ -345,20 +345,6 @@ static trt_out *trt_new(trt_list *l)
 	return &l->v[l->n++];
 }
 
-/* A replicated tensor (norms, row-parallel biases). */
-static int trt_rep(trt_list *l, const nck_tensor *t, int64_t k, const char *part)
-{
-	trt_out *o;
-
-	if (!t)
-		return 0;
-	if (!(o = trt_new(l)))
-		return -ENOMEM;
-	trt_init(o, t, k, part);
-	trt_rows(o, 0, t->shape[0], false);
-	return 0;
-}
-
 /* A column tensor: rows [r*n, (r+1)*n) of rows [base, base + n*T). */
 static int trt_col(trt_list *l, const nck_tensor *t, uint64_t base, uint64_t total, uint32_t T,
 		   uint32_t r, int64_t k, const char *part)
@@ -372,6 +358,12 @@ static int trt_col(trt_list *l, const nck_tensor *t, uint64_t base, uint64_t tot
 	trt_init(o, t, k, part);
 	trt_rows(o, base + r * (total / T), total / T, false);
 	return 0;
+}
+
+/* A replicated tensor (norms, row-parallel biases): all of it. */
+static int trt_rep(trt_list *l, const nck_tensor *t, int64_t k, const char *part)
+{
+	return t ? trt_col(l, t, 0, t->ndim ? t->shape[0] : 1, 1, 0, k, part) : 0;
 }
 
 /* Embedding or lm_head: V' rows (zero rows past the source's), chunk r. */
