@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 
 #include "catalog/catalog_int.h"
 #include "util/grow.h"
@@ -201,6 +202,8 @@ int nck_catalog_gather(const nck_catalog *cat, const nck_tensor *t, uint64_t col
 /* The per-thread block buffer, and the largest hole a block may span. */
 #define GATHER_BLOCK (4u << 20)
 #define GATHER_MAX_GAP (64u << 10)
+/* iovecs per preadv (IOV_MAX is 1024 on Linux). */
+#define GATHER_IOV 1024
 
 typedef struct gather_run {
 	const nck_src *src;
@@ -259,10 +262,51 @@ static int gather_run_cmp(const void *a, const void *b)
 	return x->pos < y->pos ? -1 : x->pos > y->pos;
 }
 
+/*
+ * Reads runs [i, j) of one file-backed source (sorted, within one block)
+ * with preadv: the kernel scatters them straight into the reply buffer, one
+ * copy; the small holes between them go to the thread's block buffer.
+ */
+static int gather_preadv(const gather_batch *b, size_t i, size_t j)
+{
+	const nck_src *src = b->runs[i].src;
+	int fd = nck_src_fd(src);
+	uint64_t base = nck_src_base(src);
+	unsigned char *sink = gather_thread_block();
+	struct iovec iov[GATHER_IOV];
+
+	if (!sink)
+		return -ENOMEM;
+	while (i < j) {
+		uint64_t at = b->runs[i].pos, cur = at;
+		int n = 0;
+		ssize_t got;
+
+		while (i < j && n + 2 <= GATHER_IOV) {
+			const gather_run *r = &b->runs[i];
+
+			if (r->pos < cur)
+				return -EIO; /* overlapping runs: cannot happen in one window */
+			if (r->pos > cur)
+				iov[n++] = (struct iovec){ .iov_base = sink, .iov_len = r->pos - cur };
+			iov[n++] = (struct iovec){ .iov_base = b->buf + r->dst, .iov_len = r->len };
+			cur = r->pos + r->len;
+			i++;
+		}
+		do
+			got = preadv(fd, iov, n, (off_t)(base + at));
+		while (got < 0 && errno == EINTR);
+		if (got != (ssize_t)(cur - at))
+			return -EIO;
+	}
+	return 0;
+}
+
 /* Reads the short runs in source order, as blocks of neighbouring runs. */
 static int gather_flush_batch(gather_batch *b)
 {
 	size_t i = 0;
+	int rc;
 
 	qsort(b->runs, b->n, sizeof(*b->runs), gather_run_cmp);
 	while (i < b->n) {
@@ -280,6 +324,9 @@ static int gather_flush_batch(gather_batch *b)
 			if (nck_src_pread(first->src, b->buf + first->dst, first->len, first->pos) !=
 			    (int64_t)first->len)
 				return -EIO;
+		} else if (nck_src_fd(first->src) >= 0) {
+			if ((rc = gather_preadv(b, i, j)) < 0)
+				return rc;
 		} else {
 			unsigned char *block = gather_thread_block();
 
