@@ -42,11 +42,13 @@ static void sets_find_artifacts(nck_vfs *vfs)
 	vfs->view_ctx.artifacts = list;
 }
 
-/* Reads the config member the nemo/ view rewrites (a missing or oversized
- * one only disables that view). */
+/* Finds the config and tokenizer members, reads the config the nemo/ view
+ * rewrites (a missing or oversized one only disables that view), and lists
+ * the root artifacts. */
 static void sets_load_config(nck_vfs *vfs)
 {
 	const char *cfg, *tok;
+	const nck_entry *e;
 	nck_diag diag;
 	size_t len;
 
@@ -54,17 +56,12 @@ static void sets_load_config(nck_vfs *vfs)
 	vfs->view_ctx.cat = vfs->catalog;
 	vfs->view_ctx.source = vfs->container->path;
 	vfs->view_ctx.config_path = cfg;
-	for (size_t i = 0; cfg && i < vfs->container->n_entries; i++) {
-		const nck_entry *e = &vfs->container->entries[i];
-
-		if (e->kind != NCK_ENTRY_FILE || strcmp(e->path, cfg) != 0)
-			continue;
-		nck_diag_init(&diag);
-		if (nck_container_slurp(&vfs->config, &len, vfs->container, e, 16u << 20, &diag) == 0) {
-			vfs->view_ctx.config = vfs->config;
-			vfs->view_ctx.config_len = len;
-		}
-		break;
+	vfs->view_ctx.tokenizer = nck_vfs_entry(vfs, tok);
+	nck_diag_init(&diag);
+	if ((e = nck_vfs_entry(vfs, cfg)) &&
+	    nck_container_slurp(&vfs->config, &len, vfs->container, e, 16u << 20, &diag) == 0) {
+		vfs->view_ctx.config = vfs->config;
+		vfs->view_ctx.config_len = len;
 	}
 	sets_find_artifacts(vfs);
 }
@@ -92,18 +89,12 @@ static int sets_load_calib(nck_vfs *vfs, const char *path, nck_diag *diag)
 
 int nck_vfs_views_init(nck_vfs *vfs, nck_diag *diag)
 {
-	const char *cfg, *tok;
 	const nck_quant_backend *be;
 	int rc;
 
 	if (!vfs->catalog)
 		return 0;
 	sets_load_config(vfs);
-	nck_catalog_artifacts(vfs->catalog, &cfg, &tok);
-	for (size_t i = 0; tok && i < vfs->container->n_entries; i++)
-		if (vfs->container->entries[i].kind == NCK_ENTRY_FILE &&
-		    strcmp(vfs->container->entries[i].path, tok) == 0)
-			vfs->view_ctx.tokenizer = &vfs->container->entries[i];
 	vfs->view_ctx.group_size = vfs->opts.group_size;
 	if (nck_trtllm_prepare(&vfs->view_ctx) < 0)
 		return nck_diag_set(diag, -ENOMEM, vfs->container->path, -1, "out of memory");

@@ -98,8 +98,7 @@ static int vfs_add_tensors(nck_vfs *vfs, nck_tree_builder *b, const nck_node *di
 	return 0;
 }
 
-/* The entry of a regular file at `path`, or NULL. */
-static const nck_entry *vfs_entry(const nck_vfs *vfs, const char *path)
+const nck_entry *nck_vfs_entry(const nck_vfs *vfs, const char *path)
 {
 	const nck_container *c = vfs->container;
 
@@ -161,7 +160,7 @@ static int vfs_add_merged(nck_vfs *vfs, nck_tree_builder *b, const nck_node *dir
 	paths[0] = cfg;
 	paths[1] = tok;
 	for (int i = 0; i < 2; i++) {
-		const nck_entry *e = vfs_entry(vfs, paths[i]);
+		const nck_entry *e = nck_vfs_entry(vfs, paths[i]);
 		const char *plain;
 		char *path;
 

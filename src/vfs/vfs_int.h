@@ -60,6 +60,10 @@ struct nck_vfs {
 	nck_vfs_file *files;      /* doubly linked through prev/next */
 };
 
+/* The container entry of the regular file at `path`, or NULL (a linear
+ * scan: for the few artifacts looked up at mount). */
+const nck_entry *nck_vfs_entry(const nck_vfs *vfs, const char *path);
+
 /* Prepares what the views use: the config's bytes, the artifacts, the
  * calibration file, the quantization backend and cache. Errors (a bad
  * calibration file, no such GPU) stop the mount, with diag. */
