@@ -337,3 +337,136 @@ int nck_vocab_count(uint64_t *out, nck_vocab_kind *kind_out, const void *data, s
 		*kind_out = kind;
 	return 0;
 }
+
+/* ---- SentencePiece special tokens ---------------------------------------- */
+
+/* TrainerSpec (ModelProto field 2) and NormalizerSpec (field 3) fields. */
+#define VOCAB_SP_TRAINER 2u
+#define VOCAB_SP_NORMALIZER 3u
+#define VOCAB_SP_UNK_ID 40u
+#define VOCAB_SP_BOS_ID 41u
+#define VOCAB_SP_EOS_ID 42u
+#define VOCAB_SP_PAD_ID 43u
+#define VOCAB_SP_DUMMY_PREFIX 3u
+/* SentencePiece.piece: field 1 of a piece. */
+#define VOCAB_SP_PIECE_TEXT 1u
+
+/* One field of a message: its number, wire type, and value (a varint, or
+ * the bytes of a length-delimited field). */
+typedef struct vocab_field {
+	uint32_t num, wire;
+	uint64_t v;
+	const unsigned char *data;
+	size_t len;
+} vocab_field;
+
+/* Reads the field at *pos (the message was validated by vocab_pb_walk). */
+static bool vocab_next(const unsigned char *p, size_t len, size_t *pos, vocab_field *f)
+{
+	uint64_t tag;
+
+	if (*pos >= len || !vocab_varint(p, len, pos, &tag))
+		return false;
+	f->num = (uint32_t)(tag >> 3);
+	f->wire = (uint32_t)(tag & 7);
+	f->data = NULL;
+	f->len = 0;
+	switch (f->wire) {
+	case 0:
+		return vocab_varint(p, len, pos, &f->v);
+	case 1:
+	case 5:
+		*pos += f->wire == 1 ? 8u : 4u;
+		return *pos <= len;
+	case 2:
+		if (!vocab_varint(p, len, pos, &f->v) || f->v > len - *pos)
+			return false;
+		f->data = p + *pos;
+		f->len = (size_t)f->v;
+		*pos += (size_t)f->v;
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* The ids of the trainer spec and the normalizer's add_dummy_prefix. */
+static void vocab_sp_ids(nck_sp_special *out, const vocab_field *f)
+{
+	size_t pos = 0;
+	vocab_field g;
+
+	while (vocab_next(f->data, f->len, &pos, &g)) {
+		int64_t v = (int64_t)(int32_t)(uint32_t)g.v; /* int32 fields: sign-extended varints */
+
+		if (g.wire != 0)
+			continue;
+		if (f->num == VOCAB_SP_NORMALIZER) {
+			if (g.num == VOCAB_SP_DUMMY_PREFIX)
+				out->add_dummy_prefix = g.v != 0;
+			continue;
+		}
+		if (g.num == VOCAB_SP_UNK_ID)
+			out->unk = v;
+		else if (g.num == VOCAB_SP_BOS_ID)
+			out->bos = v;
+		else if (g.num == VOCAB_SP_EOS_ID)
+			out->eos = v;
+		else if (g.num == VOCAB_SP_PAD_ID)
+			out->pad = v;
+	}
+}
+
+/* Copies the text of piece message f into dst (empty if too long or not text). */
+static void vocab_sp_piece(char dst[64], const vocab_field *f)
+{
+	size_t pos = 0;
+	vocab_field g;
+
+	dst[0] = '\0';
+	while (vocab_next(f->data, f->len, &pos, &g)) {
+		if (g.num == VOCAB_SP_PIECE_TEXT && g.wire == 2 && g.len < 64 &&
+		    !memchr(g.data, '\0', g.len)) {
+			memcpy(dst, g.data, g.len);
+			dst[g.len] = '\0';
+			return;
+		}
+	}
+}
+
+int nck_vocab_sp_special(nck_sp_special *out, const void *data, size_t len, const char *name,
+			 nck_diag *diag)
+{
+	const unsigned char *p = data ? data : (const void *)"";
+	int64_t *ids[4] = { &out->unk, &out->bos, &out->eos, &out->pad };
+	char *pieces[4] = { out->unk_piece, out->bos_piece, out->eos_piece, out->pad_piece };
+	size_t pos = 0;
+	uint64_t k = 0;
+	vocab_field f;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	out->unk = 0; /* sentencepiece_model.proto defaults */
+	out->bos = 1;
+	out->eos = 2;
+	out->pad = -1;
+	out->add_dummy_prefix = true;
+	if ((rc = vocab_sentencepiece(&out->pieces, p, data ? len : 0, name, diag)) < 0)
+		return rc;
+	while (vocab_next(p, len, &pos, &f))
+		if ((f.num == VOCAB_SP_TRAINER || f.num == VOCAB_SP_NORMALIZER) && f.wire == 2)
+			vocab_sp_ids(out, &f);
+	for (int i = 0; i < 4; i++)
+		if (*ids[i] < 0 || (uint64_t)*ids[i] >= out->pieces)
+			*ids[i] = -1;
+	pos = 0;
+	while (vocab_next(p, len, &pos, &f)) {
+		if (f.num != VOCAB_SP_PIECES || f.wire != 2)
+			continue;
+		for (int i = 0; i < 4; i++)
+			if (*ids[i] >= 0 && (uint64_t)*ids[i] == k)
+				vocab_sp_piece(pieces[i], &f);
+		k++;
+	}
+	return 0;
+}

@@ -29,6 +29,7 @@
 #ifndef NCK_FORMAT_VOCAB_H
 #define NCK_FORMAT_VOCAB_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -51,5 +52,22 @@ typedef enum nck_vocab_kind {
  */
 int nck_vocab_count(uint64_t *out, nck_vocab_kind *kind_out, const void *data, size_t len,
 		    const char *name, nck_diag *diag);
+
+/* A SentencePiece model's special tokens: ids (-1: none) and pieces. */
+typedef struct nck_sp_special {
+	int64_t unk, bos, eos, pad;      /* TrainerSpec unk_id (40), bos_id (41), eos_id (42), pad_id (43) */
+	char unk_piece[64], bos_piece[64], eos_piece[64], pad_piece[64]; /* "" when none or too long */
+	bool add_dummy_prefix;           /* NormalizerSpec add_dummy_prefix (3) */
+	uint64_t pieces;                 /* number of pieces */
+} nck_sp_special;
+
+/*
+ * Reads the special tokens of a SentencePiece ModelProto in data[0..len):
+ * the ids from its trainer_spec (sentencepiece_model.proto defaults when
+ * absent: unk 0, bos 1, eos 2, pad -1; an id outside the pieces becomes -1)
+ * and those pieces' text. 0, or -EBADMSG (diag: offset) as nck_vocab_count.
+ */
+int nck_vocab_sp_special(nck_sp_special *out, const void *data, size_t len, const char *name,
+			 nck_diag *diag);
 
 #endif

@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <jansson.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -97,6 +98,27 @@ static int info_views(json_t *root, const nck_vfs *vfs)
 	return json_object_set_new(root, "views", views);
 }
 
+/* Adds "hf": the hf/ directory and its files, or why the model has none. */
+static int info_hf(json_t *root, const nck_vfs *vfs)
+{
+	const nck_viewset *vs = vfs->fixed[NCK_VIEW_HF];
+	char why[256] = "no tensor catalog";
+	json_t *hf, *files;
+
+	if (!vs) {
+		if (vfs->catalog && nck_view_applies_why(&vfs->view_ctx, NCK_VIEW_HF, why, sizeof(why)))
+			snprintf(why, sizeof(why), "the view could not be built");
+		return json_object_set_new(root, "hf", json_pack("{s:n, s:s}", "directory", "reason", why));
+	}
+	if (!(files = json_array()))
+		return -1;
+	for (size_t i = 0; i < vs->n_files; i++)
+		json_array_append_new(files, json_string(vs->files[i].path));
+	hf = json_pack("{s:s, s:s, s:o}", "directory", "hf", "architecture", "LlamaForCausalLM",
+		       "files", files);
+	return hf ? json_object_set_new(root, "hf", hf) : -1;
+}
+
 int nck_vfs_info_build(nck_vfs *vfs)
 {
 	const nck_container *c = vfs->container;
@@ -117,7 +139,8 @@ int nck_vfs_info_build(nck_vfs *vfs)
 	    json_object_set_new(root, "total_bytes", json_integer((json_int_t)vfs->file_bytes)) ||
 	    json_object_set_new(root, "skipped", json_integer((json_int_t)c->n_skipped)))
 		goto out;
-	if (info_catalog(root, vfs) < 0 || info_gzip(root, c) < 0 || info_views(root, vfs) < 0)
+	if (info_catalog(root, vfs) < 0 || info_gzip(root, c) < 0 || info_views(root, vfs) < 0 ||
+	    info_hf(root, vfs) < 0)
 		goto out;
 	/* json_string() returns NULL for invalid UTF-8 paths, which fails above. */
 	text = json_dumps(root, JSON_INDENT(2));

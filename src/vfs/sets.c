@@ -54,6 +54,7 @@ static void sets_load_config(nck_vfs *vfs)
 
 	nck_catalog_artifacts(vfs->catalog, &cfg, &tok);
 	vfs->view_ctx.cat = vfs->catalog;
+	vfs->view_ctx.container = vfs->container;
 	vfs->view_ctx.source = vfs->container->path;
 	vfs->view_ctx.config_path = cfg;
 	vfs->view_ctx.tokenizer = nck_vfs_entry(vfs, tok);
@@ -62,6 +63,13 @@ static void sets_load_config(nck_vfs *vfs)
 	    nck_container_slurp(&vfs->config, &len, vfs->container, e, 16u << 20, &diag) == 0) {
 		vfs->view_ctx.config = vfs->config;
 		vfs->view_ctx.config_len = len;
+	}
+	nck_diag_init(&diag);
+	if (vfs->view_ctx.tokenizer &&
+	    nck_container_slurp(&vfs->tokenizer, &len, vfs->container, vfs->view_ctx.tokenizer,
+				16u << 20, &diag) == 0) {
+		vfs->view_ctx.tokenizer_data = vfs->tokenizer;
+		vfs->view_ctx.tokenizer_len = len;
 	}
 	sets_find_artifacts(vfs);
 }
@@ -96,7 +104,8 @@ int nck_vfs_views_init(nck_vfs *vfs, nck_diag *diag)
 		return 0;
 	sets_load_config(vfs);
 	vfs->view_ctx.group_size = vfs->opts.group_size;
-	if (nck_trtllm_prepare(&vfs->view_ctx) < 0)
+	vfs->view_ctx.shard_size = vfs->opts.shard_size;
+	if (nck_view_prepare(&vfs->view_ctx) < 0)
 		return nck_diag_set(diag, -ENOMEM, vfs->container->path, -1, "out of memory");
 	if (vfs->opts.calib && (rc = sets_load_calib(vfs, vfs->opts.calib, diag)) < 0)
 		return rc;
@@ -113,6 +122,56 @@ int nck_vfs_views_init(nck_vfs *vfs, nck_diag *diag)
 	return 0;
 }
 
+/* The node of a view set's file, from the directory's prototype. */
+static nck_node sets_vfile_node(const nck_vfile *f, const nck_node *dir_proto)
+{
+	nck_node proto = *dir_proto;
+
+	proto.perm = 0444;
+	proto.size = f->size;
+	if (f->kind == NCK_VFILE_LAYOUT) {
+		proto.kind = NCK_NODE_LAYOUT;
+		proto.layout = &f->layout;
+	} else if (f->kind == NCK_VFILE_MEM) {
+		proto.kind = NCK_NODE_MEM;
+		proto.mem = f->mem;
+	} else {
+		proto.kind = NCK_NODE_RAW;
+		proto.entry = f->member;
+		proto.perm = f->member->mode;
+		proto.size = f->member->size;
+	}
+	return proto;
+}
+
+/* Adds a view of one layout (hf/): its set is built now (metadata only) and
+ * its files become nodes of the main tree under the view's directory. */
+static int sets_add_fixed(nck_vfs *vfs, nck_tree_builder *b, const nck_node *dir, nck_view_kind k)
+{
+	const char *name = nck_view_name(k);
+	int rc;
+
+	if (vfs->fixed[k])
+		return 0;
+	if ((rc = nck_viewset_build(&vfs->fixed[k], &vfs->view_ctx, k, 1, 1)) < 0)
+		return rc == -ENOENT ? 0 : rc;
+	if ((rc = nck_tree_add(b, name, dir)) < 0)
+		return rc;
+	for (size_t i = 0; i < vfs->fixed[k]->n_files; i++) {
+		const nck_vfile *f = &vfs->fixed[k]->files[i];
+		nck_node proto = sets_vfile_node(f, dir);
+		size_t len = strlen(name) + strlen(f->path) + 2;
+		char *path = nck_arena_alloc(&vfs->arena, len);
+
+		if (!path)
+			return -ENOMEM;
+		snprintf(path, len, "%s/%s", name, f->path);
+		if ((rc = nck_tree_add(b, path, &proto)) < 0)
+			return rc;
+	}
+	return 0;
+}
+
 int nck_vfs_add_views(nck_vfs *vfs, nck_tree_builder *b, const nck_node *dir)
 {
 	if (!vfs->catalog)
@@ -126,6 +185,11 @@ int nck_vfs_add_views(nck_vfs *vfs, nck_tree_builder *b, const nck_node *dir)
 
 		if (!nck_view_applies(&vfs->view_ctx, (nck_view_kind)k))
 			continue;
+		if (!nck_view_get_ops((nck_view_kind)k)->layouts) {
+			if ((rc = sets_add_fixed(vfs, b, dir, (nck_view_kind)k)) < 0)
+				return rc;
+			continue;
+		}
 		n = nck_view_listing(&vfs->view_ctx, (nck_view_kind)k, tp_pp, 16);
 		if (!(names = nck_arena_alloc(&vfs->arena, (n + 1) * sizeof(*names))))
 			return -ENOMEM;
@@ -182,22 +246,8 @@ static int sets_tree(nck_vfs_set *set, const nck_node *dir_proto)
 		goto out;
 	for (size_t i = 0; i < set->vs->n_files; i++) {
 		const nck_vfile *f = &set->vs->files[i];
-		nck_node proto = *dir_proto;
+		nck_node proto = sets_vfile_node(f, dir_proto);
 
-		proto.perm = 0444;
-		proto.size = f->size;
-		if (f->kind == NCK_VFILE_LAYOUT) {
-			proto.kind = NCK_NODE_LAYOUT;
-			proto.layout = &f->layout;
-		} else if (f->kind == NCK_VFILE_MEM) {
-			proto.kind = NCK_NODE_MEM;
-			proto.mem = f->mem;
-		} else {
-			proto.kind = NCK_NODE_RAW;
-			proto.entry = f->member;
-			proto.perm = f->member->mode;
-			proto.size = f->member->size;
-		}
 		if ((rc = nck_tree_add(&b, f->path, &proto)) < 0)
 			goto out;
 	}
@@ -293,7 +343,13 @@ void nck_vfs_sets_free(nck_vfs *vfs)
 	vfs->config = NULL;
 	nck_qcache_free(vfs->qcache);
 	vfs->qcache = NULL;
-	nck_trtllm_release(&vfs->view_ctx);
+	for (size_t k = 0; k < NCK_VIEW_COUNT; k++) {
+		nck_viewset_free(vfs->fixed[k]);
+		vfs->fixed[k] = NULL;
+	}
+	nck_view_release(&vfs->view_ctx);
+	free(vfs->tokenizer);
+	vfs->tokenizer = NULL;
 	json_decref(vfs->calib);
 	vfs->calib = NULL;
 }

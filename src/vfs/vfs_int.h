@@ -47,6 +47,8 @@ struct nck_vfs {
 	uint64_t file_bytes;      /* their total size */
 	nck_view_ctx view_ctx;    /* what the views may use */
 	void *config;             /* the config member's bytes (owned) */
+	void *tokenizer;          /* the tokenizer artifact's bytes (owned), or NULL */
+	nck_viewset *fixed[NCK_VIEW_COUNT]; /* views of one layout (hf/), built at mount (owned) */
 	struct nck_qcache *qcache; /* quantized tensors of qnemo/ (owned) */
 	struct json_t *calib;     /* the calibration file's object (owned), or NULL */
 	/* Built view directories: published with a release store once complete,

@@ -6,7 +6,6 @@
 #include "view/merged.h"
 
 #include <errno.h>
-#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,30 +47,29 @@ static int merged_header(nck_merged_shard *s, const char *source, const nck_cata
 /* The index file: total size and which shard holds each tensor. */
 static int merged_index(nck_merged *m)
 {
-	json_t *root = json_object(), *map = json_object();
+	const char **tensor, **file;
+	size_t n = 0, k = 0;
 	uint64_t total = 0;
-	char *text;
+	int rc;
 
-	if (!root || !map) {
-		json_decref(root);
-		json_decref(map);
-		return -ENOMEM;
+	for (size_t s = 0; s < m->n_shards; s++)
+		n += m->shards[s].n_tensors;
+	tensor = calloc(n ? n : 1, sizeof(*tensor));
+	file = calloc(n ? n : 1, sizeof(*file));
+	rc = -ENOMEM;
+	if (tensor && file) {
+		for (size_t s = 0; s < m->n_shards; s++) {
+			total += m->shards[s].offsets[m->shards[s].n_tensors];
+			for (size_t i = 0; i < m->shards[s].n_tensors; i++, k++) {
+				tensor[k] = m->shards[s].tensors[i]->name;
+				file[k] = m->shards[s].name;
+			}
+		}
+		rc = nck_st_index(&m->index_json, &m->index_len, tensor, file, n, total);
 	}
-	for (size_t s = 0; s < m->n_shards; s++) {
-		total += m->shards[s].offsets[m->shards[s].n_tensors];
-		for (size_t i = 0; i < m->shards[s].n_tensors; i++)
-			json_object_set_new(map, m->shards[s].tensors[i]->name,
-					    json_string(m->shards[s].name));
-	}
-	json_object_set_new(root, "metadata", json_pack("{s:I}", "total_size", (json_int_t)total));
-	json_object_set_new(root, "weight_map", map);
-	text = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-	json_decref(root);
-	if (!text)
-		return -ENOMEM;
-	m->index_len = strlen(text);
-	m->index_json = text;
-	return 0;
+	free(tensor);
+	free(file);
+	return rc;
 }
 
 int nck_merged_build(nck_merged **out, const nck_catalog *cat, uint64_t shard_size,

@@ -271,11 +271,13 @@ static int nemo_config(nck_viewset *vs, const nck_view_ctx *ctx, uint32_t T, uin
 	return 0;
 }
 
-int nck_nemo_build(nck_viewset *vs, const nck_view_ctx *ctx, uint32_t T, uint32_t P)
+int nck_nemo_build(nck_viewset *vs, const nck_view_ctx *ctx, nck_view_kind kind, uint32_t T,
+		   uint32_t P)
 {
 	nck_model_facts m;
 	int rc;
 
+	(void)kind;
 	nck_catalog_model(ctx->cat, &m);
 	if ((rc = nemo_config(vs, ctx, T, P)) < 0)
 		return rc;

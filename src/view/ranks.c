@@ -55,11 +55,13 @@ out:
 	return rc;
 }
 
-int nck_ranks_build(nck_viewset *vs, const nck_view_ctx *ctx, uint32_t T, uint32_t P)
+int nck_ranks_build(nck_viewset *vs, const nck_view_ctx *ctx, nck_view_kind kind, uint32_t T,
+		    uint32_t P)
 {
 	nck_model_facts m;
 	int rc = 0;
 
+	(void)kind;
 	nck_catalog_model(ctx->cat, &m);
 	for (uint32_t pp = 0; pp < P && rc == 0; pp++)
 		for (uint32_t tp = 0; tp < T && rc == 0; tp++)

@@ -69,3 +69,28 @@ out:
 	json_decref(root);
 	return rc;
 }
+
+int nck_st_index(char **out, size_t *len_out, const char *const *tensor, const char *const *file,
+		 size_t n, uint64_t total)
+{
+	json_t *root = json_object(), *map = json_object();
+	char *text = NULL;
+
+	*out = NULL;
+	if (!root || !map)
+		goto out;
+	for (size_t i = 0; i < n; i++)
+		if (json_object_set_new(map, tensor[i], json_string(file[i])) < 0)
+			goto out;
+	json_object_set_new(root, "metadata", json_pack("{s:I}", "total_size", (json_int_t)total));
+	json_object_set_new(root, "weight_map", map);
+	map = NULL;
+	if (!(text = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER)))
+		goto out;
+	*out = text;
+	*len_out = strlen(text);
+out:
+	json_decref(map);
+	json_decref(root);
+	return *out ? 0 : -ENOMEM;
+}

@@ -31,4 +31,13 @@ typedef struct nck_st_entry {
 int nck_st_header(char **out, size_t *len_out, const nck_st_entry *e, size_t n,
 		  const char *const *meta);
 
+/*
+ * Writes model.safetensors.index.json (Hugging Face's sharded checkpoint
+ * index): {"metadata": {"total_size": total}, "weight_map": {tensor: file}}
+ * for tensor[i] in file[i], i < n, in that order. *out is malloc'ed and
+ * NUL-terminated. -ENOMEM.
+ */
+int nck_st_index(char **out, size_t *len_out, const char *const *tensor, const char *const *file,
+		 size_t n, uint64_t total);
+
 #endif

@@ -23,159 +23,12 @@
 
 #include "format/yamlcfg.h"
 #include "util/grow.h"
+#include "view/gpt.h"
 #include "view/qcache.h"
 #include "view/sthdr.h"
 #include "view/viewset.h"
 
-/* Roles of a layer's tensors. */
-enum {
-	R_IN_LN_W, R_IN_LN_B, R_QKV_W, R_QKV_B, R_DENSE_W, R_DENSE_B,
-	R_POST_LN_W, R_POST_LN_B, R_FC1_W, R_FC1_B, R_FC2_W, R_FC2_B, R_COUNT
-};
-
-/* Name suffixes of each role, MCore (local and TE specs) and legacy. */
-static const struct trt_rule {
-	const char *suffix;
-	int role;
-} trt_rules[] = {
-	{ "self_attention.linear_qkv.layer_norm_weight", R_IN_LN_W },
-	{ "self_attention.linear_qkv.layer_norm_bias", R_IN_LN_B },
-	{ "input_layernorm.weight", R_IN_LN_W },
-	{ "input_layernorm.bias", R_IN_LN_B },
-	{ "input_norm.weight", R_IN_LN_W },
-	{ "input_norm.bias", R_IN_LN_B },
-	{ "self_attention.linear_qkv.weight", R_QKV_W },
-	{ "self_attention.linear_qkv.bias", R_QKV_B },
-	{ "self_attention.query_key_value.weight", R_QKV_W },
-	{ "self_attention.query_key_value.bias", R_QKV_B },
-	{ "self_attention.linear_proj.weight", R_DENSE_W },
-	{ "self_attention.linear_proj.bias", R_DENSE_B },
-	{ "self_attention.dense.weight", R_DENSE_W },
-	{ "self_attention.dense.bias", R_DENSE_B },
-	{ "mlp.linear_fc1.layer_norm_weight", R_POST_LN_W },
-	{ "mlp.linear_fc1.layer_norm_bias", R_POST_LN_B },
-	{ "pre_mlp_layernorm.weight", R_POST_LN_W },
-	{ "pre_mlp_layernorm.bias", R_POST_LN_B },
-	{ "post_attention_layernorm.weight", R_POST_LN_W },
-	{ "post_attention_layernorm.bias", R_POST_LN_B },
-	{ "post_attention_norm.weight", R_POST_LN_W },
-	{ "post_attention_norm.bias", R_POST_LN_B },
-	{ "mlp.linear_fc1.weight", R_FC1_W },
-	{ "mlp.linear_fc1.bias", R_FC1_B },
-	{ "mlp.dense_h_to_4h.weight", R_FC1_W },
-	{ "mlp.dense_h_to_4h.bias", R_FC1_B },
-	{ "mlp.linear_fc2.weight", R_FC2_W },
-	{ "mlp.linear_fc2.bias", R_FC2_B },
-	{ "mlp.dense_4h_to_h.weight", R_FC2_W },
-	{ "mlp.dense_4h_to_h.bias", R_FC2_B },
-};
-
-/* The model as TensorRT-LLM sees it. */
-typedef struct nck_trt_model {
-	nck_model_facts m;
-	uint64_t h, n, G, d, f, L;
-	nck_dtype dtype;
-	const nck_tensor *emb, *ln_f_w, *ln_f_b, *lm_head;
-	const nck_tensor *(*layer)[R_COUNT]; /* per global layer */
-} trt_model;
-
-static bool trt_ends(const char *s, const char *suffix)
-{
-	size_t n = strlen(s), m = strlen(suffix);
-
-	return n >= m && strcmp(s + n - m, suffix) == 0 && (n == m || s[n - m - 1] == '.');
-}
-
-/* Puts tensor t in its place; false (with why) for a weight TRT-LLM has no name for. */
-static bool trt_place(trt_model *tm, const nck_tensor *t, char *why, size_t why_len)
-{
-	size_t start, len;
-	uint64_t g;
-
-	if (nck_name_layer(t->name, &start, &len, &g)) {
-		for (size_t i = 0; i < sizeof(trt_rules) / sizeof(trt_rules[0]); i++) {
-			if (trt_ends(t->name, trt_rules[i].suffix) && g < tm->L) {
-				tm->layer[g][trt_rules[i].role] = t;
-				return true;
-			}
-		}
-	} else if (trt_ends(t->name, "embedding.word_embeddings.weight")) {
-		tm->emb = t;
-		return true;
-	} else if (trt_ends(t->name, "final_layernorm.weight") || trt_ends(t->name, "final_norm.weight")) {
-		tm->ln_f_w = t;
-		return true;
-	} else if (trt_ends(t->name, "final_layernorm.bias") || trt_ends(t->name, "final_norm.bias")) {
-		tm->ln_f_b = t;
-		return true;
-	} else if (trt_ends(t->name, "output_layer.weight")) {
-		tm->lm_head = t;
-		return true;
-	}
-	snprintf(why, why_len, "%s has no TensorRT-LLM name", t->name);
-	return false;
-}
-
-static void trt_model_free(trt_model *tm)
-{
-	free(tm->layer);
-	tm->layer = NULL;
-}
-
-/* Finds every tensor's role and the dimensions. -EINVAL with why. */
-static int trt_model_load(trt_model *tm, const nck_catalog *cat, char *why, size_t why_len)
-{
-	const nck_tensor *qkv;
-
-	memset(tm, 0, sizeof(*tm));
-	nck_catalog_model(cat, &tm->m);
-	tm->L = tm->m.layers;
-	tm->n = tm->m.heads;
-	tm->G = tm->m.groups;
-	if (!tm->m.gpt || tm->L == 0 || tm->n == 0 || tm->G == 0 || tm->n % tm->G) {
-		snprintf(why, why_len, "needs a Megatron GPT with known heads and query groups");
-		return -EINVAL;
-	}
-	if (!(tm->layer = calloc(tm->L, sizeof(*tm->layer)))) {
-		snprintf(why, why_len, "out of memory");
-		return -EINVAL;
-	}
-	for (size_t i = 0; i < nck_catalog_count(cat); i++) {
-		const nck_tensor *t = nck_catalog_at(cat, i);
-
-		if (t->role == NCK_ROLE_WEIGHT && !trt_place(tm, t, why, why_len))
-			goto bad;
-	}
-	for (uint64_t g = 0; g < tm->L; g++) {
-		const nck_tensor *const *l = tm->layer[g];
-
-		if (!l[R_IN_LN_W] || !l[R_QKV_W] || !l[R_DENSE_W] || !l[R_POST_LN_W] || !l[R_FC1_W] ||
-		    !l[R_FC2_W] || l[R_QKV_W]->ndim != 2 || l[R_DENSE_W]->ndim != 2 ||
-		    l[R_FC1_W]->ndim != 2 || l[R_FC2_W]->ndim != 2) {
-			snprintf(why, why_len, "layer %llu lacks a TensorRT-LLM tensor",
-				 (unsigned long long)g);
-			goto bad;
-		}
-	}
-	if (!tm->emb || tm->emb->ndim != 2 || !tm->ln_f_w) {
-		snprintf(why, why_len, "no embedding or final norm");
-		goto bad;
-	}
-	qkv = tm->layer[0][R_QKV_W];
-	tm->h = tm->emb->shape[1];
-	tm->dtype = qkv->dtype;
-	tm->d = qkv->shape[0] / (tm->n + 2 * tm->G);
-	tm->f = tm->layer[0][R_FC1_W]->shape[0] / (tm->m.gated ? 2 : 1);
-	if (tm->d == 0 || tm->d * (tm->n + 2 * tm->G) != qkv->shape[0] || qkv->shape[1] != tm->h) {
-		snprintf(why, why_len, "QKV rows do not match %llu heads in %llu groups",
-			 (unsigned long long)tm->n, (unsigned long long)tm->G);
-		goto bad;
-	}
-	return 0;
-bad:
-	trt_model_free(tm);
-	return -EINVAL;
-}
+typedef nck_gpt_model trt_model;
 
 static bool trt_quantized(nck_view_kind kind)
 {
@@ -199,38 +52,14 @@ static bool trt_int4_ok(uint64_t out, uint64_t in, uint64_t g)
 	return out % 2 == 0 && in % g == 0;
 }
 
-int nck_trtllm_prepare(nck_view_ctx *ctx)
-{
-	trt_model *tm = calloc(1, sizeof(*tm));
-	char why[256];
-
-	ctx->trt = NULL;
-	if (!tm)
-		return -ENOMEM;
-	if (trt_model_load(tm, ctx->cat, why, sizeof(why)) < 0) {
-		free(tm);
-		return 0;
-	}
-	ctx->trt = tm;
-	return 0;
-}
-
-void nck_trtllm_release(nck_view_ctx *ctx)
-{
-	if (ctx->trt)
-		trt_model_free(ctx->trt);
-	free(ctx->trt);
-	ctx->trt = NULL;
-}
-
 int nck_trtllm_check(const nck_view_ctx *ctx, nck_view_kind kind, uint32_t T, uint32_t P,
 		     char *why, size_t why_len)
 {
-	const trt_model *tm = ctx->trt;
+	const trt_model *tm = ctx->gpt;
 	uint64_t g = trt_group(ctx), q_rows;
 
 	if (!tm) {
-		snprintf(why, why_len, "not a Megatron GPT whose tensors all have TensorRT-LLM names");
+		snprintf(why, why_len, "%s", ctx->gpt_why);
 		return -EINVAL;
 	}
 	if (trt_quantized(kind) && tm->dtype != NCK_DTYPE_BF16 && tm->dtype != NCK_DTYPE_F16 &&
@@ -315,14 +144,14 @@ static void trt_init(trt_out *o, const nck_tensor *src, int64_t k, const char *p
  * layout (spec A.4, C.3.1). Pieces: at most one per group and kind. */
 static void trt_qkv(trt_out *o, const trt_model *tm, uint32_t T, uint32_t r)
 {
-	uint64_t Q = tm->n / tm->G, d = tm->d, nq = tm->n / T, kv = trt_kv_per_rank(tm, T);
+	uint64_t d = tm->d, nq = tm->n / T, kv = trt_kv_per_rank(tm, T);
 	uint64_t kv0 = tm->G >= T ? r * kv : r / (T / tm->G);
 
 	for (uint64_t i = r * nq; i < (r + 1) * nq; i++)
-		trt_rows(o, ((i / Q) * (Q + 2) + i % Q) * d, d, false);
-	for (int v = 0; v < 2; v++)
+		trt_rows(o, nck_gpt_qkv_row(tm, 0, i), d, false);
+	for (int v = 1; v <= 2; v++)
 		for (uint64_t j = kv0; j < kv0 + kv; j++)
-			trt_rows(o, (j * (Q + 2) + Q + (uint64_t)v) * d, d, false);
+			trt_rows(o, nck_gpt_qkv_row(tm, v, j), d, false);
 }
 
 /* Collects the tensors of rank (r, p). */
@@ -418,18 +247,18 @@ static int trt_layer(trt_list *l, const trt_model *tm, uint64_t g, int64_t k, ui
 		     uint32_t r)
 {
 	const nck_tensor *const *t = tm->layer[g];
-	uint64_t fc1 = t[R_FC1_W]->shape[0], half = tm->m.gated ? fc1 / 2 : fc1;
+	uint64_t fc1 = t[NCK_GPT_FC1_W]->shape[0], half = tm->m.gated ? fc1 / 2 : fc1;
 	trt_out *o;
 
-	if (trt_rep(l, t[R_IN_LN_W], k, "input_layernorm.weight") < 0 ||
-	    trt_rep(l, t[R_IN_LN_B], k, "input_layernorm.bias") < 0 ||
-	    trt_rep(l, t[R_POST_LN_W], k, "post_layernorm.weight") < 0 ||
-	    trt_rep(l, t[R_POST_LN_B], k, "post_layernorm.bias") < 0 ||
-	    trt_rep(l, t[R_DENSE_B], k, "attention.dense.bias") < 0 ||
-	    trt_rep(l, t[R_FC2_B], k, "mlp.proj.bias") < 0)
+	if (trt_rep(l, t[NCK_GPT_IN_LN_W], k, "input_layernorm.weight") < 0 ||
+	    trt_rep(l, t[NCK_GPT_IN_LN_B], k, "input_layernorm.bias") < 0 ||
+	    trt_rep(l, t[NCK_GPT_POST_LN_W], k, "post_layernorm.weight") < 0 ||
+	    trt_rep(l, t[NCK_GPT_POST_LN_B], k, "post_layernorm.bias") < 0 ||
+	    trt_rep(l, t[NCK_GPT_DENSE_B], k, "attention.dense.bias") < 0 ||
+	    trt_rep(l, t[NCK_GPT_FC2_B], k, "mlp.proj.bias") < 0)
 		return -ENOMEM;
 	for (int b = 0; b < 2; b++) { /* qkv weight, then bias */
-		const nck_tensor *q = t[b ? R_QKV_B : R_QKV_W];
+		const nck_tensor *q = t[b ? NCK_GPT_QKV_B : NCK_GPT_QKV_W];
 
 		if (!q)
 			continue;
@@ -440,20 +269,20 @@ static int trt_layer(trt_list *l, const trt_model *tm, uint64_t g, int64_t k, ui
 		if (!b)
 			trt_linear(l, g, "attention.qkv");
 	}
-	if (trt_col(l, t[R_FC1_W], 0, half, T, r, k, "mlp.fc.weight") < 0)
+	if (trt_col(l, t[NCK_GPT_FC1_W], 0, half, T, r, k, "mlp.fc.weight") < 0)
 		return -ENOMEM;
 	trt_linear(l, g, "mlp.fc");
-	if (trt_col(l, t[R_FC1_B], 0, half, T, r, k, "mlp.fc.bias") < 0)
+	if (trt_col(l, t[NCK_GPT_FC1_B], 0, half, T, r, k, "mlp.fc.bias") < 0)
 		return -ENOMEM;
 	if (tm->m.gated) {
-		if (trt_col(l, t[R_FC1_W], half, half, T, r, k, "mlp.gate.weight") < 0)
+		if (trt_col(l, t[NCK_GPT_FC1_W], half, half, T, r, k, "mlp.gate.weight") < 0)
 			return -ENOMEM;
 		trt_linear(l, g, "mlp.gate");
-		if (trt_col(l, t[R_FC1_B], half, half, T, r, k, "mlp.gate.bias") < 0)
+		if (trt_col(l, t[NCK_GPT_FC1_B], half, half, T, r, k, "mlp.gate.bias") < 0)
 			return -ENOMEM;
 	}
 	for (int w = 0; w < 2; w++) { /* row-parallel: dense, proj */
-		const nck_tensor *x = t[w ? R_FC2_W : R_DENSE_W];
+		const nck_tensor *x = t[w ? NCK_GPT_FC2_W : NCK_GPT_DENSE_W];
 
 		if (!(o = trt_new(l)))
 			return -ENOMEM;
@@ -792,35 +621,6 @@ out:
 	return rc;
 }
 
-/* A number from the NeMo config (top level or under config:), or dflt. */
-static double trt_cfg_num(const nck_yaml_node *root, const char *key, double dflt)
-{
-	char path[128], *end;
-	const char *s = root ? nck_yaml_get_str(root, key) : NULL;
-	double v;
-
-	if (!s && root) {
-		snprintf(path, sizeof(path), "config.%s", key);
-		s = nck_yaml_get_str(root, path);
-	}
-	if (!s)
-		return dflt;
-	v = strtod(s, &end);
-	return end != s && *end == '\0' ? v : dflt;
-}
-
-static const char *trt_cfg_str(const nck_yaml_node *root, const char *key)
-{
-	char path[128];
-	const char *s = root ? nck_yaml_get_str(root, key) : NULL;
-
-	if (!s && root) {
-		snprintf(path, sizeof(path), "config.%s", key);
-		s = nck_yaml_get_str(root, path);
-	}
-	return s;
-}
-
 /* config.json (spec C.2), with what nemockpt chose under "nemockpt". */
 static int trt_config(trt_build *b, uint32_t T, uint32_t P)
 {
@@ -828,7 +628,7 @@ static int trt_config(trt_build *b, uint32_t T, uint32_t P)
 	const nck_yaml_node *root = NULL;
 	const char *act = NULL, *algo[] = { NULL, "FP8", "W4A16_AWQ" };
 	json_t *c = json_object(), *q = json_object(), *own = json_object();
-	bool bias = tm->layer[0][R_QKV_B] || tm->layer[0][R_FC1_B];
+	bool bias = tm->layer[0][NCK_GPT_QKV_B] || tm->layer[0][NCK_GPT_FC1_B];
 	double maxpos;
 	nck_arena arena;
 	nck_vfile *f;
@@ -839,9 +639,9 @@ static int trt_config(trt_build *b, uint32_t T, uint32_t P)
 	if (b->ctx->config && nck_yaml_parse((nck_yaml_node **)&root, &arena, b->ctx->config,
 					     b->ctx->config_len, "config", NULL) < 0)
 		root = NULL;
-	act = trt_cfg_str(root, "activation");
-	maxpos = trt_cfg_num(root, "max_position_embeddings",
-			     trt_cfg_num(root, "encoder_seq_length", trt_cfg_num(root, "seq_length", 0)));
+	act = nck_gpt_cfg_str(root, "activation");
+	maxpos = nck_gpt_cfg_num(root, "max_position_embeddings",
+			     nck_gpt_cfg_num(root, "encoder_seq_length", nck_gpt_cfg_num(root, "seq_length", 0)));
 	json_object_set_new(c, "architecture", json_string("LlamaForCausalLM"));
 	json_object_set_new(c, "dtype", json_string(tm->dtype == NCK_DTYPE_F16 ? "float16"
 						     : tm->dtype == NCK_DTYPE_F32 ? "float32"
@@ -859,14 +659,14 @@ static int trt_config(trt_build *b, uint32_t T, uint32_t P)
 		json_object_set_new(c, "max_position_embeddings", json_integer((json_int_t)maxpos));
 	json_object_set_new(c, "hidden_act",
 			    json_string(!tm->m.gated || (act && strstr(act, "geglu")) ? "gelu" : "silu"));
-	json_object_set_new(c, "norm_epsilon", json_real(trt_cfg_num(root, "layernorm_epsilon", 1e-5)));
-	json_object_set_new(c, "rotary_base", json_real(trt_cfg_num(root, "rotary_base", 10000)));
-	json_object_set_new(c, "rotary_pct", json_real(trt_cfg_num(root, "rotary_percentage", 1.0)));
+	json_object_set_new(c, "norm_epsilon", json_real(nck_gpt_cfg_num(root, "layernorm_epsilon", 1e-5)));
+	json_object_set_new(c, "rotary_base", json_real(nck_gpt_cfg_num(root, "rotary_base", 10000)));
+	json_object_set_new(c, "rotary_pct", json_real(nck_gpt_cfg_num(root, "rotary_percentage", 1.0)));
 	json_object_set_new(c, "use_parallel_embedding", json_true());
 	json_object_set_new(c, "embedding_sharding_dim", json_integer(0));
 	json_object_set_new(c, "share_embedding_table", json_boolean(!tm->lm_head && P == 1));
 	json_object_set_new(c, "bias", json_boolean(bias));
-	json_object_set_new(c, "rmsnorm", json_boolean(!tm->layer[0][R_IN_LN_B]));
+	json_object_set_new(c, "rmsnorm", json_boolean(!tm->layer[0][NCK_GPT_IN_LN_B]));
 	json_object_set_new(c, "mapping", json_pack("{s:i, s:i, s:i}", "world_size", (int)(T * P),
 						    "tp_size", (int)T, "pp_size", (int)P));
 	json_object_set_new(q, "quant_algo", algo[k] ? json_string(algo[k]) : json_null());
@@ -937,10 +737,10 @@ static int trt_tokenizer(trt_build *b)
 int nck_trtllm_build(nck_viewset *vs, const nck_view_ctx *ctx, nck_view_kind kind, uint32_t T,
 		     uint32_t P)
 {
-	trt_build b = { .vs = vs, .ctx = ctx, .kind = kind, .tm = ctx->trt };
+	trt_build b = { .vs = vs, .ctx = ctx, .kind = kind, .tm = ctx->gpt };
 	int rc;
 
-	if ((trt_quantized(kind) && !ctx->qcache) || !ctx->trt)
+	if ((trt_quantized(kind) && !ctx->qcache) || !ctx->gpt)
 		return -ENOENT;
 	rc = trt_tokenizer(&b);
 	for (uint32_t p = 0; p < P && rc == 0; p++)

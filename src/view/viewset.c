@@ -6,30 +6,13 @@
 #include "view/viewset.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "util/grow.h"
+#include "view/gpt.h"
 #include "view/shard.h"
-
-const char *nck_view_name(nck_view_kind kind)
-{
-	static const char *const names[NCK_VIEW_COUNT] = {
-		[NCK_VIEW_RANKS] = "ranks",
-		[NCK_VIEW_NEMO] = "nemo",
-		[NCK_VIEW_QNEMO_BF16] = "qnemo/bf16",
-		[NCK_VIEW_QNEMO_FP8] = "qnemo/fp8",
-		[NCK_VIEW_QNEMO_INT4] = "qnemo/int4_awq",
-	};
-
-	return (unsigned)kind < NCK_VIEW_COUNT ? names[kind] : "?";
-}
-
-static bool viewset_is_trtllm(nck_view_kind kind)
-{
-	return kind == NCK_VIEW_QNEMO_BF16 || kind == NCK_VIEW_QNEMO_FP8 ||
-	       kind == NCK_VIEW_QNEMO_INT4;
-}
 
 /* True if the config is a NeMo 1 model_config.yaml (nemo/ rewrites it). */
 static bool viewset_nemo_config(const nck_view_ctx *ctx)
@@ -42,34 +25,104 @@ static bool viewset_nemo_config(const nck_view_ctx *ctx)
 	return strcmp(base, "model_config.yaml") == 0;
 }
 
-bool nck_view_applies(const nck_view_ctx *ctx, nck_view_kind kind)
+/* Whether the re-sharding views (ranks/, nemo/) can show (T, P). */
+static int viewset_shard_check(const nck_view_ctx *ctx, nck_view_kind kind, uint32_t T,
+			       uint32_t P, char *why, size_t why_len)
 {
 	nck_model_facts m;
 
-	char why[256];
+	nck_catalog_model(ctx->cat, &m);
+	if (kind == NCK_VIEW_NEMO && !viewset_nemo_config(ctx)) {
+		snprintf(why, why_len, "no NeMo 1 model_config.yaml to rewrite");
+		return -EINVAL;
+	}
+	if (T == 0 && P == 0)
+		return 0;
+	return nck_shard_check(&m, T, P, why, why_len) < 0 ? -EINVAL : 0;
+}
+
+/* The view kinds, in the order their directories are added. */
+static const nck_view_ops view_ops[NCK_VIEW_COUNT] = {
+	[NCK_VIEW_RANKS] = { .abi = NCK_VIEW_OPS_ABI, .name = "ranks", .layouts = true,
+			     .check = viewset_shard_check, .build = nck_ranks_build },
+	[NCK_VIEW_NEMO] = { .abi = NCK_VIEW_OPS_ABI, .name = "nemo", .layouts = true,
+			    .check = viewset_shard_check, .build = nck_nemo_build },
+	[NCK_VIEW_QNEMO_BF16] = { .abi = NCK_VIEW_OPS_ABI, .name = "qnemo/bf16", .layouts = true,
+				  .check = nck_trtllm_check, .build = nck_trtllm_build },
+	[NCK_VIEW_QNEMO_FP8] = { .abi = NCK_VIEW_OPS_ABI, .name = "qnemo/fp8", .layouts = true,
+				 .check = nck_trtllm_check, .build = nck_trtllm_build },
+	[NCK_VIEW_QNEMO_INT4] = { .abi = NCK_VIEW_OPS_ABI, .name = "qnemo/int4_awq", .layouts = true,
+				  .check = nck_trtllm_check, .build = nck_trtllm_build },
+	[NCK_VIEW_HF] = { .abi = NCK_VIEW_OPS_ABI, .name = "hf", .layouts = false,
+			  .check = nck_hf_check, .build = nck_hf_build },
+};
+
+const nck_view_ops *nck_view_get_ops(nck_view_kind kind)
+{
+	return (unsigned)kind < NCK_VIEW_COUNT ? &view_ops[kind] : NULL;
+}
+
+const char *nck_view_name(nck_view_kind kind)
+{
+	return (unsigned)kind < NCK_VIEW_COUNT ? view_ops[kind].name : "?";
+}
+
+int nck_view_prepare(nck_view_ctx *ctx)
+{
+	nck_gpt_model *gm = calloc(1, sizeof(*gm));
+	int rc;
+
+	ctx->gpt = NULL;
+	ctx->cfg = NULL;
+	nck_arena_init(&ctx->cfg_arena);
+	if (ctx->config && nck_yaml_parse((nck_yaml_node **)&ctx->cfg, &ctx->cfg_arena, ctx->config,
+					  ctx->config_len, "config", NULL) < 0)
+		ctx->cfg = NULL; /* a config that does not parse is no config */
+	if (!gm)
+		return -ENOMEM;
+	rc = nck_gpt_model_load(gm, ctx->cat, ctx->gpt_why, sizeof(ctx->gpt_why));
+	if (rc < 0) {
+		free(gm);
+		return rc == -ENOMEM ? rc : 0;
+	}
+	ctx->gpt = gm;
+	return 0;
+}
+
+void nck_view_release(nck_view_ctx *ctx)
+{
+	nck_gpt_model_dispose(ctx->gpt);
+	free(ctx->gpt);
+	ctx->gpt = NULL;
+	ctx->cfg = NULL;
+	nck_arena_dispose(&ctx->cfg_arena);
+}
+
+bool nck_view_applies_why(const nck_view_ctx *ctx, nck_view_kind kind, char *why, size_t why_len)
+{
+	nck_model_facts m;
 
 	nck_catalog_model(ctx->cat, &m);
-	if (!m.gpt || nck_catalog_get_info(ctx->cat)->n_weights == 0)
+	if (!m.gpt || nck_catalog_get_info(ctx->cat)->n_weights == 0) {
+		snprintf(why, why_len, "not a Megatron GPT checkpoint");
 		return false;
-	if (viewset_is_trtllm(kind))
-		return nck_trtllm_check(ctx, kind, 0, 0, why, sizeof(why)) == 0;
-	return kind != NCK_VIEW_NEMO || viewset_nemo_config(ctx);
+	}
+	return view_ops[kind].check(ctx, kind, 0, 0, why, why_len) == 0;
+}
+
+bool nck_view_applies(const nck_view_ctx *ctx, nck_view_kind kind)
+{
+	char why[256];
+
+	return nck_view_applies_why(ctx, kind, why, sizeof(why));
 }
 
 int nck_view_check(const nck_view_ctx *ctx, nck_view_kind kind, uint32_t T, uint32_t P,
 		   char *why, size_t why_len)
 {
-	nck_model_facts m;
-
-	if (!nck_view_applies(ctx, kind)) {
-		strncpy(why, "the view does not apply to this checkpoint", why_len - 1);
-		why[why_len - 1] = '\0';
+	if (!nck_view_applies_why(ctx, kind, why, why_len))
 		return -ENOENT;
-	}
-	if (viewset_is_trtllm(kind))
-		return nck_trtllm_check(ctx, kind, T, P, why, why_len) < 0 ? -ENOENT : 0;
-	nck_catalog_model(ctx->cat, &m);
-	return nck_shard_check(&m, T, P, why, why_len) < 0 ? -ENOENT : 0;
+	return view_ops[kind].check(ctx, kind, T, P, why, why_len) < 0 ? -ENOENT : 0;
 }
 
 size_t nck_view_listing(const nck_view_ctx *ctx, nck_view_kind kind, uint32_t (*out)[2],
@@ -136,12 +189,7 @@ int nck_viewset_build(nck_viewset **out, const nck_view_ctx *ctx, nck_view_kind 
 	if (!(vs = calloc(1, sizeof(*vs))))
 		return -ENOMEM;
 	nck_arena_init(&vs->arena);
-	if (kind == NCK_VIEW_RANKS)
-		rc = nck_ranks_build(vs, ctx, T, P);
-	else if (kind == NCK_VIEW_NEMO)
-		rc = nck_nemo_build(vs, ctx, T, P);
-	else
-		rc = nck_trtllm_build(vs, ctx, kind, T, P);
+	rc = view_ops[kind].build(vs, ctx, kind, T, P);
 	if (rc < 0) {
 		nck_viewset_free(vs);
 		return rc;

@@ -30,25 +30,36 @@ typedef enum nck_view_kind {
 	NCK_VIEW_QNEMO_BF16,  /* qnemo/bf16/tpXppY/: a TensorRT-LLM checkpoint, model dtype */
 	NCK_VIEW_QNEMO_FP8,   /* qnemo/fp8/tpXppY/: FP8 weights */
 	NCK_VIEW_QNEMO_INT4,  /* qnemo/int4_awq/tpXppY/: W4A16 AWQ (round to nearest) */
+	NCK_VIEW_HF,          /* hf/: a Hugging Face Llama model directory (one layout) */
 	NCK_VIEW_COUNT
 } nck_view_kind;
 
 struct nck_qcache;
+struct nck_gpt_model;
+struct nck_yaml_node;
+typedef struct nck_viewset nck_viewset;
 
 /* What a view may use besides the catalog. */
 typedef struct nck_view_ctx {
 	const nck_catalog *cat;
+	const nck_container *container; /* its members (hf/ finds tokenizer files beside the artifact) */
 	const char *source;       /* the checkpoint's path, for metadata */
 	const char *config_path;  /* the config member (model_config.yaml), or NULL */
 	const void *config;       /* its bytes */
 	size_t config_len;
 	const nck_entry *const *artifacts; /* root members nemo/ shows as they are (NULL-terminated) */
 	const nck_entry *tokenizer;   /* the tokenizer artifact (qnemo/ shows it as tokenizer.model) */
+	const void *tokenizer_data;   /* its bytes (hf/ reads its special tokens), or NULL */
+	size_t tokenizer_len;
+	const struct nck_yaml_node *cfg; /* the config parsed (nck_view_prepare), or NULL */
+	nck_arena cfg_arena;          /* what cfg points into */
 	struct nck_qcache *qcache;    /* computes and keeps quantized tensors (qnemo/) */
 	uint64_t group_size;          /* INT4 AWQ block size (0: 128) */
 	const void *calib;            /* activation amax per module (a jansson object), or NULL */
 	const char *calib_name;       /* the file it came from */
-	struct nck_trt_model *trt;    /* the model as TensorRT-LLM sees it (nck_trtllm_prepare), or NULL */
+	uint64_t shard_size;          /* hf/: safetensors shard size (0: 5 GiB) */
+	struct nck_gpt_model *gpt;    /* the GPT's weights by role (nck_view_prepare), or NULL */
+	char gpt_why[256];            /* why gpt is NULL */
 } nck_view_ctx;
 
 typedef enum nck_vfile_kind {
@@ -66,7 +77,7 @@ typedef struct nck_vfile {
 	const nck_entry *member;
 } nck_vfile;
 
-typedef struct nck_viewset {
+struct nck_viewset {
 	nck_arena arena;      /* names and small buffers */
 	nck_vfile *files;
 	size_t n_files, cap_files;
@@ -74,10 +85,39 @@ typedef struct nck_viewset {
 	size_t n_owned, cap_owned;
 	void *priv;           /* a view's own state */
 	void (*free_priv)(void *priv);
-} nck_viewset;
+};
+
+/*
+ * A view kind (libarchive's registration pattern: one table in viewset.c).
+ * `check` answers whether the view applies (T = P = 0) and whether (T, P)
+ * is valid: 0, or -EINVAL with the reason in why. `build` adds the files of
+ * (T, P) to the set: 0, -ENOENT, -ENOMEM, -E2BIG.
+ */
+typedef struct nck_view_ops {
+	uint32_t abi;         /* NCK_VIEW_OPS_ABI */
+	const char *name;     /* directory under the mount root */
+	bool layouts;         /* tpXppY subdirectories; else the directory is the one set (T = P = 1) */
+	int (*check)(const nck_view_ctx *ctx, nck_view_kind kind, uint32_t T, uint32_t P, char *why,
+		     size_t why_len);
+	int (*build)(nck_viewset *vs, const nck_view_ctx *ctx, nck_view_kind kind, uint32_t T,
+		     uint32_t P);
+} nck_view_ops;
+
+#define NCK_VIEW_OPS_ABI 1
+
+/* The ops of a kind. */
+const nck_view_ops *nck_view_get_ops(nck_view_kind kind);
 
 /* The view's directory under the mount root: "ranks", "nemo", "qnemo/fp8", ... */
 const char *nck_view_name(nck_view_kind kind);
+
+/* Finds what the views need of the model once (ctx->gpt, or the reason it
+ * is NULL in ctx->gpt_why); release frees it. 0 or -ENOMEM. */
+int nck_view_prepare(nck_view_ctx *ctx);
+void nck_view_release(nck_view_ctx *ctx);
+
+/* Whether the view applies, with the reason when it does not. */
+bool nck_view_applies_why(const nck_view_ctx *ctx, nck_view_kind kind, char *why, size_t why_len);
 
 /* Whether the view applies to this checkpoint at all. */
 bool nck_view_applies(const nck_view_ctx *ctx, nck_view_kind kind);
@@ -105,20 +145,20 @@ nck_vfile *nck_viewset_add(nck_viewset *vs, const char *path, nck_vfile_kind kin
 /* Makes `p` (malloc'ed) freed with the set; frees it and returns -ENOMEM on failure. */
 int nck_viewset_own(nck_viewset *vs, void *p);
 
-/* The builders of each view kind. */
-int nck_ranks_build(nck_viewset *vs, const nck_view_ctx *ctx, uint32_t T, uint32_t P);
-int nck_nemo_build(nck_viewset *vs, const nck_view_ctx *ctx, uint32_t T, uint32_t P);
+/* The builders of each view kind (their nck_view_ops members). */
+int nck_ranks_build(nck_viewset *vs, const nck_view_ctx *ctx, nck_view_kind kind, uint32_t T,
+		    uint32_t P);
+int nck_nemo_build(nck_viewset *vs, const nck_view_ctx *ctx, nck_view_kind kind, uint32_t T,
+		   uint32_t P);
 int nck_trtllm_build(nck_viewset *vs, const nck_view_ctx *ctx, nck_view_kind kind, uint32_t T,
 		     uint32_t P);
+int nck_hf_build(nck_viewset *vs, const nck_view_ctx *ctx, nck_view_kind kind, uint32_t T,
+		 uint32_t P);
 
-/* Finds the TensorRT-LLM name of every tensor once (ctx->trt stays NULL
- * when the model has none); release frees it. 0 or -ENOMEM. */
-int nck_trtllm_prepare(nck_view_ctx *ctx);
-void nck_trtllm_release(nck_view_ctx *ctx);
-
-/* Whether the TensorRT-LLM views apply, and whether (T, P) is valid for
- * `kind`: 0, or -EINVAL with the reason in why. */
+/* The checks of each view kind. */
 int nck_trtllm_check(const nck_view_ctx *ctx, nck_view_kind kind, uint32_t T, uint32_t P,
 		     char *why, size_t why_len);
+int nck_hf_check(const nck_view_ctx *ctx, nck_view_kind kind, uint32_t T, uint32_t P, char *why,
+		 size_t why_len);
 
 #endif

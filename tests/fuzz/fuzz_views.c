@@ -36,20 +36,29 @@ static void fuzz_views(const nck_container *c, const nck_catalog *cat, unsigned 
 	nck_view_ctx ctx = { .cat = cat, .source = "fuzz.nemo", .artifacts = artifacts,
 			     .group_size = 8 };
 	const char *cfg, *tok;
-	void *bytes = NULL;
-	size_t len = 0;
+	void *bytes = NULL, *tok_bytes = NULL;
+	size_t len = 0, tok_len = 0;
 
 	nck_catalog_artifacts(cat, &cfg, &tok);
 	for (size_t i = 0; cfg && i < c->n_entries; i++)
 		if (c->entries[i].kind == NCK_ENTRY_FILE && strcmp(c->entries[i].path, cfg) == 0 &&
 		    nck_container_slurp(&bytes, &len, c, &c->entries[i], 1u << 20, NULL) == 0)
 			break;
+	for (size_t i = 0; tok && i < c->n_entries; i++)
+		if (c->entries[i].kind == NCK_ENTRY_FILE && strcmp(c->entries[i].path, tok) == 0 &&
+		    nck_container_slurp(&tok_bytes, &tok_len, c, &c->entries[i], 1u << 20, NULL) == 0) {
+			ctx.tokenizer = &c->entries[i];
+			break;
+		}
+	ctx.container = c;
+	ctx.tokenizer_data = tok_bytes;
+	ctx.tokenizer_len = tok_len;
 	ctx.qcache = nck_qcache_new(cat, nck_quant_backend_cpu(), 1u << 20);
-	if (nck_trtllm_prepare(&ctx) < 0)
-		ctx.trt = NULL;
 	ctx.config_path = bytes ? cfg : NULL;
 	ctx.config = bytes;
 	ctx.config_len = len;
+	if (nck_view_prepare(&ctx) < 0)
+		ctx.gpt = NULL;
 	for (int k = 0; k < NCK_VIEW_COUNT; k++) {
 		uint32_t tp_pp[8][2];
 		size_t n = nck_view_listing(&ctx, (nck_view_kind)k, tp_pp, 8);
@@ -65,9 +74,10 @@ static void fuzz_views(const nck_container *c, const nck_catalog *cat, unsigned 
 			nck_viewset_free(vs);
 		}
 	}
-	nck_trtllm_release(&ctx);
+	nck_view_release(&ctx);
 	nck_qcache_free(ctx.qcache);
 	free(bytes);
+	free(tok_bytes);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -1,0 +1,110 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * nck_gpt_model: a Megatron GPT's weights by role, for the views that
+ * rename them (qnemo/ with TensorRT-LLM's names, hf/ with Hugging Face's):
+ * the embedding, final norm and output layer, and per global layer its
+ * norms, QKV, attention output, fc1 and fc2 (weights and biases), found by
+ * name suffix for MCore (local and Transformer Engine specs) and legacy
+ * Megatron names alike. One table of suffixes (gpt.c) serves every view.
+ *
+ * Also the few NeMo config values those views copy into their configs
+ * (rope base, norm epsilon, sequence length), looked up at the top level
+ * or under `config:` (NeMo 2).
+ *
+ * Ownership: a model borrows the catalog's tensors; nck_gpt_model_dispose()
+ * frees its layer table. Thread-safety: built once; read-only afterwards.
+ */
+#ifndef NCK_VIEW_GPT_H
+#define NCK_VIEW_GPT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "format/yamlcfg.h"
+#include "nemockpt/catalog.h"
+#include "view/layout.h"
+
+/* Roles of a layer's tensors. */
+typedef enum nck_gpt_role {
+	NCK_GPT_IN_LN_W,
+	NCK_GPT_IN_LN_B,
+	NCK_GPT_QKV_W,
+	NCK_GPT_QKV_B,
+	NCK_GPT_DENSE_W,
+	NCK_GPT_DENSE_B,
+	NCK_GPT_POST_LN_W,
+	NCK_GPT_POST_LN_B,
+	NCK_GPT_FC1_W,
+	NCK_GPT_FC1_B,
+	NCK_GPT_FC2_W,
+	NCK_GPT_FC2_B,
+	NCK_GPT_ROLES
+} nck_gpt_role;
+
+typedef struct nck_gpt_model {
+	nck_model_facts m;
+	uint64_t h;     /* hidden size */
+	uint64_t n, G;  /* query heads, query groups (KV heads) */
+	uint64_t d;     /* head dim */
+	uint64_t f;     /* ffn size (rows of each fc1 half when gated) */
+	uint64_t L;     /* layers */
+	nck_dtype dtype; /* of the QKV weights: the model's */
+	const nck_tensor *emb, *ln_f_w, *ln_f_b, *lm_head; /* lm_head NULL when tied */
+	const nck_tensor *(*layer)[NCK_GPT_ROLES];          /* per global layer */
+} nck_gpt_model;
+
+/*
+ * Finds every weight's role and the dimensions. 0; -EINVAL (with the reason
+ * in why) when the catalog is not a GPT every weight of which has a role,
+ * or its shapes do not agree; -ENOMEM.
+ */
+int nck_gpt_model_load(nck_gpt_model *out, const nck_catalog *cat, char *why, size_t why_len);
+
+/* Frees the layer table. NULL-safe, and safe on a zeroed model. */
+void nck_gpt_model_dispose(nck_gpt_model *gm);
+
+/* The first row, in the merged group-interleaved QKV (spec A.4, B.2), of
+ * query head i (kind 0), or of KV head g's key (kind 1) or value (kind 2). */
+uint64_t nck_gpt_qkv_row(const nck_gpt_model *gm, int kind, uint64_t head);
+
+/*
+ * A renamed tensor as rows of a window of one logical tensor: pieces of
+ * consecutive source rows (or zero rows), in order. 1-D tensors are cut the
+ * same way, one element per row.
+ */
+typedef struct nck_gpt_cut {
+	const nck_tensor *src;
+	uint64_t col0, ncols;    /* the window (2-D); every element of a 1-D tensor */
+	struct nck_gpt_piece {
+		uint64_t row0, rows;
+		bool zero;
+	} *pieces;               /* malloc'ed */
+	size_t n_pieces, cap_pieces;
+	uint64_t rows;           /* all pieces */
+	bool nomem;              /* a piece could not be added */
+} nck_gpt_cut;
+
+/* Starts a cut of src (the whole width). */
+void nck_gpt_cut_init(nck_gpt_cut *c, const nck_tensor *src);
+
+/* Appends rows [row0, row0+rows) (or zero rows), merged with the previous
+ * piece when they continue it; sets c->nomem when memory runs out. */
+void nck_gpt_cut_rows(nck_gpt_cut *c, uint64_t row0, uint64_t rows, bool zero);
+
+/* Frees the pieces. NULL-safe. */
+void nck_gpt_cut_dispose(nck_gpt_cut *c);
+
+/* Bytes of the cut (rows x window x element size). */
+uint64_t nck_gpt_cut_bytes(const nck_gpt_cut *c);
+
+/* Appends the cut's bytes to a layout: windows of its source, zeros. -ENOMEM. */
+int nck_gpt_cut_segments(nck_layout *l, const nck_gpt_cut *c);
+
+/* A config value at `key` (top level, else under config.): a number, or
+ * dflt when absent or not a number. */
+double nck_gpt_cfg_num(const nck_yaml_node *root, const char *key, double dflt);
+
+/* The same for a string (a scalar's text), or NULL. */
+const char *nck_gpt_cfg_str(const nck_yaml_node *root, const char *key);
+
+#endif
