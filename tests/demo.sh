@@ -88,6 +88,22 @@ for k in sorted(header):
 print("config.json quantization:", json.load(open(mnt + "config.json"))["quantization"])
 PY
 
+echo "== a Hugging Face model directory: ls -l mnt/hf (transformers' from_pretrained loads it)"
+ls -l "$mnt/hf"
+/usr/bin/python3 - "$mnt" <<'PY'
+import json, struct, sys
+hf = sys.argv[1] + "/hf/"
+c = json.load(open(hf + "config.json"))
+print("config.json:", {k: c[k] for k in ("architectures", "num_attention_heads", "num_key_value_heads",
+                                          "vocab_size", "tie_word_embeddings", "dtype")})
+with open(hf + "model.safetensors", "rb") as f:
+    n = struct.unpack("<Q", f.read(8))[0]
+    header = json.loads(f.read(n))
+for k in sorted(header):
+    if k.startswith("model.layers.0.self_attn") or k.startswith("model.layers.0.mlp"):
+        print(k, header[k]["dtype"], header[k]["shape"])
+PY
+
 echo "== unmounting"
 fusermount3 -u "$mnt"
 echo "done"
