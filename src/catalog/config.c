@@ -153,3 +153,11 @@ int nck_model_cfg_load(nck_model_cfg *out, const nck_container *c, const nck_lay
 	}
 	return 0;
 }
+
+const char *nck_artifact_name(const char *path)
+{
+	const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+	size_t hex = strspn(base, "0123456789abcdef");
+
+	return hex == 32 && base[32] == '_' && base[33] ? base + 33 : base;
+}

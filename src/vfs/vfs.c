@@ -108,16 +108,6 @@ const nck_entry *nck_vfs_entry(const nck_vfs *vfs, const char *path)
 	return NULL;
 }
 
-/* A member's name without its directories and NeMo's "<32 hex digits>_"
- * artifact prefix: tokenizer.model, not 4978..._tokenizer.model. */
-static const char *vfs_plain_name(const char *path)
-{
-	const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
-	size_t hex = strspn(base, "0123456789abcdef");
-
-	return hex == 32 && base[32] == '_' && base[33] ? base + 33 : base;
-}
-
 /* Adds merged/: the safetensors files (and index), the config and the
  * tokenizer under plain names (same bytes as their raw/ members). */
 static int vfs_add_merged(nck_vfs *vfs, nck_tree_builder *b, const nck_node *dir)
@@ -166,7 +156,7 @@ static int vfs_add_merged(nck_vfs *vfs, nck_tree_builder *b, const nck_node *dir
 
 		if (!e)
 			continue;
-		plain = vfs_plain_name(e->path);
+		plain = nck_artifact_name(e->path);
 		if (strstr(plain, ".safetensors"))
 			continue; /* never shadow the weights */
 		path = nck_arena_alloc(&vfs->arena, strlen(plain) + 8);

@@ -557,15 +557,6 @@ static bool hf_tokenizer_file(const char *base)
 	return false;
 }
 
-/* A member's base name without NeMo's "<32 hex digits>_" artifact prefix. */
-static const char *hf_plain(const char *path)
-{
-	const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
-	size_t hex = strspn(base, "0123456789abcdef");
-
-	return hex == 32 && base[32] == '_' && base[33] ? base + 33 : base;
-}
-
 /* The tokenizer: a SentencePiece model with its configs, or the Hugging
  * Face tokenizer files of the source (the artifact and the files beside it). */
 static int hf_tokenizer(hf_build *b)
@@ -586,18 +577,18 @@ static int hf_tokenizer(hf_build *b)
 	}
 	/* tokenizer.json and its companions, from the artifact's directory */
 	dir = strrchr(tok->path, '/') ? (size_t)(strrchr(tok->path, '/') - tok->path) + 1 : 0;
-	if (!hf_tokenizer_file(hf_plain(tok->path)))
+	if (!hf_tokenizer_file(nck_artifact_name(tok->path)))
 		return 0;
-	if (!(f = nck_viewset_add(b->vs, hf_plain(tok->path), NCK_VFILE_MEMBER)))
+	if (!(f = nck_viewset_add(b->vs, nck_artifact_name(tok->path), NCK_VFILE_MEMBER)))
 		return -ENOMEM;
 	f->member = tok;
 	for (size_t i = 0; ctx->container && i < ctx->container->n_entries; i++) {
 		const nck_entry *e = &ctx->container->entries[i];
-		const char *base = hf_plain(e->path);
+		const char *base = nck_artifact_name(e->path);
 
 		if (e == tok || e->kind != NCK_ENTRY_FILE || strncmp(e->path, tok->path, dir) != 0 ||
 		    strchr(e->path + dir, '/') || !hf_tokenizer_file(base) ||
-		    strcmp(base, hf_plain(tok->path)) == 0)
+		    strcmp(base, nck_artifact_name(tok->path)) == 0)
 			continue;
 		if (!(f = nck_viewset_add(b->vs, base, NCK_VFILE_MEMBER)))
 			return -ENOMEM;

@@ -625,20 +625,15 @@ out:
 static int trt_config(trt_build *b, uint32_t T, uint32_t P)
 {
 	const trt_model *tm = b->tm;
-	const nck_yaml_node *root = NULL;
+	const nck_yaml_node *root = b->ctx->cfg;
 	const char *act = NULL, *algo[] = { NULL, "FP8", "W4A16_AWQ" };
 	json_t *c = json_object(), *q = json_object(), *own = json_object();
 	bool bias = tm->layer[0][NCK_GPT_QKV_B] || tm->layer[0][NCK_GPT_FC1_B];
 	double maxpos;
-	nck_arena arena;
 	nck_vfile *f;
 	char *text;
 	int k = b->kind == NCK_VIEW_QNEMO_FP8 ? 1 : b->kind == NCK_VIEW_QNEMO_INT4 ? 2 : 0;
 
-	nck_arena_init(&arena);
-	if (b->ctx->config && nck_yaml_parse((nck_yaml_node **)&root, &arena, b->ctx->config,
-					     b->ctx->config_len, "config", NULL) < 0)
-		root = NULL;
 	act = nck_gpt_cfg_str(root, "activation");
 	maxpos = nck_gpt_cfg_num(root, "max_position_embeddings",
 			     nck_gpt_cfg_num(root, "encoder_seq_length", nck_gpt_cfg_num(root, "seq_length", 0)));
@@ -693,7 +688,6 @@ static int trt_config(trt_build *b, uint32_t T, uint32_t P)
 	json_object_set_new(c, "nemockpt", own);
 	text = json_dumps(c, JSON_INDENT(4) | JSON_PRESERVE_ORDER);
 	json_decref(c);
-	nck_arena_dispose(&arena);
 	if (!text || nck_viewset_own(b->vs, text) < 0 ||
 	    !(f = nck_viewset_add(b->vs, "config.json", NCK_VFILE_MEM)))
 		return -ENOMEM;
@@ -712,14 +706,10 @@ static int trt_tokenizer(trt_build *b)
 	const nck_entry *tok = b->ctx->tokenizer;
 	const char *base, *dot;
 	nck_vfile *f;
-	size_t hex;
 
 	if (!tok)
 		return 0;
-	base = strrchr(tok->path, '/') ? strrchr(tok->path, '/') + 1 : tok->path;
-	hex = strspn(base, "0123456789abcdef");
-	if (hex == 32 && base[32] == '_' && base[33])
-		base += 33;
+	base = nck_artifact_name(tok->path);
 	dot = strrchr(base, '.');
 	if (dot && strcmp(dot, ".model") == 0) {
 		if (!(f = nck_viewset_add(b->vs, "tokenizer_config.yaml", NCK_VFILE_MEM)))
