@@ -250,3 +250,36 @@ def test_damaged_source_gives_eio(fixtures_dir, nemo, tmp_path):  # noqa: F811
         tok = (ck / meta["files"]["tokenizer"]).read_bytes()
         assert (mnt / "hf" / "tokenizer.model").read_bytes() == tok
         assert json.loads((mnt / "hf" / "config.json").read_text())["vocab_size"] == 70
+
+
+def test_hf_tokenizer_files_pass_through(fixtures_dir, nemo, tmp_path):  # noqa: F811
+    """A NeMo 2 checkpoint whose tokenizer is a Hugging Face one
+    (context/nemo_tokenizer/): hf/ shows its files as they are, and no
+    SentencePiece files."""
+    meta, srcs = sources(fixtures_dir, "nemo2")
+    ck = tmp_path / "ck"
+    shutil.copytree(srcs[0], ck)
+    (ck / "context" / "tokenizer.model").unlink()
+    tdir = ck / "context" / "nemo_tokenizer"
+    tdir.mkdir()
+    vocab = {"<unk>": 0, "<s>": 1, "</s>": 2}
+    vocab.update({"t%d" % i: i for i in range(3, 70)})
+    files = {
+        "tokenizer.json": json.dumps({
+            "version": "1.0", "truncation": None, "padding": None, "added_tokens": [],
+            "normalizer": None, "pre_tokenizer": {"type": "Whitespace"}, "post_processor": None,
+            "decoder": None, "model": {"type": "WordLevel", "vocab": vocab, "unk_token": "<unk>"}}),
+        "tokenizer_config.json": json.dumps({"tokenizer_class": "PreTrainedTokenizerFast",
+                                             "bos_token": "<s>", "eos_token": "</s>"}),
+        "special_tokens_map.json": json.dumps({"bos_token": "<s>", "eos_token": "</s>"}),
+    }
+    for n, text in files.items():
+        (tdir / n).write_text(text)
+    with nemo.mount(ck) as mnt:
+        d = mnt / "hf"
+        names = sorted(os.listdir(d))
+        for n, text in files.items():
+            assert (d / n).read_text() == text, n
+        c = json.loads((d / "config.json").read_text())
+    assert "tokenizer.model" not in names
+    assert c["vocab_size"] == 70
