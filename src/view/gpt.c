@@ -117,6 +117,50 @@ static bool gpt_layers_complete(const nck_gpt_model *gm, char *why, size_t why_l
 	return true;
 }
 
+/* True if tensor t (may be NULL) has shape [d0] (d1 == 0) or [d0, d1]. */
+static bool gpt_shape(const nck_tensor *t, uint64_t d0, uint64_t d1)
+{
+	if (!t)
+		return true;
+	if (d1 == 0)
+		return t->ndim == 1 && t->shape[0] == d0;
+	return t->ndim == 2 && t->shape[0] == d0 && t->shape[1] == d1;
+}
+
+/* Checks every layer against the dimensions found from layer 0, so that
+ * the views' row cuts stay inside every tensor they cut. */
+static bool gpt_shapes_agree(const nck_gpt_model *gm, char *why, size_t why_len)
+{
+	uint64_t qkv = (gm->n + 2 * gm->G) * gm->d, fc1 = gm->layer[0][NCK_GPT_FC1_W]->shape[0];
+
+	if (gm->m.gated && fc1 % 2) {
+		snprintf(why, why_len, "a gated fc1 with an odd number of rows");
+		return false;
+	}
+	for (uint64_t g = 0; g < gm->L; g++) {
+		const nck_tensor *const *l = gm->layer[g];
+
+		if (!gpt_shape(l[NCK_GPT_QKV_W], qkv, gm->h) || !gpt_shape(l[NCK_GPT_QKV_B], qkv, 0) ||
+		    !gpt_shape(l[NCK_GPT_DENSE_W], gm->h, gm->n * gm->d) ||
+		    !gpt_shape(l[NCK_GPT_DENSE_B], gm->h, 0) || !gpt_shape(l[NCK_GPT_FC1_W], fc1, gm->h) ||
+		    !gpt_shape(l[NCK_GPT_FC1_B], fc1, 0) || !gpt_shape(l[NCK_GPT_FC2_W], gm->h, gm->f) ||
+		    !gpt_shape(l[NCK_GPT_FC2_B], gm->h, 0) || !gpt_shape(l[NCK_GPT_IN_LN_W], gm->h, 0) ||
+		    !gpt_shape(l[NCK_GPT_IN_LN_B], gm->h, 0) ||
+		    !gpt_shape(l[NCK_GPT_POST_LN_W], gm->h, 0) ||
+		    !gpt_shape(l[NCK_GPT_POST_LN_B], gm->h, 0)) {
+			snprintf(why, why_len, "layer %llu's shapes do not match layer 0's",
+				 (unsigned long long)g);
+			return false;
+		}
+	}
+	if (!gpt_shape(gm->ln_f_w, gm->h, 0) || !gpt_shape(gm->ln_f_b, gm->h, 0) ||
+	    (gm->lm_head && (gm->lm_head->ndim != 2 || gm->lm_head->shape[1] != gm->h))) {
+		snprintf(why, why_len, "the final norm or output layer does not match the hidden size");
+		return false;
+	}
+	return true;
+}
+
 int nck_gpt_model_load(nck_gpt_model *gm, const nck_catalog *cat, char *why, size_t why_len)
 {
 	const nck_tensor *qkv;
@@ -156,6 +200,8 @@ int nck_gpt_model_load(nck_gpt_model *gm, const nck_catalog *cat, char *why, siz
 			 (unsigned long long)gm->n, (unsigned long long)gm->G);
 		goto bad;
 	}
+	if (!gpt_shapes_agree(gm, why, why_len))
+		goto bad;
 	return 0;
 bad:
 	nck_gpt_model_dispose(gm);
