@@ -2,10 +2,13 @@
 /*
  * libFuzzer target for the tokenizer vocabulary counter: the same bytes
  * under every name suffix (SentencePiece, tokenizer.json, vocab.txt,
- * vocab.json) and under a name that forces detection by content.
+ * vocab.json) and under a name that forces detection by content; and the
+ * SentencePiece special-token reader (ids inside the pieces, pieces
+ * NUL-terminated).
  */
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "format/vocab.h"
 
@@ -18,6 +21,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	nck_vocab_kind kind;
 	uint64_t n;
 	nck_diag diag;
+	nck_sp_special sp;
 
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
 		nck_diag_init(&diag);
@@ -28,6 +32,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		} else if (diag.code == 0 || n != 0) {
 			__builtin_trap();
 		}
+	}
+	nck_diag_init(&diag);
+	if (nck_vocab_sp_special(&sp, data, size, "x.model", &diag) == 0) {
+		const int64_t ids[4] = { sp.unk, sp.bos, sp.eos, sp.pad };
+
+		for (int i = 0; i < 4; i++)
+			if (ids[i] < -1 || (ids[i] >= 0 && (uint64_t)ids[i] >= sp.pieces))
+				__builtin_trap();
+		if (strlen(sp.unk_piece) >= sizeof(sp.unk_piece) ||
+		    strlen(sp.eos_piece) >= sizeof(sp.eos_piece))
+			__builtin_trap();
+	} else if (diag.code == 0) {
+		__builtin_trap();
 	}
 	return 0;
 }

@@ -426,3 +426,77 @@ NCK_TEST(vocab_unknown_binary_content_is_refused)
 	ASSERT_EQ_INT(nck_vocab_count(&n, NULL, NULL, 0, "x.txt", &d), 0);
 	ASSERT_EQ_INT(n, 0);
 }
+
+/* ---- SentencePiece special tokens ---- */
+
+NCK_TEST(vocab_sp_special_of_real_trainer_models)
+{
+	/* Oracle: SentencePieceProcessor (python3-sentencepiece 0.1.97) of the
+	 * committed models: unk_id 0, bos_id 1, eos_id 2, pad_id -1, pieces
+	 * <unk>, <s>, </s> (the trainer's defaults, written into trainer_spec). */
+	static const char *const names[] = { "sp_bpe_57.model", "sp_unigram_40.model" };
+
+	for (size_t i = 0; i < 2; i++) {
+		nck_sp_special sp;
+		nck_diag d;
+		size_t len;
+		unsigned char *buf = vocab_read_corpus(names[i], &len);
+
+		nck_diag_init(&d);
+		ASSERT_EQ_INT(nck_vocab_sp_special(&sp, buf, len, names[i], &d), 0);
+		ASSERT_EQ_INT(sp.unk, 0);
+		ASSERT_EQ_INT(sp.bos, 1);
+		ASSERT_EQ_INT(sp.eos, 2);
+		ASSERT_EQ_INT(sp.pad, -1);
+		ASSERT_EQ_STR(sp.unk_piece, "<unk>");
+		ASSERT_EQ_STR(sp.bos_piece, "<s>");
+		ASSERT_EQ_STR(sp.eos_piece, "</s>");
+		ASSERT_EQ_STR(sp.pad_piece, "");
+		free(buf);
+	}
+}
+
+NCK_TEST(vocab_sp_special_ids_from_the_trainer_spec)
+{
+	pb m = { .n = 0 }, spec = { .n = 0 }, norm = { .n = 0 };
+	nck_sp_special sp;
+	nck_diag d;
+
+	pb_piece(&m, "<unk>", 2);
+	pb_piece(&m, "<s>", 3);
+	pb_piece(&m, "\xe2\x96\x81the", 0);
+	pb_tag(&spec, 40, 0); /* unk_id = 2 */
+	pb_varint(&spec, 2);
+	pb_tag(&spec, 41, 0); /* bos_id = -1: an int32, so a ten-byte varint */
+	pb_varint(&spec, UINT64_MAX);
+	pb_tag(&spec, 42, 0); /* eos_id = 0 */
+	pb_varint(&spec, 0);
+	pb_tag(&spec, 43, 0); /* pad_id = 7: no such piece */
+	pb_varint(&spec, 7);
+	pb_bytes(&m, 2, spec.b, spec.n);
+	pb_tag(&norm, 3, 0); /* NormalizerSpec.add_dummy_prefix = false */
+	pb_varint(&norm, 0);
+	pb_bytes(&m, 3, norm.b, norm.n);
+	nck_diag_init(&d);
+	ASSERT_EQ_INT(nck_vocab_sp_special(&sp, m.b, m.n, "x.model", &d), 0);
+	ASSERT_EQ_INT(sp.pieces, 3);
+	ASSERT_EQ_INT(sp.unk, 2);
+	ASSERT_EQ_INT(sp.bos, -1);
+	ASSERT_EQ_INT(sp.eos, 0);
+	ASSERT_EQ_INT(sp.pad, -1);
+	ASSERT_EQ_STR(sp.unk_piece, "\xe2\x96\x81the");
+	ASSERT_EQ_STR(sp.bos_piece, "");
+	ASSERT_EQ_STR(sp.eos_piece, "<unk>");
+	ASSERT_TRUE(!sp.add_dummy_prefix);
+	/* Defaults when the model has no trainer spec. */
+	m = pb_model();
+	ASSERT_EQ_INT(nck_vocab_sp_special(&sp, m.b, m.n, "x.model", &d), 0);
+	ASSERT_EQ_INT(sp.unk, 0);
+	ASSERT_EQ_INT(sp.bos, 1);
+	ASSERT_EQ_INT(sp.eos, 2);
+	ASSERT_EQ_STR(sp.eos_piece, "\xe2\x96\x81the");
+	ASSERT_EQ_INT(sp.pad, -1);
+	ASSERT_TRUE(sp.add_dummy_prefix);
+	/* Malformed input is refused as the counter refuses it. */
+	ASSERT_EQ_INT(nck_vocab_sp_special(&sp, "\x0a\x05" "ab", 4, "x.model", &d), -EBADMSG);
+}
