@@ -58,7 +58,7 @@ _Static_assert(sizeof(fuse_ino_t) >= sizeof(uint64_t), "fuse_ino_t holds 64-bit 
 #define OPS_UNLINKED_INO 0xFFFFFFFFull
 /* -o cache=auto: which kinds of file take direct I/O (the rest stay in the
  * FUSE page cache). Settled by bench/bench_mount_read.py, docs/DECISIONS.md. */
-#define NCK_FUSE_AUTO_DIRECT(kind) ((kind) == OPS_KIND_MEMBER)
+#define NCK_FUSE_AUTO_DIRECT(kind) ((void)(kind), false)
 /* Read errors logged before going quiet (style.md §4: rate-limited read path). */
 #define OPS_MAX_ERROR_LOGS 32
 
