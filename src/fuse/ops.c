@@ -119,7 +119,7 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 		atomic_store(&ctx->dio_mmap, true);
 #endif
 	ctx->max_write = conn->max_write;
-	nck_log(NCK_LOG_INFO, "read paths: passthrough %s, direct I/O with mmap %s, cache=%s, "
+	nck_log(NCK_LOG_DEBUG, "read paths: passthrough %s, direct I/O with mmap %s, cache=%s, "
 		"requests up to %u KiB",
 		atomic_load(&ctx->passthrough) ? "on" : ctx->want_passthrough ? "unavailable" : "off",
 		atomic_load(&ctx->dio_mmap) ? "on" : "unavailable",
