@@ -192,6 +192,125 @@ def bench_reads(exe, d, member_gib, runs, read_ahead):
     return res
 
 
+# ---- read paths: passthrough, cache=kernel, cache=direct (issue 11) --------
+
+def drop_caches():
+    """Empties the page cache (root), so a first read comes from the disk."""
+    os.sync()
+    with open("/proc/sys/vm/drop_caches", "w") as f:
+        f.write("3\n")
+
+
+def read_ranges(path, parts):
+    """`parts` threads each read 1/parts of `path` with 1 MiB preads; GB/s."""
+    size = os.path.getsize(path)
+    step = -(-size // parts)
+    fd = os.open(path, os.O_RDONLY)
+
+    def work(i):
+        off, end = i * step, min(size, (i + 1) * step)
+        while off < end:
+            n = len(os.pread(fd, min(CHUNK, end - off), off))
+            if n == 0:
+                break
+            off += n
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(parts)]
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    dt = time.perf_counter() - t0
+    os.close(fd)
+    return size / dt / 1e9
+
+
+def mmap_read(path):
+    """Page-faults the whole file through a shared mapping, as safetensors'
+    safe_open and numpy.load(mmap_mode='r') do; GB/s."""
+    import mmap
+    import numpy as np
+    t0 = time.perf_counter()
+    with open(path, "rb") as f:
+        m = mmap.mmap(f.fileno(), 0, mmap.MAP_SHARED, mmap.PROT_READ)
+        a = np.frombuffer(m, dtype=np.uint64)
+        a.sum()  # touches every page
+        n = a.nbytes
+        del a
+        m.close()
+    return n / (time.perf_counter() - t0) / 1e9
+
+
+def bench_paths(exe, d, gib, runs):
+    """Each read path of one file of `gib` GiB: first read (cold cache),
+    re-read, 8 readers (cold), mmap (cold); best of `runs`."""
+    base = os.path.join(d, "paths")
+    src = os.path.join(base, "src")
+    tarp = os.path.join(base, "paths.tar")
+    member = os.path.join(src, "model_weights.bin")
+    size = int(gib * 2**30)
+    os.makedirs(src, exist_ok=True)
+    if not os.path.exists(member) or os.path.getsize(member) != size:
+        with open(member, "wb") as f:
+            for _ in range(size // (64 * MiB)):
+                f.write(os.urandom(64 * MiB))
+        with open(os.path.join(src, "model_config.yaml"), "w") as f:
+            f.write("hidden_size: 8\n")
+        if os.path.exists(tarp):
+            os.unlink(tarp)
+    if not os.path.exists(tarp):
+        with tarfile.open(tarp, "w", format=tarfile.PAX_FORMAT) as t:
+            t.add(os.path.join(src, "model_config.yaml"), "./model_config.yaml")
+            t.add(member, "./model_weights.bin")
+    mnt = os.path.join(base, "mnt")
+    os.makedirs(mnt, exist_ok=True)
+    cases = [
+        ("direct read of the file", None, None),
+        ("tar member, cache=kernel", tarp, "cache=kernel"),
+        ("tar member, cache=direct", tarp, "cache=direct"),
+        ("directory file, passthrough", src, None),
+        ("directory file, cache=kernel", src, "nopassthrough,cache=kernel"),
+        ("directory file, cache=direct", src, "nopassthrough,cache=direct"),
+    ]
+    res = {}
+    for label, source, opts in cases:
+        if source:
+            cmd = [exe, source, mnt] + (["-o", opts] if opts else [])
+            subprocess.run(cmd, check=True)
+            path = os.path.join(mnt, "raw", "model_weights.bin")
+        else:
+            path = member
+        figs = []
+        try:
+            for _ in range(runs):
+                drop_caches()
+                first = read_ranges(path, 1)
+                again = read_ranges(path, 1)
+                drop_caches()
+                par = read_ranges(path, 8)
+                drop_caches()
+                mm = mmap_read(path)
+                figs.append((first, again, par, mm))
+        finally:
+            if source:
+                subprocess.run(["fusermount3", "-u", mnt], check=True)
+        res[label] = tuple(max(f[i] for f in figs) for i in range(4))
+    return res
+
+
+def print_paths(gib, runs, res):
+    base = res["direct read of the file"]
+    print(f"\n### Read paths, {gib:g} GiB file, page cache dropped before each cold figure "
+          f"(best of {runs})\n")
+    print("| read path | first read GB/s | ratio | re-read GB/s | ratio | 8 readers (cold) GB/s "
+          "| ratio | mmap (cold) GB/s | ratio |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for label, f in res.items():
+        print(f"| {label} | " + " | ".join(f"{f[i]:.2f} | {f[i] / base[i]:.2f}x" for i in range(4))
+              + " |")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--dir", default="/var/tmp/nemockpt-bench")
@@ -200,7 +319,7 @@ def main():
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--mount-runs", type=int, default=10)
     ap.add_argument("--member-gib", type=float, default=2)
-    ap.add_argument("--only", choices=["mount", "read"], help="run one part only")
+    ap.add_argument("--only", choices=["mount", "read", "paths"], help="run one part only")
     ap.add_argument("--read-ahead-kb", type=int, nargs="*", default=[512, 128],
                     help="nemockptfs -o read_ahead_kb values to compare (512 is the default)")
     args = ap.parse_args()
@@ -210,6 +329,10 @@ def main():
     sys.stdout.reconfigure(line_buffering=True)
     print(f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} cpus, "
           f"kernel {platform.release()}")
+    if args.only == "paths":
+        print_paths(args.member_gib, args.runs,
+                    bench_paths(exe, args.dir, args.member_gib, args.runs))
+        return 0
     if args.only != "read":
         print_mount_time(bench_mount_time(exe, args.dir, args.mount_runs))
     if args.only != "mount":

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "fuse/notify.h"
+#include "fuse/ops.h"
 #include "fuse/opts.h"
 #include "fuse/session.h"
 #include "nemockpt/common.h"
@@ -50,7 +51,7 @@ int main(int argc, char **argv)
 	nck_fuse_opts opts;
 	nck_vfs *vfs = NULL;
 	nck_diag diag;
-	int status = 1;
+	int status = 1, rc;
 
 	/* Member names are UTF-8 (PAX) or raw bytes: libarchive converts them
 	 * to the locale's charset, which must not be 7-bit ASCII. */
@@ -69,7 +70,8 @@ int main(int argc, char **argv)
 		if (opts.show_help)
 			fputs(nck_fuse_opts_usage(), stdout);
 		else
-			printf("nemockptfs %s (libfuse %s)\n", NCK_VERSION, fuse_pkgversion());
+			printf("nemockptfs %s (libfuse %s, %s; %s)\n", NCK_VERSION, fuse_pkgversion(),
+			       NCK_LIBFUSE_BUILD, nck_fuse_features());
 		status = 0;
 		goto out;
 	}
@@ -96,6 +98,12 @@ int main(int argc, char **argv)
 	}
 	free(opts.source);
 	opts.source = abs;
+	/* A daemon killed with -9 leaves "Transport endpoint is not connected". */
+	if ((rc = nck_fuse_clear_dead_mount(opts.mountpoint)) < 0) {
+		nck_diag_set(&diag, rc, opts.mountpoint, -1, "mountpoint: %s%s", strerror(-rc),
+			     rc == -ENOTCONN ? " (a dead FUSE mount that is not nemockpt's)" : "");
+		goto fail;
+	}
 	if (check_mountpoint(opts.mountpoint, &diag) < 0)
 		goto fail;
 	nck_notify("STATUS=Reading %s", opts.source);

@@ -3,9 +3,16 @@
  * nemockptfs FUSE operations (see ops.h).
  *
  * Everything is immutable, so entries and attributes carry day-long
- * timeouts, open files keep the kernel page cache (keep_cache) and
- * directories their readdir cache. direct_io is never set: it breaks the
- * shared mmap that safetensors loaders use (spec fuse-techniques.md §5.4).
+ * timeouts and directories keep their readdir cache. Files take one of three
+ * read paths, chosen at open (docs/DECISIONS.md "Read paths"):
+ *  - a file that is one whole regular file of the source (raw/ of a directory
+ *    source, a view that is exactly one file) is passed through: the kernel
+ *    reads the backing file itself (FUSE_PASSTHROUGH, libfuse 3.17, root);
+ *  - otherwise, with -o cache=kernel, the FUSE page cache keeps it (keep_cache);
+ *  - with -o cache=direct, direct_io: every read comes here, no second copy
+ *    in the page cache; shared mmap still works where the kernel allows it
+ *    (FUSE_CAP_DIRECT_IO_ALLOW_MMAP), else the file stays page-cached, as
+ *    direct_io without it breaks the mmap that safetensors loaders use.
  * Reads answer with fuse_reply_data over the backing fd, so with
  * FUSE_CAP_SPLICE_WRITE the bytes move by splice(2) without a copy in user
  * space. Members of a gzip archive cannot be spliced: their bytes are
@@ -22,7 +29,23 @@
 #include <sys/uio.h>
 #include <sys/statvfs.h>
 
+#include <pthread.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "fuse/compat.h"
 #include "nemockpt/log.h"
+
+#if NCK_HAVE_PASSTHROUGH
+#define NCK_PT_WORD "built in"
+#else
+#define NCK_PT_WORD "not built (libfuse < 3.16)"
+#endif
+#if NCK_HAVE_DIO_MMAP
+#define NCK_DIO_WORD "built in"
+#else
+#define NCK_DIO_WORD "not built (libfuse < 3.17)"
+#endif
 
 _Static_assert(sizeof(fuse_ino_t) >= sizeof(uint64_t), "fuse_ino_t holds 64-bit inodes");
 
@@ -33,6 +56,9 @@ _Static_assert(sizeof(fuse_ino_t) >= sizeof(uint64_t), "fuse_ino_t holds 64-bit 
 /* d_ino of names listed before their inode exists (never 0: some tools
  * skip such entries). */
 #define OPS_UNLINKED_INO 0xFFFFFFFFull
+/* -o cache=auto: which kinds of file take direct I/O (the rest stay in the
+ * FUSE page cache). Settled by bench/bench_mount_read.py, docs/DECISIONS.md. */
+#define NCK_FUSE_AUTO_DIRECT(kind) ((void)(kind), false)
 /* Read errors logged before going quiet (style.md §4: rate-limited read path). */
 #define OPS_MAX_ERROR_LOGS 32
 
@@ -65,21 +91,41 @@ static int ops_entry(const nck_vfs *vfs, fuse_ino_t ino, struct fuse_entry_param
 
 /* ---- lifecycle ------------------------------------------------------------ */
 
+const char *nck_fuse_features(void)
+{
+	return "passthrough " NCK_PT_WORD ", direct I/O with mmap " NCK_DIO_WORD;
+}
+
 static void op_init(void *userdata, struct fuse_conn_info *conn)
 {
-	(void)userdata;
+	nck_fuse_ctx *ctx = userdata;
+
 	/* Zero-copy replies: off by default in libfuse 3.14 (spec §7.4). */
-	if (conn->capable & FUSE_CAP_SPLICE_WRITE)
-		conn->want |= FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE;
-	if (conn->capable & FUSE_CAP_READDIRPLUS)
-		conn->want |= FUSE_CAP_READDIRPLUS;
+	if (nck_conn_want(conn, FUSE_CAP_SPLICE_WRITE))
+		nck_conn_want(conn, FUSE_CAP_SPLICE_MOVE);
+	nck_conn_want(conn, FUSE_CAP_READDIRPLUS);
 	/* Plain readdir for directories already cached; plus for the first. */
-	if (conn->capable & FUSE_CAP_READDIRPLUS_AUTO)
-		conn->want |= FUSE_CAP_READDIRPLUS_AUTO;
-	if (conn->capable & FUSE_CAP_CACHE_SYMLINKS)
-		conn->want |= FUSE_CAP_CACHE_SYMLINKS;
+	nck_conn_want(conn, FUSE_CAP_READDIRPLUS_AUTO);
+	nck_conn_want(conn, FUSE_CAP_CACHE_SYMLINKS);
 	/* Pages stay valid: never invalidate on mtime checks. */
-	conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
+	nck_conn_unwant(conn, FUSE_CAP_AUTO_INVAL_DATA);
+#if NCK_HAVE_PASSTHROUGH
+	/* Conflicts with writeback caching, which a read-only fs never asks for. */
+	if (ctx->want_passthrough && nck_conn_want(conn, FUSE_CAP_PASSTHROUGH))
+		atomic_store(&ctx->passthrough, true);
+#endif
+#if NCK_HAVE_DIO_MMAP
+	if (nck_conn_want(conn, FUSE_CAP_DIRECT_IO_ALLOW_MMAP))
+		atomic_store(&ctx->dio_mmap, true);
+#endif
+	ctx->max_write = conn->max_write;
+	nck_log(NCK_LOG_DEBUG, "read paths: passthrough %s, direct I/O with mmap %s, cache=%s, "
+		"requests up to %u KiB",
+		atomic_load(&ctx->passthrough) ? "on" : ctx->want_passthrough ? "unavailable" : "off",
+		atomic_load(&ctx->dio_mmap) ? "on" : "unavailable",
+		ctx->cache == NCK_FUSE_CACHE_KERNEL ? "kernel"
+		: ctx->cache == NCK_FUSE_CACHE_DIRECT ? "direct" : "auto",
+		conn->max_write / 1024);
 }
 
 /* ---- metadata ------------------------------------------------------------- */
@@ -227,25 +273,160 @@ static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t of
 
 /* ---- files ---------------------------------------------------------------- */
 
+/* What a file is made of, which decides its read path. */
+typedef enum ops_kind {
+	OPS_KIND_WHOLE,  /* exactly one whole regular file of the source */
+	OPS_KIND_MEMBER, /* one byte range of a source file (a tar member) */
+	OPS_KIND_VIEW,   /* computed, decompressed or assembled from pieces */
+} ops_kind;
+
+/* Classifies an open file by planning a read of all of it (no bytes move).
+ * For OPS_KIND_WHOLE, *fd_out is the backing fd (borrowed from the handle).
+ * Returns the kind, or a negative errno (-EIO: the source changed). */
+static int ops_classify(nck_vfs *vfs, const nck_vfs_file *file, fuse_ino_t ino, int *fd_out)
+{
+	nck_extent ext[2];
+	struct stat st, bst;
+	size_t n = 0;
+	int rc;
+
+	*fd_out = -1;
+	if ((rc = nck_vfs_getattr(vfs, ino, &st)) < 0)
+		return rc;
+	if (st.st_size == 0)
+		return OPS_KIND_VIEW;
+	rc = nck_vfs_read(vfs, file, 0, (size_t)st.st_size, ext, 2, &n);
+	if (rc < 0)
+		return rc;
+	if (n != 1 || ext[0].kind != NCK_EXTENT_FD)
+		return OPS_KIND_VIEW;
+	if (ext[0].pos == 0 && ext[0].len == (uint64_t)st.st_size && fstat(ext[0].fd, &bst) == 0 &&
+	    S_ISREG(bst.st_mode) && bst.st_size == st.st_size) {
+		*fd_out = ext[0].fd;
+		return OPS_KIND_WHOLE;
+	}
+	return OPS_KIND_MEMBER;
+}
+
+/* A passed-through inode: its backing id and the opens that use it
+ * (libfuse: one backing id per inode, closed when the last open is released). */
+struct nck_fuse_backing {
+	fuse_ino_t ino;
+	int id;
+	unsigned opens;
+	nck_fuse_backing *next;
+};
+
+#if NCK_HAVE_PASSTHROUGH
+/* Registers `fd` as the backing file of `ino` (or reuses the inode's id).
+ * Returns the id, or 0 when the file must take the FUSE path. */
+static int ops_backing_get(fuse_req_t req, nck_fuse_ctx *ctx, fuse_ino_t ino, int fd)
+{
+	nck_fuse_backing *b;
+	int id = 0;
+
+	pthread_mutex_lock(&ctx->backing_lock);
+	for (b = ctx->backing; b; b = b->next)
+		if (b->ino == ino)
+			break;
+	if (b) {
+		b->opens++;
+		id = b->id;
+	} else if (atomic_load(&ctx->passthrough) && (b = calloc(1, sizeof(*b)))) {
+		id = fuse_passthrough_open(req, fd);
+		if (id > 0) {
+			*b = (nck_fuse_backing){ .ino = ino, .id = id, .opens = 1, .next = ctx->backing };
+			ctx->backing = b;
+		} else {
+			/* EPERM without CAP_SYS_ADMIN, ELOOP on a stacked fs: every
+			 * later open takes the FUSE path, so one inode never mixes
+			 * the two (the kernel refuses that). */
+			free(b);
+			atomic_store(&ctx->passthrough, false);
+			nck_log(NCK_LOG_INFO, "passthrough refused by the kernel (needs CAP_SYS_ADMIN "
+				"and a backing file on a plain fs): reading through FUSE instead");
+		}
+	}
+	pthread_mutex_unlock(&ctx->backing_lock);
+	return id;
+}
+
+/* Drops one open of `ino`; closes its backing id after the last. */
+static void ops_backing_put(fuse_req_t req, nck_fuse_ctx *ctx, fuse_ino_t ino)
+{
+	nck_fuse_backing **pp, *b = NULL;
+
+	pthread_mutex_lock(&ctx->backing_lock);
+	for (pp = &ctx->backing; *pp; pp = &(*pp)->next)
+		if ((*pp)->ino == ino)
+			break;
+	if (*pp && --(*pp)->opens == 0) {
+		b = *pp;
+		*pp = b->next;
+		fuse_passthrough_close(req, b->id);
+	}
+	pthread_mutex_unlock(&ctx->backing_lock);
+	free(b);
+}
+#endif
+
+/* The page-cache policy for a file of `kind` that is not passed through.
+ * auto: measured in bench/bench_mount_read.py (docs/DECISIONS.md). */
+static bool ops_direct(const nck_fuse_ctx *ctx, ops_kind kind)
+{
+	if (!atomic_load(&ctx->dio_mmap))
+		return false; /* direct_io would break shared mmap (ENODEV) */
+	if (ctx->cache == NCK_FUSE_CACHE_DIRECT)
+		return true;
+	if (ctx->cache == NCK_FUSE_CACHE_KERNEL)
+		return false;
+	return NCK_FUSE_AUTO_DIRECT(kind);
+}
+
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+	nck_fuse_ctx *ctx = fuse_req_userdata(req);
+	nck_vfs *vfs = ops_vfs(req);
 	nck_vfs_file *file;
-	int rc = nck_vfs_file_open(&file, ops_vfs(req), ino, fi->flags);
+	int rc = nck_vfs_file_open(&file, vfs, ino, fi->flags), fd = -1, kind = OPS_KIND_VIEW;
 
+	if (rc == 0 && (kind = ops_classify(vfs, file, ino, &fd)) < 0) {
+		rc = kind;
+		nck_vfs_file_close(file);
+	}
 	if (rc < 0) {
 		fuse_reply_err(req, -rc);
 		return;
 	}
 	fi->fh = (uint64_t)(uintptr_t)file;
-	fi->keep_cache = 1;
 	fi->noflush = 1;
+#if NCK_HAVE_PASSTHROUGH
+	if (kind == OPS_KIND_WHOLE && ctx->want_passthrough &&
+	    (fi->backing_id = ops_backing_get(req, ctx, ino, fd)) > 0) {
+		/* keep_cache is refused with passthrough: pages live in the
+		 * backing file's own cache. */
+		if (fuse_reply_open(req, fi) == -ENOENT) {
+			ops_backing_put(req, ctx, ino);
+			nck_vfs_file_close(file); /* the opener was interrupted */
+		}
+		return;
+	}
+#endif
+	if (ops_direct(ctx, (ops_kind)kind))
+		fi->direct_io = 1;
+	else
+		fi->keep_cache = 1;
 	if (fuse_reply_open(req, fi) == -ENOENT)
 		nck_vfs_file_close(file); /* the opener was interrupted */
 }
 
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+#if NCK_HAVE_PASSTHROUGH
+	ops_backing_put(req, fuse_req_userdata(req), ino);
+#else
 	(void)ino;
+#endif
 	nck_vfs_file_close((nck_vfs_file *)(uintptr_t)fi->fh);
 	fuse_reply_err(req, 0);
 }

@@ -49,6 +49,10 @@ static const struct fuse_opt opts_table[] = {
 	OPTV("notify_fd=%d", notify_fd),
 	OPTV("calib=%s", calib),
 	OPTV("gpu=%s", gpu),
+	OPTV("cache=%s", cache),
+	OPT("nopassthrough", no_passthrough),
+	OPT("auto_unmount", auto_unmount),
+	OPTV("shutdown_timeout=%u", shutdown_timeout),
 	FUSE_OPT_KEY("group_size=", KEY_GROUP_SIZE),
 	FUSE_OPT_KEY("defaults", KEY_IGNORE),
 	FUSE_OPT_KEY("nofail", KEY_IGNORE),
@@ -188,6 +192,9 @@ static int opts_validate(nck_fuse_opts *o)
 		snprintf(o->error, sizeof(o->error), "max_threads=%u is over 1024", o->max_threads);
 	else if (o->read_ahead_kb > 65536)
 		snprintf(o->error, sizeof(o->error), "read_ahead_kb=%u is over 65536", o->read_ahead_kb);
+	else if (o->cache && strcmp(o->cache, "auto") != 0 && strcmp(o->cache, "kernel") != 0 &&
+		 strcmp(o->cache, "direct") != 0)
+		snprintf(o->error, sizeof(o->error), "cache=%s is not auto, kernel or direct", o->cache);
 	else if (!o->show_help && !o->show_version && (!o->source || !o->mountpoint))
 		snprintf(o->error, sizeof(o->error), "a source and a mountpoint are needed");
 	return o->error[0] ? -EINVAL : 0;
@@ -224,6 +231,8 @@ void nck_fuse_opts_dispose(nck_fuse_opts *opts)
 	free(opts->cache_dir);
 	free(opts->calib);
 	free(opts->gpu);
+	free(opts->cache);
+	opts->cache = NULL;
 	opts->source = opts->mountpoint = opts->mount_flags = opts->cache_dir = NULL;
 	opts->calib = opts->gpu = NULL;
 }
@@ -253,6 +262,15 @@ const char *nck_fuse_opts_usage(void)
 	       "  -o calib=FILE          activation amax per module (JSON) for qnemo/fp8\n"
 	       "  -o group_size=N        qnemo/int4_awq block size (default 128)\n"
 	       "  -o gpu=auto|off|N      quantize on GPU N, on the CPU, or on a GPU if one works\n"
+	       "  -o cache=auto|kernel|direct  page cache of files that are not passed\n"
+	       "                         through: kernel keeps them in the FUSE page cache,\n"
+	       "                         direct reads them from the source each time (mmap\n"
+	       "                         still works); auto picks per kind (docs/DECISIONS.md)\n"
+	       "  -o nopassthrough       never hand whole source files to the kernel\n"
+	       "                         (passthrough needs root and libfuse 3.17)\n"
+	       "  -o auto_unmount        unmount when the daemon is killed (fusermount3 3.15+)\n"
+	       "  -o shutdown_timeout=S  after SIGTERM, serve open files at most S seconds\n"
+	       "                         (default: until the last one is closed)\n"
 	       "  -o notify_fd=N         write \"READY=1\\n\" to fd N once the mount is live\n"
 	       "  -o ro                  accepted; the mount is always read-only\n"
 	       "fstab words (defaults, nofail, _netdev, auto, noauto, user, users, x-*) are ignored.\n";

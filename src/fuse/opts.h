@@ -42,6 +42,10 @@ typedef struct nck_fuse_opts {
 	uint64_t group_size;   /* qnemo/int4_awq block size; 0: default */
 	char *calib;           /* activation calibration file for qnemo/fp8, or NULL */
 	char *gpu;             /* quantization backend: "auto" (NULL), "off" or a device number */
+	char *cache;           /* page-cache policy: "auto" (NULL), "kernel" or "direct" */
+	int no_passthrough;    /* -o nopassthrough: never pass whole files through */
+	int auto_unmount;      /* -o auto_unmount: fusermount3 unmounts if we are killed */
+	unsigned shutdown_timeout; /* seconds open files are served after SIGTERM; 0: until closed */
 	char error[256];       /* why parsing failed */
 } nck_fuse_opts;
 

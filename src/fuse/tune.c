@@ -31,9 +31,7 @@ static void tune_unescape(char *s)
 	*w = '\0';
 }
 
-/* Finds the device ("maj:min") of the newest nemockpt mount at `dir` in
- * /proc/self/mountinfo. Returns 0 or -ENOENT. */
-static int tune_mount_dev(char *dev, size_t size, const char *dir)
+int nck_fuse_find_mount(char *dev, size_t size, const char *dir)
 {
 	FILE *f = fopen("/proc/self/mountinfo", "re");
 	char *line = NULL, id[64], mnt[4096], *sep;
@@ -65,7 +63,7 @@ void nck_fuse_tune_read_ahead(const char *dir, unsigned kb)
 	bool ok = false;
 	FILE *f;
 
-	if (kb == 0 || tune_mount_dev(dev, sizeof(dev), dir) < 0)
+	if (kb == 0 || nck_fuse_find_mount(dev, sizeof(dev), dir) < 0)
 		return;
 	snprintf(path, sizeof(path), "/sys/class/bdi/%s/read_ahead_kb", dev);
 	f = fopen(path, "we");

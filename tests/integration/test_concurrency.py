@@ -3,6 +3,7 @@
 import concurrent.futures
 import math
 import os
+import select
 import random
 import tarfile
 
@@ -109,8 +110,9 @@ def test_mixed_metadata_and_reads(nemo, big_archive):
 
 @pytest.mark.nemo_timeout(120)
 def test_sigterm_under_load(nemo, big_archive):
-    """SIGTERM while readers hold open files: exit 0, mount gone, readers
-    get errors instead of hanging."""
+    """SIGTERM while readers hold open files: the mount is detached and the
+    readers go on with right bytes; a second SIGTERM: exit 0, readers get
+    errors (or a short read) instead of hanging."""
     import signal
     import threading
     arc, data, _ = big_archive
@@ -127,8 +129,14 @@ def test_sigterm_under_load(nemo, big_archive):
             for _ in range(1_000_000):
                 off = rng.randrange(0, BIG)
                 got = os.pread(fd, 1 << 16, off)
-                assert got == data[off:off + (1 << 16)]
-            outcome[tid] = "finished"
+                # A read cut by the forced stop may come back short; every
+                # byte returned is right.
+                assert got == data[off:off + len(got)]
+                if len(got) < min(1 << 16, BIG - off):
+                    outcome[tid] = "short"
+                    break
+            else:
+                outcome[tid] = "finished"
         except OSError as e:
             outcome[tid] = e.errno
         finally:
@@ -138,6 +146,17 @@ def test_sigterm_under_load(nemo, big_archive):
     for t in threads:
         t.start()
     started.wait(timeout=30)
+    # The first SIGTERM detaches the mount and keeps serving the open files;
+    # the second stops the daemon with the readers still reading.
+    d.proc.send_signal(signal.SIGTERM)
+    with open("/proc/self/mountinfo") as mi:
+        p = select.poll()
+        p.register(mi, select.POLLPRI)
+        while nemofs.is_mounted(d.mnt):
+            assert p.poll(20_000), "SIGTERM did not detach the mount"
+            mi.seek(0)
+            mi.read()
+    assert all(t.is_alive() for t in threads), outcome
     rc = nemo.signal_and_wait(d, signal.SIGTERM)
     for t in threads:
         t.join(timeout=60)
