@@ -95,6 +95,11 @@ const char *nck_catalog_file_path(const nck_catalog *cat, uint32_t file);
 void nck_catalog_artifacts(const nck_catalog *cat, const char **config_out,
 			   const char **tokenizer_out);
 
+/* The base name of a member's path without NeMo's "<32 hex digits>_"
+ * artifact prefix (nemo-layouts.md §1.5): "tokenizer.model" for
+ * "a/4978…_tokenizer.model". Points into `path`. */
+const char *nck_artifact_name(const char *path);
+
 /* How a weight is split over tensor-parallel ranks (spec A.1, A.2). */
 typedef enum nck_split {
 	NCK_SPLIT_NONE = 0, /* replicated on every rank */
