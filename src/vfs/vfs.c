@@ -14,6 +14,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,10 +25,25 @@
 #include "view/npy.h"
 #include "nemockpt/log.h"
 
+/* Sequential reads of a layout file advise the kernel to read ahead the
+ * source runs of the next VFS_PREFETCH bytes (POSIX_FADV_WILLNEED): the
+ * runs of a view file jump between members of one archive fd (shards,
+ * QKV heads, fc1 halves), which defeats the kernel's own readahead of the
+ * source. Advised again each time the reader passes half the window. */
+#define VFS_PREFETCH (16u << 20)
+
+/* A handle's prefetch state (mutable behind a const handle; atomics: reads
+ * of one handle may run on several threads). */
+typedef struct vfs_ra {
+	_Atomic uint64_t next;  /* where a sequential read would start */
+	_Atomic uint64_t ahead; /* advised up to here */
+} vfs_ra;
+
 struct nck_vfs_file {
 	const nck_node *node;
 	int fd;   /* the backing fd: borrowed (tar) or owned (directory file) */
 	bool own; /* close fd on release */
+	vfs_ra *ra; /* layout files: prefetch state (owned), else NULL */
 	nck_vfs *vfs;
 	nck_vfs_file *prev, *next; /* vfs->files */
 };
@@ -463,12 +479,17 @@ int nck_vfs_file_open(nck_vfs_file **out, nck_vfs *vfs, uint64_t ino, int flags)
 		return -ENOMEM;
 	f->node = n;
 	f->fd = -1;
+	if (n->kind == NCK_NODE_LAYOUT && !(f->ra = calloc(1, sizeof(*f->ra)))) {
+		free(f);
+		return -ENOMEM;
+	}
 	if (n->kind == NCK_NODE_RAW && vfs->container->src) {
 		f->fd = nck_src_fd(vfs->container->src);
 	} else if (n->kind == NCK_NODE_RAW) {
 		f->fd = nck_container_member_fd(vfs->container, n->entry);
 		if (f->fd < 0) {
 			rc = f->fd;
+			free(f->ra);
 			free(f);
 			return rc;
 		}
@@ -502,6 +523,7 @@ void nck_vfs_file_close(nck_vfs_file *file)
 	pthread_mutex_unlock(&vfs->files_lock);
 	if (file->own && file->fd >= 0)
 		close(file->fd);
+	free(file->ra);
 	free(file);
 }
 
@@ -530,14 +552,52 @@ static int vfs_piece(void *payload, nck_piece_kind kind, int fd, uint64_t pos, c
 	return 0;
 }
 
+/* Advises the kernel to read one planned source run ahead. */
+static int vfs_advise(void *payload, nck_piece_kind kind, int fd, uint64_t pos, const void *mem,
+		      size_t len)
+{
+	(void)payload;
+	(void)mem;
+	if (kind == NCK_PIECE_FD)
+		(void)posix_fadvise(fd, (off_t)pos, (off_t)len, POSIX_FADV_WILLNEED);
+	return 0;
+}
+
+/* Prefetches the source runs ahead of a sequential read of a layout file.
+ * The kernel sends a reader's requests on several threads and not always
+ * in order, so a read that starts within VFS_PREFETCH / 4 of where the last
+ * one ended counts as sequential. */
+static void vfs_prefetch(const nck_vfs *vfs, const nck_node *n, vfs_ra *ra, uint64_t off,
+			 size_t len)
+{
+	uint64_t end = off + len, last, seen, from, to;
+
+	if (!ra)
+		return;
+	last = atomic_exchange(&ra->next, end);
+	if (off + VFS_PREFETCH / 4 < last || off > last + VFS_PREFETCH / 4)
+		return; /* a random reader gets no prefetch */
+	seen = atomic_load(&ra->ahead);
+	if (seen >= end + VFS_PREFETCH / 2)
+		return;
+	from = seen > end ? seen : end;
+	to = n->size - end > VFS_PREFETCH ? end + VFS_PREFETCH : n->size;
+	if (to <= from || !atomic_compare_exchange_strong(&ra->ahead, &seen, to))
+		return; /* nothing left, or another thread advised it */
+	(void)nck_layout_plan(vfs->catalog, n->layout, from, (size_t)(to - from), vfs_advise, NULL);
+}
+
 /* A view file: runs of file-backed sources go out zero-copy next to header
  * bytes; a request that needs more pieces than a reply holds is copied
  * whole. */
-static int vfs_read_layout(const nck_vfs *vfs, const nck_node *n, uint64_t off, size_t len,
+static int vfs_read_layout(const nck_vfs *vfs, const nck_vfs_file *file, uint64_t off, size_t len,
 			   nck_extent *ext, size_t max, size_t *n_out)
 {
+	const nck_node *n = file->node;
 	vfs_collect c = { .vfs = vfs, .node = n, .ext = ext, .max = max };
 	int rc = nck_layout_plan(vfs->catalog, n->layout, off, len, vfs_piece, &c);
+
+	vfs_prefetch(vfs, n, file->ra, off, len);
 
 	if (rc == -E2BIG) {
 		ext[0] = (nck_extent){ .kind = NCK_EXTENT_GEN, .src = n, .mem = vfs->catalog,
@@ -573,7 +633,7 @@ int nck_vfs_read(const nck_vfs *vfs, const nck_vfs_file *file, uint64_t off, siz
 		return 0;
 	}
 	if (n->kind == NCK_NODE_LAYOUT)
-		return vfs_read_layout(vfs, n, off, len, ext, max, n_out);
+		return vfs_read_layout(vfs, file, off, len, ext, max, n_out);
 	/* A source changed in place would serve wrong bytes: refuse instead. */
 	if (vfs->container->src)
 		rc = nck_src_check(vfs->container->src);

@@ -53,6 +53,8 @@ typedef struct hf_build {
 	const nck_view_ctx *ctx;
 	const nck_gpt_model *gm;
 	uint64_t vocab;   /* rows of embed_tokens and lm_head */
+	nck_sp_special sp; /* the SentencePiece tokenizer's special tokens */
+	bool have_sp;      /* the tokenizer is a SentencePiece model */
 	hf_tensor *t;
 	size_t n, cap;
 	bool nomem;
@@ -381,16 +383,6 @@ static int hf_json_file(hf_build *b, const char *name, json_t *root)
 	return 0;
 }
 
-/* The tokenizer's special tokens, when it is a SentencePiece model. */
-static bool hf_special(const hf_build *b, nck_sp_special *sp)
-{
-	const nck_view_ctx *ctx = b->ctx;
-
-	return ctx->tokenizer_data &&
-	       nck_vocab_sp_special(sp, ctx->tokenizer_data, ctx->tokenizer_len,
-				    ctx->tokenizer->path, NULL) == 0;
-}
-
 /* An id, or null when there is none. */
 static json_t *hf_id(int64_t id)
 {
@@ -438,9 +430,7 @@ static int hf_config(hf_build *b)
 	const nck_view_ctx *ctx = b->ctx;
 	const nck_catalog_info *in = nck_catalog_get_info(ctx->cat);
 	bool bias = hf_biases(gm) == 1;
-	nck_sp_special sp;
 	json_t *c = json_object(), *own;
-	bool have_sp = hf_special(b, &sp);
 
 	if (!c)
 		return -ENOMEM;
@@ -468,9 +458,9 @@ static int hf_config(hf_build *b)
 	json_object_set_new(c, "dtype", json_string(hf_dtype_name(gm->dtype)));
 	json_object_set_new(c, "use_cache", json_true());
 	json_object_set_new(c, "vocab_size", json_integer((json_int_t)b->vocab));
-	json_object_set_new(c, "bos_token_id", hf_id(have_sp ? sp.bos : -1));
-	json_object_set_new(c, "eos_token_id", hf_id(have_sp ? sp.eos : -1));
-	json_object_set_new(c, "pad_token_id", hf_id(have_sp ? sp.pad : -1));
+	json_object_set_new(c, "bos_token_id", hf_id(b->have_sp ? b->sp.bos : -1));
+	json_object_set_new(c, "eos_token_id", hf_id(b->have_sp ? b->sp.eos : -1));
+	json_object_set_new(c, "pad_token_id", hf_id(b->have_sp ? b->sp.pad : -1));
 	own = json_pack("{s:s, s:s, s:i, s:i}", "source", ctx->source ? ctx->source : "",
 			"source_format", in->format, "source_tp", (int)in->tp, "source_pp", (int)in->pp);
 	json_object_set_new(c, "nemockpt", own);
@@ -480,17 +470,15 @@ static int hf_config(hf_build *b)
 /* generation_config.json: the special ids, greedy by default as the model's own. */
 static int hf_generation_config(hf_build *b)
 {
-	nck_sp_special sp;
-	bool have_sp = hf_special(b, &sp);
 	json_t *g = json_object();
 
 	if (!g)
 		return -ENOMEM;
 	json_object_set_new(g, "_from_model_config", json_true());
-	json_object_set_new(g, "bos_token_id", hf_id(have_sp ? sp.bos : -1));
-	json_object_set_new(g, "eos_token_id", hf_id(have_sp ? sp.eos : -1));
-	if (have_sp && sp.pad >= 0)
-		json_object_set_new(g, "pad_token_id", hf_id(sp.pad));
+	json_object_set_new(g, "bos_token_id", hf_id(b->have_sp ? b->sp.bos : -1));
+	json_object_set_new(g, "eos_token_id", hf_id(b->have_sp ? b->sp.eos : -1));
+	if (b->have_sp && b->sp.pad >= 0)
+		json_object_set_new(g, "pad_token_id", hf_id(b->sp.pad));
 	return hf_json_file(b, "generation_config.json", g);
 }
 
@@ -563,17 +551,16 @@ static int hf_tokenizer(hf_build *b)
 {
 	const nck_view_ctx *ctx = b->ctx;
 	const nck_entry *tok = ctx->tokenizer;
-	nck_sp_special sp;
 	nck_vfile *f;
 	size_t dir;
 
 	if (!tok)
 		return 0;
-	if (hf_special(b, &sp)) {
+	if (b->have_sp) {
 		if (!(f = nck_viewset_add(b->vs, "tokenizer.model", NCK_VFILE_MEMBER)))
 			return -ENOMEM;
 		f->member = tok;
-		return hf_sp_configs(b, &sp);
+		return hf_sp_configs(b, &b->sp);
 	}
 	/* tokenizer.json and its companions, from the artifact's directory */
 	dir = strrchr(tok->path, '/') ? (size_t)(strrchr(tok->path, '/') - tok->path) + 1 : 0;
@@ -603,7 +590,8 @@ int nck_hf_build(nck_viewset *vs, const nck_view_ctx *ctx, nck_view_kind kind, u
 		 uint32_t P)
 {
 	hf_build b = { .vs = vs, .ctx = ctx, .gm = ctx->gpt };
-	uint64_t rows;
+	nck_vocab_kind vk;
+	uint64_t rows, n;
 	int rc;
 
 	(void)kind;
@@ -616,6 +604,14 @@ int nck_hf_build(nck_viewset *vs, const nck_view_ctx *ctx, nck_view_kind kind, u
 	b.vocab = b.gm->m.vocab && b.gm->m.vocab < rows ? b.gm->m.vocab : rows;
 	if (b.gm->lm_head && b.gm->lm_head->shape[0] < b.vocab)
 		b.vocab = b.gm->lm_head->shape[0];
+	/* A tokenizer that is not a SentencePiece model (tokenizer.json) is
+	 * passed through; its special ids stay null in config.json. */
+	b.have_sp = ctx->tokenizer && ctx->tokenizer_data &&
+		    nck_vocab_count(&n, &vk, ctx->tokenizer_data, ctx->tokenizer_len,
+				    ctx->tokenizer->path, NULL) == 0 &&
+		    vk == NCK_VOCAB_SENTENCEPIECE &&
+		    nck_vocab_sp_special(&b.sp, ctx->tokenizer_data, ctx->tokenizer_len,
+					 ctx->tokenizer->path, NULL) == 0;
 	if ((rc = hf_tensors(&b)) == 0 && (rc = hf_weights(&b)) == 0 && (rc = hf_config(&b)) == 0 &&
 	    (rc = hf_generation_config(&b)) == 0)
 		rc = hf_tokenizer(&b);

@@ -41,9 +41,9 @@ ROLES = {
 
 
 def model_dims(meta):
-    """Heads, groups, head dim of a fixture (MHA fixtures say so in oracle.json)."""
-    heads = meta.get("heads", 4)
-    return heads, meta.get("groups", 2 if heads == 4 else heads), meta.get("head_dim", 8)
+    """Heads, query groups, head dim of a fixture: the base model's 4, 2, 8
+    (tests/fixtures/README.md), unless oracle.json says num_query_groups (MHA)."""
+    return 4, meta.get("num_query_groups", 2), 8
 
 
 def hf_oracle(meta, npz):
