@@ -46,6 +46,8 @@ typedef struct hf_tensor {
 	uint64_t shape[2];
 	uint32_t ndim;
 	size_t shard;
+	uint32_t src_file;  /* where its bytes start in the source (for the order) */
+	uint64_t src_pos;
 } hf_tensor;
 
 typedef struct hf_build {
@@ -227,6 +229,28 @@ static void hf_layer(hf_build *b, uint64_t layer)
 	hf_whole(b, l[NCK_GPT_FC2_B], g, "mlp.down_proj.bias");
 }
 
+/* Where the tensor's bytes start in the source, near enough to order the
+ * tensors of a file as the source holds them: the first chunk (lowest file,
+ * then offset) of its source tensor, plus the offset of its first row
+ * (which puts q_proj, k_proj and v_proj in their QKV's order). */
+static void hf_source_pos(hf_tensor *t)
+{
+	const nck_tensor *src = t->cut.src;
+	uint64_t rb = nck_dtype_size(src->dtype) * (src->ndim == 2 ? src->shape[1] : 1);
+
+	t->src_file = UINT32_MAX;
+	for (size_t c = 0; c < src->n_chunks; c++) {
+		const nck_chunk *k = &src->chunks[c];
+
+		if (k->file < t->src_file || (k->file == t->src_file && k->base < t->src_pos)) {
+			t->src_file = k->file;
+			t->src_pos = k->base;
+		}
+	}
+	if (t->cut.n_pieces)
+		t->src_pos += t->cut.pieces[0].row0 * rb;
+}
+
 /* Every tensor, in model order; shapes and sizes. */
 static int hf_tensors(hf_build *b)
 {
@@ -245,6 +269,7 @@ static int hf_tensors(hf_build *b)
 		t->shape[0] = t->cut.rows;
 		t->shape[1] = t->cut.ncols;
 		t->bytes = nck_gpt_cut_bytes(&t->cut);
+		hf_source_pos(t);
 	}
 	return b->nomem ? -ENOMEM : 0;
 }
@@ -260,13 +285,21 @@ static void hf_shard_name(char *out, size_t len, size_t s, size_t n)
 		snprintf(out, len, "model-%05zu-of-%05zu.safetensors", s + 1, n);
 }
 
+/* The order of a file's tensors: the source's (see hf_source_pos), so a
+ * first read of the file walks each source file forward. */
 static int hf_tensor_cmp(const void *a, const void *b)
 {
-	return strcmp(((const hf_tensor *)a)->name, ((const hf_tensor *)b)->name);
+	const hf_tensor *x = a, *y = b;
+
+	if (x->src_file != y->src_file)
+		return x->src_file < y->src_file ? -1 : 1;
+	if (x->src_pos != y->src_pos)
+		return x->src_pos < y->src_pos ? -1 : 1;
+	return strcmp(x->name, y->name);
 }
 
-/* One shard: the header of tensors [i0, i1) in name order (as the
- * safetensors library writes them), then their bytes in that order. */
+/* One shard: the header of tensors [i0, i1), then their bytes, both in the
+ * source's order (readers find tensors by the header, in any order). */
 static int hf_file(hf_build *b, size_t s, size_t n_shards, size_t i0, size_t i1)
 {
 	const char *meta[] = { "format", "pt", NULL };
