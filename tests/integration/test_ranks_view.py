@@ -18,7 +18,8 @@ from fixturelib.model import tp_shard
 from test_merged_view import parse_safetensors
 from viewcheck import check_three_ways
 
-GPT = ["nemo1_single", "nemo1_tp2", "nemo1_tp2pp2", "nemo1_tp2pp2_tied", "nemo1_dist_torch",
+GPT = ["nemo1_single", "nemo1_tp2", "nemo1_tp2pp2", "nemo1_tp2pp2_tied", "nemo1_mha_tp2",
+       "nemo1_dist_torch",
        "nemo1_dist_zarr", "nemo2", "megatron_iter", "megatron_release_legacy"]
 LAYOUTS = [(1, 1), (2, 1), (1, 2), (2, 2), (1, 4), (2, 4)]
 
