@@ -20,7 +20,8 @@ import nemofs
 REPO = Path(__file__).resolve().parents[2]
 GENERATOR = REPO / "tests" / "fixtures" / "make_fixtures.py"
 
-FIXTURES = ["nemo1_single", "nemo1_tp2", "nemo1_tp2pp2", "nemo1_tp2pp2_tied", "nemo1_dist_torch",
+FIXTURES = ["nemo1_single", "nemo1_tp2", "nemo1_tp2pp2", "nemo1_tp2pp2_tied", "nemo1_mha_tp2",
+            "nemo1_dist_torch",
             "nemo1_dist_zarr", "nemo2", "qnemo_tp2", "megatron_iter", "megatron_release_legacy",
             "asr_single"]
 

@@ -1,5 +1,5 @@
 """nemo/tp<T>pp<P>/: an extracted .nemo at another layout. Debian's torch
-loads every weights file (torch.load) and the tensors equal the rank
+(1.13) loads every weights file (torch.load, weights_only=True) and the tensors equal the rank
 tensors cut from the oracle in test_ranks_view; Python's zipfile checks
 every CRC; PyYAML reads the config with only the parallel sizes changed;
 the artifacts are the source's bytes."""
@@ -16,9 +16,14 @@ from test_catalog import fixtures_dir, sources  # noqa: F401 (session fixture)
 from test_ranks_view import expected_rank, le_bytes
 from viewcheck import check_three_ways
 
-NEMO1 = ["nemo1_single", "nemo1_tp2", "nemo1_tp2pp2", "nemo1_tp2pp2_tied", "nemo1_dist_torch",
-         "nemo1_dist_zarr"]
+NEMO1 = ["nemo1_single", "nemo1_tp2", "nemo1_tp2pp2", "nemo1_tp2pp2_tied", "nemo1_mha_tp2",
+         "nemo1_dist_torch", "nemo1_dist_zarr"]
 LAYOUTS = [(1, 1), (2, 1), (2, 2), (1, 4)]
+
+
+def layouts(meta):
+    """LAYOUTS, plus tp4pp1 where the model has 4 query groups (MHA)."""
+    return LAYOUTS + ([(4, 1)] if meta.get("num_query_groups", 2) % 4 == 0 else [])
 
 
 def weights_path(tp, pp, r, p):
@@ -55,13 +60,15 @@ def test_weights_load_with_torch(fixtures_dir, nemo, name):  # noqa: F811
     meta, srcs = sources(fixtures_dir, name)
     npz = np.load(fixtures_dir / name / "oracle.npz")
     with nemo.mount(srcs[-1]) as mnt:
-        for tp, pp in LAYOUTS:
+        for tp, pp in layouts(meta):
             d = mnt / "nemo" / f"tp{tp}pp{pp}"
             for p in range(pp):
                 for r in range(tp):
                     path = d / weights_path(tp, pp, r, p)
                     check_zip(path)
-                    sd = torch.load(path, map_location="cpu")
+                    # weights_only: torch's restricted unpickler (tensors and
+                    # plain containers), as a careful user loads it
+                    sd = torch.load(path, weights_only=True, map_location="cpu")
                     want = expected_rank(meta, npz, tp, pp, r, p)
                     weights = {k: v for k, v in sd.items() if not k.endswith("._extra_state")}
                     assert sorted(weights) == sorted(want), set(weights) ^ set(want)

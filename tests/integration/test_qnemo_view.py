@@ -47,14 +47,20 @@ def logical(meta, npz):
     return {strip(t["name"]): npz[t["name"]] for t in meta["tensors"]}
 
 
-def qkv_rows(tp, r):
-    q, d = HEADS // GROUPS, HEAD_DIM
+def groups_of(meta):
+    """Query groups of a fixture: oracle.json says so where it is not the
+    base model's (nemo1_mha_tp2: 4, multi-head attention)."""
+    return meta.get("num_query_groups", GROUPS)
+
+
+def qkv_rows(tp, r, groups=GROUPS):
+    q, d = HEADS // groups, HEAD_DIM
     rows = []
     for i in range(r * HEADS // tp, (r + 1) * HEADS // tp):
         g, m = divmod(i, q)
         rows += range((g * (q + 2) + m) * d, (g * (q + 2) + m + 1) * d)
-    kv = range(r * GROUPS // tp, (r + 1) * GROUPS // tp) if GROUPS >= tp \
-        else [r // (tp // GROUPS)]
+    kv = range(r * groups // tp, (r + 1) * groups // tp) if groups >= tp \
+        else [r // (tp // groups)]
     for slot in (q, q + 1):
         for g in kv:
             rows += range((g * (q + 2) + slot) * d, (g * (q + 2) + slot + 1) * d)
@@ -90,7 +96,7 @@ def trt_rank(meta, lt, algo, tp, pp, r, p):
         n = FFN // tp
         out[s + "input_layernorm.weight"] = (lt[L + "self_attention.linear_qkv.layer_norm_weight"], None)
         out[s + "post_layernorm.weight"] = (lt[L + "mlp.linear_fc1.layer_norm_weight"], None)
-        out[s + "attention.qkv.weight"] = (qkv[qkv_rows(tp, r)], qkv)
+        out[s + "attention.qkv.weight"] = (qkv[qkv_rows(tp, r, groups_of(meta))], qkv)
         c = dense.shape[1] // tp
         out[s + "attention.dense.weight"] = (dense[:, r * c:(r + 1) * c], dense)
         out[s + "mlp.fc.weight"] = (fc1[:FFN][r * n:(r + 1) * n], fc1)
@@ -153,7 +159,7 @@ def check_rank(data, want):
         assert got[2] == raw, name
 
 
-MCORE = ["nemo1_tp2pp2", "nemo1_tp2", "nemo1_tp2pp2_tied", "nemo1_dist_torch"]
+MCORE = ["nemo1_tp2pp2", "nemo1_tp2", "nemo1_tp2pp2_tied", "nemo1_dist_torch", "nemo1_mha_tp2"]
 LAYOUTS = {"bf16": [(1, 1), (2, 1), (2, 2), (4, 1)], "fp8": [(1, 1), (2, 1), (4, 2)],
            "int4_awq": [(1, 1), (2, 1), (2, 2)]}
 

@@ -18,7 +18,8 @@ from fixturelib.model import tp_shard
 from test_merged_view import parse_safetensors
 from viewcheck import check_three_ways
 
-GPT = ["nemo1_single", "nemo1_tp2", "nemo1_tp2pp2", "nemo1_tp2pp2_tied", "nemo1_dist_torch",
+GPT = ["nemo1_single", "nemo1_tp2", "nemo1_tp2pp2", "nemo1_tp2pp2_tied", "nemo1_mha_tp2",
+       "nemo1_dist_torch",
        "nemo1_dist_zarr", "nemo2", "megatron_iter", "megatron_release_legacy"]
 LAYOUTS = [(1, 1), (2, 1), (1, 2), (2, 2), (1, 4), (2, 4)]
 
@@ -214,3 +215,19 @@ def test_absurd_vocab_divisor_is_ignored(fixtures_dir, nemo, tmp_path):  # noqa:
                 parse_safetensors(data)
         emb = json.loads((mnt / "info.json").read_text())
         assert emb["padded_vocab"] == 128  # V = 70 padded by the default 128
+
+
+def test_mha_offers_tp4(fixtures_dir, nemo):  # noqa: F811
+    """4 heads in 4 query groups: T = 4 is valid (one head a rank, QKV
+    rows [q k v] of that head) and listed; every rank of tp4pp1 and tp4pp2
+    matches the oracle cut (vocabulary padded to V_4 = 96)."""
+    meta, srcs = sources(fixtures_dir, "nemo1_mha_tp2")
+    npz = np.load(fixtures_dir / "nemo1_mha_tp2" / "oracle.npz")
+    with nemo.mount(srcs[-1]) as mnt:
+        assert set(os.listdir(mnt / "ranks")) == {"tp1pp1", "tp2pp1", "tp4pp1"}
+        assert not (mnt / "ranks" / "tp8pp1").exists()
+        for tp, pp in ((4, 1), (4, 2)):
+            for p in range(pp):
+                for r in range(tp):
+                    data = (mnt / "ranks" / f"tp{tp}pp{pp}" / f"rank{p * tp + r}.safetensors").read_bytes()
+                    check_rank_file(data, expected_rank(meta, npz, tp, pp, r, p), tp, pp)
