@@ -20,6 +20,7 @@ const char *nck_view_name(nck_view_kind kind)
 		[NCK_VIEW_QNEMO_BF16] = "qnemo/bf16",
 		[NCK_VIEW_QNEMO_FP8] = "qnemo/fp8",
 		[NCK_VIEW_QNEMO_INT4] = "qnemo/int4_awq",
+		[NCK_VIEW_QNEMO_NVFP4] = "qnemo/nvfp4",
 	};
 
 	return (unsigned)kind < NCK_VIEW_COUNT ? names[kind] : "?";
@@ -28,7 +29,7 @@ const char *nck_view_name(nck_view_kind kind)
 static bool viewset_is_trtllm(nck_view_kind kind)
 {
 	return kind == NCK_VIEW_QNEMO_BF16 || kind == NCK_VIEW_QNEMO_FP8 ||
-	       kind == NCK_VIEW_QNEMO_INT4;
+	       kind == NCK_VIEW_QNEMO_INT4 || kind == NCK_VIEW_QNEMO_NVFP4;
 }
 
 /* True if the config is a NeMo 1 model_config.yaml (nemo/ rewrites it). */
