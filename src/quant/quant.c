@@ -222,28 +222,51 @@ static ALWAYS_INLINE void pack_rows_loop(uint8_t *dst, const unsigned char *src,
 	}
 }
 
+/* NVFP4 elements per pass of nvfp4_loop (stack arrays of this size). */
+#define NVFP4_RUN 1024
+
 /*
- * NVFP4 of `blocks` blocks of 16: the block amax (integer max of bits), its
- * E4M3 scale, the divisor float32(s * g), then the codes of the 16 elements
- * packed by pairs.
+ * NVFP4 of `blocks` blocks of 16, in runs of NVFP4_RUN elements so that
+ * each step is a plain element-wise loop gcc vectorizes: |x| as bits; per
+ * block the amax, its E4M3 scale and the divisor float32(s * g) (spread
+ * over the block's elements); the E2M1 codes; the packing by pairs.
  */
 static ALWAYS_INLINE void nvfp4_loop(uint8_t *codes, uint8_t *scales, const unsigned char *p,
 				     size_t blocks, float global, nck_dtype dt)
 {
-	size_t esz = elem_size(dt);
+	const size_t bl = NCK_QE_NVFP4_BLOCK, esz = elem_size(dt);
 	float g6 = nck_qe_mul(6.0f, global);
+	int32_t a[NVFP4_RUN];
+	float d[NVFP4_RUN], dv[NVFP4_RUN / NCK_QE_NVFP4_BLOCK];
 
-	for (size_t b = 0; b < blocks; b++) {
-		const unsigned char *q = p + b * NCK_QE_NVFP4_BLOCK * esz;
-		int32_t m = amax_loop(q, NCK_QE_NVFP4_BLOCK, dt);
-		uint8_t sc = nck_qe_nvfp4_scale(nck_qe_float((uint32_t)m), g6);
-		float d = nck_qe_mul(nck_qe_e4m3_value(sc), global);
-		uint8_t *out = codes + b * (NCK_QE_NVFP4_BLOCK / 2);
+	for (size_t b0 = 0; b0 < blocks; b0 += NVFP4_RUN / bl) {
+		size_t nb = blocks - b0 < NVFP4_RUN / bl ? blocks - b0 : NVFP4_RUN / bl;
+		size_t n = nb * bl;
+		const unsigned char *q = p + b0 * bl * esz;
 
-		scales[b] = sc;
-		for (size_t j = 0; j < NCK_QE_NVFP4_BLOCK / 2; j++)
-			out[j] = nck_qe_pack_fp4(nck_qe_e2m1(nck_qe_div(load_elem(q, 2 * j, dt), d)),
-						 nck_qe_e2m1(nck_qe_div(load_elem(q, 2 * j + 1, dt), d)));
+		for (size_t i = 0; i < n; i++)
+			a[i] = nck_qe_abs_bits(load_elem(q, i, dt));
+		for (size_t b = 0; b < nb; b++) {
+			int32_t m = 0;
+
+			for (size_t j = 0; j < bl; j++)
+				m = a[b * bl + j] > m ? a[b * bl + j] : m;
+			a[b] = m;
+		}
+		for (size_t b = 0; b < nb; b++) {
+			uint8_t sc = nck_qe_nvfp4_scale(nck_qe_float((uint32_t)a[b]), g6);
+
+			scales[b0 + b] = sc;
+			dv[b] = nck_qe_mul(nck_qe_e4m3_value(sc), global);
+		}
+		for (size_t b = 0; b < nb; b++)
+			for (size_t j = 0; j < bl; j++)
+				d[b * bl + j] = dv[b];
+		for (size_t j = 0; j < n / 2; j++)
+			codes[b0 * (bl / 2) + j] =
+				nck_qe_pack_fp4(nck_qe_e2m1(nck_qe_div(load_elem(q, 2 * j, dt), d[2 * j])),
+						nck_qe_e2m1(nck_qe_div(load_elem(q, 2 * j + 1, dt),
+								       d[2 * j + 1])));
 	}
 }
 
