@@ -3,7 +3,12 @@
  * gpu_check: the CUDA quantization backend against the CPU backend, bit for
  * bit, and throughputs, on a machine with an NVIDIA GPU (tests/gpu/run.sh).
  *
- *   gpu_check [--quick | --skip-varied] [--device N] [--mib M]
+ *   gpu_check [--quick | --skip-varied] [--device N] [--mib M] [--library PATH]
+ *
+ * --library loads the backend from PATH (nck_quant_backend_open) instead of
+ * the installed libnemockpt_cuda.so: tests/gpu/run.sh passes the mock
+ * backend (nemockpt_cuda_mock) on machines without a GPU, to prove this
+ * program and the script there.
  *
  *  1. Exhaustive and random inputs (bf16, f16, f32; NaN, inf, subnormals;
  *     odd sizes and misaligned buffers; several INT4 shapes and groups):
@@ -341,11 +346,13 @@ static double gbs(size_t elems, double sec)
 /* CPU on one core over a slice, then on all cores over everything (the reference). */
 static void big_cpu(struct big *b)
 {
-	size_t srows = ((size_t)SLICE_MIB << 20) / 2 / BIG_COLS, sn = srows * BIG_COLS;
+	size_t srows = ((size_t)SLICE_MIB << 20) / 2 / BIG_COLS, sn;
 	int th = nck_quant_cpu_threads();
 	double t0, t1, t2, t3, t4;
 	float a;
 
+	srows = srows < b->rows ? srows : b->rows; /* --mib below the slice */
+	sn = srows * BIG_COLS;
 	t0 = now();
 	expect_ok("cpu amax 1", nck_quant_cpu_amax(&a, b->w, NCK_DTYPE_BF16, sn, 1));
 	expect_ok("cpu fp8 1", nck_quant_cpu_fp8(b->fp8_c, b->w, NCK_DTYPE_BF16, sn,
@@ -359,9 +366,9 @@ static void big_cpu(struct big *b)
 	expect_ok("cpu nvfp4 1", nck_quant_cpu_nvfp4(b->nv_c, b->nvs_c, b->w, NCK_DTYPE_BF16, sn,
 						     nck_quant_nvfp4_global(a), 1));
 	t3 = now();
-	printf("  cpu, 1 thread (%d MiB slice):  fp8 %.2f GB/s   int4 %.2f GB/s   nvfp4 %.2f GB/s"
+	printf("  cpu, 1 thread (%zu MiB slice):  fp8 %.2f GB/s   int4 %.2f GB/s   nvfp4 %.2f GB/s"
 	       " (without its amax)\n",
-	       SLICE_MIB, gbs(sn, t1 - t0), gbs(sn, t2 - t1), gbs(sn, t3 - t2));
+	       sn * 2 >> 20, gbs(sn, t1 - t0), gbs(sn, t2 - t1), gbs(sn, t3 - t2));
 	t0 = now();
 	expect_ok("cpu amax", nck_quant_cpu_amax(&b->amax, b->w, NCK_DTYPE_BF16, b->n, th));
 	expect_ok("cpu fp8", nck_quant_cpu_fp8(b->fp8_c, b->w, NCK_DTYPE_BF16, b->n,
@@ -499,7 +506,8 @@ int main(int argc, char **argv)
 	bool quick = false, varied = true;
 	int device = 0;
 	size_t mib = 2048;
-	char spec[16];
+	const char *library = NULL;
+	char spec[16], err[512];
 	nck_diag diag;
 	double t0 = now();
 
@@ -512,11 +520,21 @@ int main(int argc, char **argv)
 			device = atoi(argv[++i]);
 		else if (strcmp(argv[i], "--mib") == 0 && i + 1 < argc)
 			mib = strtoul(argv[++i], NULL, 10);
+		else if (strcmp(argv[i], "--library") == 0 && i + 1 < argc)
+			library = argv[++i];
 	}
 	nck_log_init("gpu_check", NCK_LOG_INFO);
 	snprintf(spec, sizeof(spec), "%d", device);
 	nck_diag_init(&diag);
-	gpu = nck_quant_backend_get(spec, &diag);
+	if (library) {
+		gpu = nck_quant_backend_open(library, device, err, sizeof(err));
+		if (!gpu) {
+			printf("gpu_check: %s\n", err);
+			return 1;
+		}
+	} else {
+		gpu = nck_quant_backend_get(spec, &diag);
+	}
 	if (!gpu) {
 		printf("gpu_check: skipped: %s\n", diag.msg);
 		return 77;
