@@ -28,6 +28,9 @@
 # over the mock backend library (nemockpt_cuda_mock: the real host code of
 # the CUDA backend, CPU kernels) on a 256 MiB weight, bench_quant on the CPU,
 # and the mounts use -o gpu=auto (CPU) against -o gpu=off.
+# Environment: BUILD_DIR (build-gpu), GPU_DIRECT_BUILD=1, GPU_CHECK_CPU=1,
+# GPU_CHECK_MIB (the mock run's weight, 256), SYNTH_MODEL_ARGS (options of
+# make_zarr_model.py; its defaults make the 2 GiB model).
 # Exits 1 on any mismatch or error, 77 when everything ran but the CUDA steps
 # were replaced, 0 after a full GPU run. About 2-3 minutes on an H100/H200
 # host with 16 cores (most of it the build and the synthetic model).
@@ -63,7 +66,7 @@ build_direct() {
 	"$nvcc" -O3 -std=c++17 -Xcompiler=-fPIC,-fvisibility=hidden -ftz=false -prec-div=true \
 		-prec-sqrt=true -fmad=false -Isrc -Iinclude \
 		--generate-code=arch=compute_80,code=sm_80 \
-		--generate-code=arch=compute_90,code=[compute_90,sm_90] \
+		"--generate-code=arch=compute_90,code=[compute_90,sm_90]" \
 		-c src/gpu/kernels.cu -o "$out/obj/kernels.o"
 	gcc "${cflags[@]}" -fPIC -fvisibility=hidden -isystem "$cuda_home/include" \
 		-c src/gpu/cuda_backend.c -o "$out/obj/cuda_backend.o"
@@ -195,6 +198,7 @@ else
 		check_all_files "$fx" group_size=8 || status=1
 	done
 	model=$build/model-2g
+	# shellcheck disable=SC2086 # SYNTH_MODEL_ARGS: options for the generator, split on spaces
 	[ -f "$model/model_config.yaml" ] ||
 		python3 tests/gpu/make_zarr_model.py "$model" ${SYNTH_MODEL_ARGS:-}
 	check_timed "$model" "" qnemo/fp8/tp2pp1 qnemo/nvfp4/tp2pp1 qnemo/int4_awq/tp2pp1 ||
