@@ -60,7 +60,8 @@ echo "cpus: $jobs; nvcc: $nvcc; $(grep -m1 'model name' /proc/cpuinfo 2>/dev/nul
 build_direct() {
 	local out=$build/direct
 	mkdir -p "$out/lib/nemockpt" "$out/bin" "$out/obj"
-	local lib=$root/$out/lib/nemockpt/libnemockpt_cuda.so
+	local lib=$out/lib/nemockpt/libnemockpt_cuda.so
+	case $lib in /*) ;; *) lib=$root/$lib ;; esac
 	local cflags=(-std=c11 -O3 -D_GNU_SOURCE -Isrc -Iinclude -ffp-contract=off
 		-fno-trapping-math -DNCK_VERSION=\"gpu-check\")
 	"$nvcc" -O3 -std=c++17 -Xcompiler=-fPIC,-fvisibility=hidden -ftz=false -prec-div=true \
