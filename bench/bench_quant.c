@@ -8,7 +8,8 @@
  * Prints, for one thread (with each instruction set of the CPU loops this
  * CPU has) and for N threads (default: all online CPUs; the best
  * instruction set) of the CPU backend: amax, fp8 codes, fp8 total (amax + codes), int4 block
- * scales, int4 packing, int4 total (scales + packing), over a random
+ * scales, int4 packing, int4 total (scales + packing), nvfp4 (codes and
+ * block scales at a given global scale), nvfp4 total (amax + nvfp4), over a random
  * [rows, 4096] bf16 weight of N MiB (default 256). --backend auto|N also
  * times the same operations through that backend (e.g. the CUDA one, end to
  * end from host memory to host memory).
@@ -31,7 +32,7 @@ struct bench {
 	uint16_t *w;
 	size_t rows, n;
 	float *scales;
-	uint8_t *fp8, *packed;
+	uint8_t *fp8, *packed, *nvs; /* nvfp4 reuses `packed` for its codes */
 	double min_seconds;
 };
 
@@ -61,10 +62,14 @@ static void fill(uint16_t *w, size_t n)
 	}
 }
 
-enum op { OP_AMAX, OP_FP8, OP_FP8_TOTAL, OP_SCALES, OP_PACK, OP_INT4_TOTAL, OP_COUNT };
+enum op {
+	OP_AMAX, OP_FP8, OP_FP8_TOTAL, OP_SCALES, OP_PACK, OP_INT4_TOTAL, OP_NVFP4, OP_NVFP4_TOTAL,
+	OP_COUNT
+};
 
 static const char *const op_names[OP_COUNT] = {
-	"amax", "fp8 codes", "fp8 total", "int4 scales", "int4 pack", "int4 total",
+	"amax", "fp8 codes", "fp8 total", "int4 scales", "int4 pack", "int4 total", "nvfp4",
+	"nvfp4 total",
 };
 
 /* Runs one operation once; be NULL: the CPU functions with `threads`. */
@@ -73,7 +78,7 @@ static int run_once(struct bench *b, enum op op, const nck_quant_backend *be, in
 	float amax = 0;
 	int rc = 0;
 
-	if (op == OP_AMAX || op == OP_FP8_TOTAL)
+	if (op == OP_AMAX || op == OP_FP8_TOTAL || op == OP_NVFP4_TOTAL)
 		rc = be ? nck_quant_amax(be, &amax, b->w, NCK_DTYPE_BF16, b->n)
 			: nck_quant_cpu_amax(&amax, b->w, NCK_DTYPE_BF16, b->n, threads);
 	if (rc == 0 && (op == OP_FP8 || op == OP_FP8_TOTAL))
@@ -89,6 +94,13 @@ static int run_once(struct bench *b, enum op op, const nck_quant_backend *be, in
 					      GROUP, b->scales)
 			: nck_quant_cpu_int4_pack(b->packed, b->w, NCK_DTYPE_BF16, b->rows, COLS,
 						  GROUP, b->scales, threads);
+	if (rc == 0 && (op == OP_NVFP4 || op == OP_NVFP4_TOTAL)) {
+		float g = op == OP_NVFP4 ? 0.04f / 2688.0f : nck_quant_nvfp4_global(amax);
+
+		rc = be ? nck_quant_nvfp4(be, b->packed, b->nvs, b->w, NCK_DTYPE_BF16, b->n, g)
+			: nck_quant_cpu_nvfp4(b->packed, b->nvs, b->w, NCK_DTYPE_BF16, b->n, g,
+					      threads);
+	}
 	return rc;
 }
 
@@ -144,7 +156,8 @@ int main(int argc, char **argv)
 	b.fp8 = malloc(b.n);
 	b.packed = malloc(b.n / 2);
 	b.scales = malloc(b.rows * (COLS / GROUP) * sizeof(float));
-	if (!b.n || !b.w || !b.fp8 || !b.packed || !b.scales) {
+	b.nvs = malloc(b.n / 16);
+	if (!b.n || !b.w || !b.fp8 || !b.packed || !b.scales || !b.nvs) {
 		fprintf(stderr, "bench_quant: out of memory or empty input\n");
 		return 1;
 	}
@@ -181,5 +194,6 @@ int main(int argc, char **argv)
 	free(b.fp8);
 	free(b.packed);
 	free(b.scales);
+	free(b.nvs);
 	return 0;
 }

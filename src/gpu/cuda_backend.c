@@ -7,7 +7,8 @@
  * and it links nothing of the project (only the CUDA runtime, statically).
  *
  * Data path of one call. The input is cut into chunks of whole units
- * (elements; rows for INT4 scales; row pairs for INT4 packing) of at most
+ * (elements; rows for INT4 scales; row pairs for INT4 packing; blocks of
+ * 16 for NVFP4, whose block scales are a second output) of at most
  * CHUNK_BYTES per buffer, and chunk c runs on stream c % 2 of a "slot":
  * host -> device copy, kernel, device -> host copy. Two streams let the
  * copies of one chunk overlap the kernel and copies of the other (an H100
@@ -55,7 +56,7 @@
 NCK_EXPORT const nck_quant_backend *nck_quant_cuda_backend(unsigned abi, int device, char *err,
 							   size_t errlen);
 
-enum op_kind { OP_AMAX, OP_FP8, OP_SCALES, OP_PACK };
+enum op_kind { OP_AMAX, OP_FP8, OP_SCALES, OP_PACK, OP_NVFP4 };
 
 struct slot {
 	bool ready, busy;
@@ -76,14 +77,19 @@ struct gpu {
 	struct slot slots[NSLOTS];
 };
 
-/* One call: `units` units of in_unit input, aux_unit aux, out_unit output bytes. */
+/*
+ * One call: `units` units of in_unit input, aux_unit aux, out_unit output
+ * bytes. aux is a second input (INT4 scales for packing), or, when
+ * aux_out, a second output written to dst2 (NVFP4 block scales).
+ */
 struct op {
 	enum op_kind kind;
 	nck_dtype dtype;
 	size_t cols, group;
 	float scale;
 	const unsigned char *src, *aux;
-	unsigned char *dst;
+	unsigned char *dst, *dst2;
+	bool aux_out;
 	size_t units, in_unit, aux_unit, out_unit;
 	unsigned amax_bits;
 };
@@ -196,15 +202,19 @@ static cudaError_t chunk_kernel(const struct op *op, struct slot *sl, int s, siz
 	case OP_SCALES:
 		return nck_gpu_int4_scales(sl->d_out[s], sl->d_in[s], op->dtype, units, op->cols,
 					   op->group, st);
-	default:
+	case OP_PACK:
 		return nck_gpu_int4_pack(sl->d_out[s], sl->d_in[s], op->dtype, 2 * units, op->cols,
 					 op->group, sl->d_aux[s], st);
+	default:
+		return nck_gpu_nvfp4(sl->d_out[s], sl->d_aux[s], sl->d_in[s], op->dtype,
+				     units * NCK_QE_NVFP4_BLOCK, op->scale, st);
 	}
 }
 
 /*
  * Enqueues chunk [first, first + units) on stream s: inputs from `in`/`aux`
- * (host pointers to the chunk, pinned), the kernel, the output to `out`.
+ * (host pointers to the chunk, pinned), the kernel, the output to `out`
+ * (and to `aux` when the op's aux is an output).
  */
 static cudaError_t chunk_enqueue(const struct op *op, struct slot *sl, int s, size_t units,
 				 const void *in, const void *aux, void *out)
@@ -213,13 +223,16 @@ static cudaError_t chunk_enqueue(const struct op *op, struct slot *sl, int s, si
 	cudaError_t e = cudaMemcpyAsync(sl->d_in[s], in, units * op->in_unit,
 					cudaMemcpyHostToDevice, st);
 
-	if (e == cudaSuccess && op->aux_unit)
+	if (e == cudaSuccess && op->aux_unit && !op->aux_out)
 		e = cudaMemcpyAsync(sl->d_aux[s], aux, units * op->aux_unit,
 				    cudaMemcpyHostToDevice, st);
 	if (e == cudaSuccess)
 		e = chunk_kernel(op, sl, s, units);
 	if (e == cudaSuccess && op->out_unit)
 		e = cudaMemcpyAsync(out, sl->d_out[s], units * op->out_unit,
+				    cudaMemcpyDeviceToHost, st);
+	if (e == cudaSuccess && op->aux_out)
+		e = cudaMemcpyAsync((void *)aux, sl->d_aux[s], units * op->aux_unit,
 				    cudaMemcpyDeviceToHost, st);
 	return e;
 }
@@ -256,8 +269,10 @@ static cudaError_t run_direct(const struct op *op, struct slot *sl)
 	for (size_t c = 0, at = 0; at < op->units && e == cudaSuccess; c++, at += cu) {
 		size_t u = op->units - at < cu ? op->units - at : cu;
 
+		const unsigned char *aux = op->aux_out ? op->dst2 : op->aux;
+
 		e = chunk_enqueue(op, sl, (int)(c % NSTREAMS), u, op->src + at * op->in_unit,
-				  op->aux ? op->aux + at * op->aux_unit : NULL,
+				  aux ? aux + at * op->aux_unit : NULL,
 				  op->dst ? op->dst + at * op->out_unit : NULL);
 	}
 	return sync_streams(sl, e);
@@ -271,6 +286,8 @@ static cudaError_t staged_finish(const struct op *op, struct slot *sl, int s, si
 
 	if (e == cudaSuccess && op->out_unit && units)
 		memcpy(op->dst + at * op->out_unit, sl->h_out[s], units * op->out_unit);
+	if (e == cudaSuccess && op->aux_out && units)
+		memcpy(op->dst2 + at * op->aux_unit, sl->h_aux[s], units * op->aux_unit);
 	return e;
 }
 
@@ -288,7 +305,7 @@ static cudaError_t run_staged(const struct op *op, struct slot *sl)
 		if (e != cudaSuccess)
 			break;
 		memcpy(sl->h_in[s], op->src + at * op->in_unit, u * op->in_unit);
-		if (op->aux_unit)
+		if (op->aux_unit && !op->aux_out)
 			memcpy(sl->h_aux[s], op->aux + at * op->aux_unit, u * op->aux_unit);
 		e = chunk_enqueue(op, sl, s, u, sl->h_in[s], sl->h_aux[s], sl->h_out[s]);
 		pend_at[s] = at;
@@ -320,21 +337,27 @@ static bool host_register(const void *p, size_t len, bool readonly)
 static cudaError_t run_chunks(const struct gpu *g, const struct op *op, struct slot *sl)
 {
 	size_t in_bytes = op->units * op->in_unit, out_bytes = op->units * op->out_unit;
-	bool src_reg = false, dst_reg = false;
+	size_t aux_bytes = op->units * op->aux_unit;
+	const unsigned char *aux = op->aux_out ? op->dst2 : op->aux;
+	bool src_reg = false, dst_reg = false, aux_reg = false;
 	cudaError_t e;
 
 	if (in_bytes >= g->register_min) {
 		src_reg = host_register(op->src, in_bytes, true);
 		dst_reg = !out_bytes || (src_reg && host_register(op->dst, out_bytes, false));
+		aux_reg = !aux_bytes ||
+			  (src_reg && dst_reg && host_register(aux, aux_bytes, !op->aux_out));
 	}
-	if (src_reg && dst_reg)
+	if (src_reg && dst_reg && aux_reg)
 		e = run_direct(op, sl);
 	else
 		e = run_staged(op, sl);
 	if (src_reg)
 		cudaHostUnregister((void *)op->src);
-	if (dst_reg && out_bytes)
+	if (src_reg && dst_reg && out_bytes)
 		cudaHostUnregister(op->dst);
+	if (src_reg && dst_reg && aux_reg && aux_bytes)
+		cudaHostUnregister((void *)aux);
 	return e;
 }
 
@@ -419,19 +442,38 @@ static int gpu_int4_pack(const nck_quant_backend *be, uint8_t *dst, const void *
 	return run_op(be, &op);
 }
 
+static int gpu_nvfp4(const nck_quant_backend *be, uint8_t *codes, uint8_t *scales,
+		     const void *src, nck_dtype dtype, size_t n, float global)
+{
+	struct op op = { .kind = OP_NVFP4, .dtype = dtype, .scale = global, .src = src,
+			 .dst = codes, .dst2 = scales, .aux_out = true,
+			 .units = n / NCK_QE_NVFP4_BLOCK,
+			 .in_unit = NCK_QE_NVFP4_BLOCK * esize(dtype),
+			 .aux_unit = 1, .out_unit = NCK_QE_NVFP4_BLOCK / 2 };
+
+	return run_op(be, &op);
+}
+
 /* ---- creation ---------------------------------------------------------------------------- */
 
 /* A tiny end-to-end run that proves the kernels load on this device. */
 static int self_test(struct gpu *g, char *err, size_t errlen)
 {
-	static const float in[4] = { 0.5f, -3.0f, 1e-3f, 2.0f };
-	uint8_t out[4];
-	float amax = 0;
+	static const float in[16] = { 0.5f, -3.0f, 1e-3f, 2.0f, 7.0f, -0.75f };
+	uint8_t out[16], sc = 0;
+	float amax = 0, gs = 0.01f;
 	int rc = gpu_amax(&g->be, &amax, in, NCK_DTYPE_F32, 4);
 
 	if (rc == 0)
 		rc = gpu_fp8(&g->be, out, in, NCK_DTYPE_F32, 4, 1.0f);
 	if (rc == 0 && (amax != 3.0f || out[1] != nck_qe_fp8(-3.0f)))
+		rc = -EIO;
+	if (rc == 0)
+		rc = gpu_nvfp4(&g->be, out, &sc, in, NCK_DTYPE_F32, 16, gs);
+	/* Element 1 (-3.0) in the high nibble of byte 0, with the host's arithmetic. */
+	if (rc == 0 &&
+	    (sc != nck_qe_nvfp4_scale(7.0f, nck_qe_mul(6.0f, gs)) ||
+	     out[0] >> 4 != nck_qe_e2m1(nck_qe_div(-3.0f, nck_qe_mul(nck_qe_e4m3_value(sc), gs)))))
 		rc = -EIO;
 	if (rc != 0)
 		snprintf(err, errlen, "%s: self-test failed: %s", g->name,
@@ -478,7 +520,7 @@ static struct gpu *gpu_new(int device, char *err, size_t errlen)
 {
 	static const nck_quant_backend ops = {
 		.abi = NCK_QUANT_BACKEND_ABI, .amax = gpu_amax, .fp8 = gpu_fp8,
-		.int4_scales = gpu_int4_scales, .int4_pack = gpu_int4_pack,
+		.int4_scales = gpu_int4_scales, .int4_pack = gpu_int4_pack, .nvfp4 = gpu_nvfp4,
 	};
 	struct cudaDeviceProp prop;
 	const char *env;

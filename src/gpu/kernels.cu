@@ -9,7 +9,8 @@
  * amax reductions combine with an integer max of float bits (warp
  * __reduce_max_sync, then atomicMax): order-independent, hence equal to the
  * CPU's whatever the schedule. INT4 block scales use one warp per (row,
- * block); packing uses one thread per output byte.
+ * block); packing uses one thread per output byte; NVFP4 one thread per
+ * block of 16 (scale and codes together).
  *
  * Ownership: none. Thread-safety: launches go to the caller's stream.
  */
@@ -101,6 +102,35 @@ __global__ void pack_kernel(uint8_t *dst, const void *src, size_t rows, size_t c
 	}
 }
 
+/* One thread per block of 16: its amax, E4M3 scale, divisor and 8 code bytes. */
+template <int DT>
+__global__ void nvfp4_kernel(uint8_t *codes, uint8_t *scales, const void *src, size_t blocks,
+			     float global)
+{
+	float g6 = nck_qe_mul(6.0f, global);
+
+	for (size_t b = thread_index(); b < blocks; b += thread_count()) {
+		size_t base = b * NCK_QE_NVFP4_BLOCK;
+		float x[NCK_QE_NVFP4_BLOCK];
+		unsigned m = 0;
+
+#pragma unroll
+		for (int j = 0; j < NCK_QE_NVFP4_BLOCK; j++) {
+			x[j] = load<DT>(src, base + j);
+			m = max(m, (unsigned)nck_qe_abs_bits(x[j]));
+		}
+		uint8_t sc = nck_qe_nvfp4_scale(nck_qe_float(m), g6);
+		float d = nck_qe_mul(nck_qe_e4m3_value(sc), global);
+
+		scales[b] = sc;
+#pragma unroll
+		for (int j = 0; j < NCK_QE_NVFP4_BLOCK / 2; j++)
+			codes[b * (NCK_QE_NVFP4_BLOCK / 2) + j] =
+				nck_qe_pack_fp4(nck_qe_e2m1(nck_qe_div(x[2 * j], d)),
+						nck_qe_e2m1(nck_qe_div(x[2 * j + 1], d)));
+	}
+}
+
 /* Launches kernel<DT> for the runtime dtype, or returns cudaErrorInvalidValue. */
 #define NCK_LAUNCH(dtype, kernel, work, stream, ...)                                        \
 	switch (dtype) {                                                                    \
@@ -149,5 +179,14 @@ extern "C" cudaError_t nck_gpu_int4_pack(uint8_t *d_dst, const void *d_src, nck_
 {
 	NCK_LAUNCH(dtype, pack_kernel, rows / 2 * cols, stream, d_dst, d_src, rows, cols, group,
 		   d_scales);
+	return cudaGetLastError();
+}
+
+extern "C" cudaError_t nck_gpu_nvfp4(uint8_t *d_codes, uint8_t *d_scales, const void *d_src,
+				     nck_dtype dtype, size_t n, float global, cudaStream_t stream)
+{
+	size_t blocks = n / NCK_QE_NVFP4_BLOCK;
+
+	NCK_LAUNCH(dtype, nvfp4_kernel, blocks, stream, d_codes, d_scales, d_src, blocks, global);
 	return cudaGetLastError();
 }

@@ -42,6 +42,13 @@ cudaError_t nck_gpu_int4_pack(uint8_t *d_dst, const void *d_src, nck_dtype dtype
 			      size_t cols, size_t group, const float *d_scales,
 			      cudaStream_t stream);
 
+/*
+ * NVFP4 of n elements (a multiple of 16) with global scale `global`: n/16
+ * E4M3 block scales to d_scales and n/2 bytes of packed E2M1 codes to d_codes.
+ */
+cudaError_t nck_gpu_nvfp4(uint8_t *d_codes, uint8_t *d_scales, const void *d_src, nck_dtype dtype,
+			  size_t n, float global, cudaStream_t stream);
+
 #ifdef __cplusplus
 }
 #endif

@@ -65,6 +65,13 @@ static int cpu_int4_pack(const nck_quant_backend *be, uint8_t *dst, const void *
 	return nck_quant_cpu_int4_pack(dst, src, dtype, rows, cols, group, scales, 0);
 }
 
+static int cpu_nvfp4(const nck_quant_backend *be, uint8_t *codes, uint8_t *scales,
+		     const void *src, nck_dtype dtype, size_t n, float global)
+{
+	(void)be;
+	return nck_quant_cpu_nvfp4(codes, scales, src, dtype, n, global, 0);
+}
+
 static const nck_quant_backend cpu_backend = {
 	.abi = NCK_QUANT_BACKEND_ABI,
 	.name = "cpu",
@@ -72,6 +79,7 @@ static const nck_quant_backend cpu_backend = {
 	.fp8 = cpu_fp8,
 	.int4_scales = cpu_int4_scales,
 	.int4_pack = cpu_int4_pack,
+	.nvfp4 = cpu_nvfp4,
 };
 
 const nck_quant_backend *nck_quant_backend_cpu(void)
@@ -99,56 +107,60 @@ static bool exe_relative(char *buf, size_t size, const char *rel, const char *fi
 	return n > 0 && (size_t)n < size;
 }
 
-/* dlopens the first library found; NULL with the last dlerror() in err. */
-static void *cuda_dlopen(char *err, size_t errlen)
-{
-	char path[PATH_MAX + 64];
-	void *h = NULL;
-
-	snprintf(err, errlen, "%s not found", NCK_QUANT_CUDA_LIBRARY);
-	if (exe_relative(path, sizeof(path), NCK_QUANT_CUDA_RELDIR, NCK_QUANT_CUDA_LIBRARY) &&
-	    access(path, F_OK) == 0) {
-		h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-		if (!h)
-			snprintf(err, errlen, "%s", dlerror());
-	}
-#ifdef NCK_QUANT_CUDA_BUILD_PATH
-	if (!h && access(NCK_QUANT_CUDA_BUILD_PATH, F_OK) == 0) {
-		h = dlopen(NCK_QUANT_CUDA_BUILD_PATH, RTLD_NOW | RTLD_LOCAL);
-		if (!h)
-			snprintf(err, errlen, "%s", dlerror());
-	}
-#endif
-	return h;
-}
-
-/* The CUDA backend of `device`, or NULL with the reason in err. */
-static const nck_quant_backend *cuda_backend(int device, char *err, size_t errlen)
+/* The backend of `device` from the library handle h; NULL (h closed) with the reason. */
+static const nck_quant_backend *cuda_from(void *h, const char *path, int device, char *err,
+					  size_t errlen)
 {
 	const nck_quant_backend *be;
 	nck_quant_cuda_entry entry;
-	void *h = cuda_dlopen(err, errlen), *sym;
+	void *sym = dlsym(h, NCK_QUANT_CUDA_SYMBOL);
 
-	if (!h)
-		return NULL;
-	sym = dlsym(h, NCK_QUANT_CUDA_SYMBOL);
 	if (!sym) {
-		snprintf(err, errlen, "%s: no symbol %s", NCK_QUANT_CUDA_LIBRARY,
-			 NCK_QUANT_CUDA_SYMBOL);
+		snprintf(err, errlen, "%s: no symbol %s", path, NCK_QUANT_CUDA_SYMBOL);
 		dlclose(h);
 		return NULL;
 	}
 	/* POSIX guarantees that a data pointer from dlsym converts to a function pointer. */
 	memcpy(&entry, &sym, sizeof(entry));
 	be = entry(NCK_QUANT_BACKEND_ABI, device, err, errlen);
-	if (be && be->abi != NCK_QUANT_BACKEND_ABI) {
-		snprintf(err, errlen, "%s: backend ABI %u, expected %u", NCK_QUANT_CUDA_LIBRARY,
-			 be->abi, NCK_QUANT_BACKEND_ABI);
+	if (be && (be->abi != NCK_QUANT_BACKEND_ABI || !be->amax || !be->fp8 ||
+		   !be->int4_scales || !be->int4_pack || !be->nvfp4)) {
+		snprintf(err, errlen, "%s: backend ABI %u, expected %u", path, be->abi,
+			 NCK_QUANT_BACKEND_ABI);
 		be = NULL;
 	}
 	/* Kept open on success: the table and its code live in the library. */
 	if (!be)
 		dlclose(h);
+	return be;
+}
+
+const nck_quant_backend *nck_quant_backend_open(const char *path, int device, char *err,
+						size_t errlen)
+{
+	void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+
+	if (!h) {
+		snprintf(err, errlen, "%s", dlerror());
+		return NULL;
+	}
+	return cuda_from(h, path, device, err, errlen);
+}
+
+/* The CUDA backend of `device` from the first library found, or NULL with the reason in err. */
+static const nck_quant_backend *cuda_backend(int device, char *err, size_t errlen)
+{
+	const nck_quant_backend *be = NULL;
+	char path[PATH_MAX + 64];
+
+	snprintf(err, errlen, "%s not found", NCK_QUANT_CUDA_LIBRARY);
+	if (exe_relative(path, sizeof(path), NCK_QUANT_CUDA_RELDIR, NCK_QUANT_CUDA_LIBRARY) &&
+	    access(path, F_OK) == 0)
+		be = nck_quant_backend_open(path, device, err, errlen);
+#ifdef NCK_QUANT_CUDA_BUILD_PATH
+	if (!be && access(NCK_QUANT_CUDA_BUILD_PATH, F_OK) == 0)
+		be = nck_quant_backend_open(NCK_QUANT_CUDA_BUILD_PATH, device, err, errlen);
+#endif
 	return be;
 }
 
@@ -272,5 +284,19 @@ int nck_quant_int4_pack(const nck_quant_backend *be, uint8_t *dst, const void *s
 	rc = be->int4_pack(be, dst, src, dtype, rows, cols, group, scales);
 	if (fall_back(be, rc))
 		rc = cpu_int4_pack(&cpu_backend, dst, src, dtype, rows, cols, group, scales);
+	return rc;
+}
+
+int nck_quant_nvfp4(const nck_quant_backend *be, uint8_t *codes, uint8_t *scales,
+		    const void *src, nck_dtype dtype, size_t n, float global)
+{
+	int rc = nck_quant_check_nvfp4(codes, scales, src, dtype, n);
+
+	if (rc < 0)
+		return rc;
+	be = or_cpu(be);
+	rc = be->nvfp4(be, codes, scales, src, dtype, n, global);
+	if (fall_back(be, rc))
+		rc = cpu_nvfp4(&cpu_backend, codes, scales, src, dtype, n, global);
 	return rc;
 }

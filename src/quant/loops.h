@@ -77,3 +77,20 @@ static LOOPS_TARGET void LOOPS(pack)(uint8_t *dst, const unsigned char *src, con
 		break;
 	}
 }
+
+/* NVFP4 of `blocks` blocks of 16 elements: codes and E4M3 block scales. */
+static LOOPS_TARGET void LOOPS(nvfp4)(uint8_t *codes, uint8_t *scales, const unsigned char *src,
+				      size_t blocks, float global, nck_dtype dt)
+{
+	switch (dt) {
+	case NCK_DTYPE_BF16:
+		nvfp4_loop(codes, scales, src, blocks, global, NCK_DTYPE_BF16);
+		break;
+	case NCK_DTYPE_F16:
+		nvfp4_loop(codes, scales, src, blocks, global, NCK_DTYPE_F16);
+		break;
+	default:
+		nvfp4_loop(codes, scales, src, blocks, global, NCK_DTYPE_F32);
+		break;
+	}
+}

@@ -11,7 +11,7 @@
  *
  * Large inputs are split over POSIX threads started per call (the caller
  * runs the first part): element ranges for amax and fp8, rows for INT4
- * scales, row pairs for INT4 packing. Each part writes its own outputs;
+ * scales, row pairs for INT4 packing, blocks of 16 for NVFP4. Each part writes its own outputs;
  * the parts' amax values are combined with max, which does not depend on
  * the split, so every thread count gives the same bits.
  *
@@ -74,6 +74,16 @@ uint8_t nck_quant_fp8_encode(float x)
 	return nck_qe_fp8(x);
 }
 
+float nck_quant_nvfp4_global(float amax)
+{
+	return nck_qe_scale(amax, NCK_QE_NVFP4_GLOBAL_DIV);
+}
+
+uint8_t nck_quant_e2m1_encode(float y)
+{
+	return nck_qe_e2m1(y);
+}
+
 /* Element i of a buffer of `dt` (a constant after inlining), as float32. */
 static ALWAYS_INLINE float load_elem(const unsigned char *p, size_t i, nck_dtype dt)
 {
@@ -125,6 +135,18 @@ int nck_quant_check_int4(const void *out, const void *src, nck_dtype dtype, size
 	if (n > 0 && pack && !scales)
 		return -EINVAL;
 	return nck_quant_check_elems(out, src, dtype, n);
+}
+
+int nck_quant_check_nvfp4(const void *codes, const void *scales, const void *src,
+			  nck_dtype dtype, size_t n)
+{
+	int rc;
+
+	if (n % NCK_QE_NVFP4_BLOCK != 0)
+		return -EINVAL;
+	if ((rc = nck_quant_check_elems(codes, src, dtype, n)) < 0)
+		return rc;
+	return n > 0 && !scales ? -EINVAL : 0;
 }
 
 int nck_quant_to_f32(float *dst, const void *src, nck_dtype dtype, size_t n)
@@ -200,6 +222,54 @@ static ALWAYS_INLINE void pack_rows_loop(uint8_t *dst, const unsigned char *src,
 	}
 }
 
+/* NVFP4 elements per pass of nvfp4_loop (stack arrays of this size). */
+#define NVFP4_RUN 1024
+
+/*
+ * NVFP4 of `blocks` blocks of 16, in runs of NVFP4_RUN elements so that
+ * each step is a plain element-wise loop gcc vectorizes: |x| as bits; per
+ * block the amax, its E4M3 scale and the divisor float32(s * g) (spread
+ * over the block's elements); the E2M1 codes; the packing by pairs.
+ */
+static ALWAYS_INLINE void nvfp4_loop(uint8_t *codes, uint8_t *scales, const unsigned char *p,
+				     size_t blocks, float global, nck_dtype dt)
+{
+	const size_t bl = NCK_QE_NVFP4_BLOCK, esz = elem_size(dt);
+	float g6 = nck_qe_mul(6.0f, global);
+	int32_t a[NVFP4_RUN];
+	float d[NVFP4_RUN], dv[NVFP4_RUN / NCK_QE_NVFP4_BLOCK];
+
+	for (size_t b0 = 0; b0 < blocks; b0 += NVFP4_RUN / bl) {
+		size_t nb = blocks - b0 < NVFP4_RUN / bl ? blocks - b0 : NVFP4_RUN / bl;
+		size_t n = nb * bl;
+		const unsigned char *q = p + b0 * bl * esz;
+
+		for (size_t i = 0; i < n; i++)
+			a[i] = nck_qe_abs_bits(load_elem(q, i, dt));
+		for (size_t b = 0; b < nb; b++) {
+			int32_t m = 0;
+
+			for (size_t j = 0; j < bl; j++)
+				m = a[b * bl + j] > m ? a[b * bl + j] : m;
+			a[b] = m;
+		}
+		for (size_t b = 0; b < nb; b++) {
+			uint8_t sc = nck_qe_nvfp4_scale(nck_qe_float((uint32_t)a[b]), g6);
+
+			scales[b0 + b] = sc;
+			dv[b] = nck_qe_mul(nck_qe_e4m3_value(sc), global);
+		}
+		for (size_t b = 0; b < nb; b++)
+			for (size_t j = 0; j < bl; j++)
+				d[b * bl + j] = dv[b];
+		for (size_t j = 0; j < n / 2; j++)
+			codes[b0 * (bl / 2) + j] =
+				nck_qe_pack_fp4(nck_qe_e2m1(nck_qe_div(load_elem(q, 2 * j, dt), d[2 * j])),
+						nck_qe_e2m1(nck_qe_div(load_elem(q, 2 * j + 1, dt),
+								       d[2 * j + 1])));
+	}
+}
+
 /* ---- one set of loops per instruction set ------------------------------------------- */
 
 struct loops {
@@ -210,6 +280,8 @@ struct loops {
 		       size_t group, nck_dtype dt);
 	void (*pack)(uint8_t *dst, const unsigned char *src, const float *scales, size_t pairs,
 		     size_t cols, size_t group, nck_dtype dt);
+	void (*nvfp4)(uint8_t *codes, uint8_t *scales, const unsigned char *src, size_t blocks,
+		      float global, nck_dtype dt);
 	bool (*supported)(void);
 };
 
@@ -254,10 +326,11 @@ static bool isa_avx512(void)
 
 /* Best last: the default is the last one the CPU supports. */
 static const struct loops isa_table[] = {
-	{ "base", amax_base, fp8_base, scales_base, pack_base, isa_always },
+	{ "base", amax_base, fp8_base, scales_base, pack_base, nvfp4_base, isa_always },
 #if NCK_QUANT_X86
-	{ "avx2", amax_avx2, fp8_avx2, scales_avx2, pack_avx2, isa_avx2 },
-	{ "avx512", amax_avx512, fp8_avx512, scales_avx512, pack_avx512, isa_avx512 },
+	{ "avx2", amax_avx2, fp8_avx2, scales_avx2, pack_avx2, nvfp4_avx2, isa_avx2 },
+	{ "avx512", amax_avx512, fp8_avx512, scales_avx512, pack_avx512, nvfp4_avx512,
+	  isa_avx512 },
 #endif
 };
 
@@ -335,6 +408,7 @@ struct job {
 	float scale;
 	const float *scales;
 	void *dst;
+	uint8_t *dst2;
 	int32_t part_max[NCK_QUANT_MAX_THREADS];
 };
 
@@ -482,5 +556,27 @@ int nck_quant_cpu_int4_pack(uint8_t *dst, const void *src, nck_dtype dtype, size
 	if (rc < 0 || cols == 0)
 		return rc;
 	run_parts(&job, rows / 2, MT_MIN_ELEMS / (2 * cols) + 1, threads);
+	return 0;
+}
+
+static void nvfp4_part(struct job *job, size_t begin, size_t end, size_t part)
+{
+	size_t bytes = NCK_QE_NVFP4_BLOCK * elem_size(job->dtype);
+
+	(void)part;
+	loops()->nvfp4((uint8_t *)job->dst + begin * (NCK_QE_NVFP4_BLOCK / 2), job->dst2 + begin,
+		       job->src + begin * bytes, end - begin, job->scale, job->dtype);
+}
+
+int nck_quant_cpu_nvfp4(uint8_t *codes, uint8_t *scales, const void *src, nck_dtype dtype,
+			size_t n, float global, int threads)
+{
+	struct job job = { .fn = nvfp4_part, .src = src, .dtype = dtype, .scale = global,
+			   .dst = codes, .dst2 = scales };
+	int rc = nck_quant_check_nvfp4(codes, scales, src, dtype, n);
+
+	if (rc < 0)
+		return rc;
+	run_parts(&job, n / NCK_QE_NVFP4_BLOCK, MT_MIN_ELEMS / NCK_QE_NVFP4_BLOCK, threads);
 	return 0;
 }

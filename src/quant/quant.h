@@ -13,6 +13,14 @@
  *    rows per byte: byte (i, j) holds row 2i's q in the low nibble and row
  *    2i+1's in the high one (two's complement), giving I8 [out/2, in].
  *
+ *  - NVFP4 (quant_algo "NVFP4", ModelOpt nvfp4_tensor.py; spec
+ *    gguf-nvfp4.md 2.3): a float32 global scale g = amax / 2688 (6 * 448)
+ *    of the merged tensor; per block of 16 consecutive elements an E4M3
+ *    scale s = E4M3(max(t == 0 ? 1 : t, 2^-9)) with t = block amax /
+ *    float32(6 * g); each element's E2M1 code of float32(w) / float32(s * g)
+ *    (round to nearest, ties to the even code; sign = (y < 0)), two codes
+ *    per byte, the even element in the low nibble.
+ *
  * Every division is one IEEE float32 division (no reciprocal, no fused
  * multiply-add), so results are bit-exact and equal on every backend.
  * Special values: NaN elements are ignored by amax; a scale is 1.0 when
@@ -80,6 +88,15 @@ float nck_quant_int4_scale(float amax);
 /* The E4M3FN code of float32 x (round to nearest even, saturating). */
 uint8_t nck_quant_fp8_encode(float x);
 
+/* NVFP4: elements per block scale (TensorRT-LLM's FP4 GEMMs take only 16). */
+#define NCK_QUANT_NVFP4_BLOCK 16
+
+/* The NVFP4 global scale of an amax: amax / 2688.0f, or 1.0 (the rule above). */
+float nck_quant_nvfp4_global(float amax);
+
+/* The E2M1 code (0..15) of float32 y, as described above. */
+uint8_t nck_quant_e2m1_encode(float y);
+
 /* ---- CPU backend ------------------------------------------------------------------- */
 
 /*
@@ -120,6 +137,18 @@ int nck_quant_cpu_int4_scales(float *scales, const void *src, nck_dtype dtype, s
 int nck_quant_cpu_int4_pack(uint8_t *dst, const void *src, nck_dtype dtype, size_t rows,
 			    size_t cols, size_t group, const float *scales, int threads);
 
+/*
+ * NVFP4 of n elements (a multiple of NCK_QUANT_NVFP4_BLOCK) with global
+ * scale `global`: scales[b] = the E4M3 scale of elements 16b .. 16b+15 (n/16
+ * bytes) and codes[i] = the E2M1 codes of elements 2i (low nibble) and 2i+1
+ * (n/2 bytes). A [rows, cols] weight with cols % 16 == 0 gives the
+ * row-major [rows, cols/16] scales and [rows, cols/2] packed weight of a
+ * TensorRT-LLM checkpoint; blocks are independent, so any run of whole
+ * blocks may be computed separately.
+ */
+int nck_quant_cpu_nvfp4(uint8_t *codes, uint8_t *scales, const void *src, nck_dtype dtype,
+			size_t n, float global, int threads);
+
 /* The default thread count of CPU calls: set, or the online CPUs (capped). */
 int nck_quant_cpu_threads(void);
 
@@ -143,7 +172,7 @@ int nck_quant_cpu_set_isa(const char *name);
 /* ---- backends ------------------------------------------------------------------------ */
 
 /* Version of the table below; a backend built for another one is refused. */
-#define NCK_QUANT_BACKEND_ABI 1u
+#define NCK_QUANT_BACKEND_ABI 2u
 
 /*
  * A backend: the operations above over host buffers. The dispatchers below
@@ -167,6 +196,8 @@ struct nck_quant_backend {
 	int (*int4_pack)(const nck_quant_backend *be, uint8_t *dst, const void *src,
 			 nck_dtype dtype, size_t rows, size_t cols, size_t group,
 			 const float *scales);
+	int (*nvfp4)(const nck_quant_backend *be, uint8_t *codes, uint8_t *scales,
+		     const void *src, nck_dtype dtype, size_t n, float global);
 };
 
 /* The CUDA backend's shared object and its one exported C symbol. */
@@ -197,6 +228,15 @@ const nck_quant_backend *nck_quant_backend_cpu(void);
  */
 const nck_quant_backend *nck_quant_backend_get(const char *spec, nck_diag *diag);
 
+/*
+ * The backend of `device` from the CUDA backend library at `path` (what
+ * nck_quant_backend_get() does for each place it looks; tests load a mock
+ * library with it): dlopen, the entry symbol, its ABI. NULL with a one-line
+ * reason in err. A library that gave a backend stays loaded until exit.
+ */
+const nck_quant_backend *nck_quant_backend_open(const char *path, int device, char *err,
+						size_t errlen);
+
 /* ---- dispatchers ---------------------------------------------------------------------- */
 
 /*
@@ -214,6 +254,8 @@ int nck_quant_int4_scales(const nck_quant_backend *be, float *scales, const void
 int nck_quant_int4_pack(const nck_quant_backend *be, uint8_t *dst, const void *src,
 			nck_dtype dtype, size_t rows, size_t cols, size_t group,
 			const float *scales);
+int nck_quant_nvfp4(const nck_quant_backend *be, uint8_t *codes, uint8_t *scales,
+		    const void *src, nck_dtype dtype, size_t n, float global);
 
 #ifdef __cplusplus
 }

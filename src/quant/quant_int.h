@@ -31,4 +31,12 @@ int nck_quant_check_elems(const void *out, const void *src, nck_dtype dtype, siz
 int nck_quant_check_int4(const void *out, const void *src, nck_dtype dtype, size_t rows,
 			 size_t cols, size_t group, const float *scales, bool pack);
 
+/*
+ * Checks an NVFP4 call over n elements: n a multiple of the block (-EINVAL),
+ * supported dtype (-ENOTSUP), buffers present when n > 0 (-EINVAL),
+ * n * element size fits (-EOVERFLOW).
+ */
+int nck_quant_check_nvfp4(const void *codes, const void *scales, const void *src,
+			  nck_dtype dtype, size_t n);
+
 #endif

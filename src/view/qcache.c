@@ -54,7 +54,14 @@ uint64_t nck_qslice_int4_bytes(const nck_qslice *q)
 
 uint64_t nck_qslice_scales_bytes(const nck_qslice *q)
 {
+	if (q->algo == NCK_QALGO_NVFP4)
+		return q->rows * (q->cols / NCK_QUANT_NVFP4_BLOCK);
 	return q->group ? q->rows * (q->cols / q->group) * 4 : 0;
+}
+
+uint64_t nck_qslice_nvfp4_bytes(const nck_qslice *q)
+{
+	return q->rows * (q->cols / 2);
 }
 
 nck_qcache *nck_qcache_new(const nck_catalog *cat, const nck_quant_backend *be, uint64_t budget)
@@ -197,7 +204,8 @@ static void qcache_amax_from_slice(nck_qcache *qc, const nck_qslice *q,
 	pthread_mutex_unlock(&qc->lock);
 }
 
-int nck_qcache_fp8_scale(nck_qcache *qc, const nck_qslice *q, float *scale)
+/* The joint amax of q's merged tensors. */
+static int qcache_joint_amax(nck_qcache *qc, const nck_qslice *q, float *amax)
 {
 	float m = 0.0f, a;
 	int rc;
@@ -208,8 +216,28 @@ int nck_qcache_fp8_scale(nck_qcache *qc, const nck_qslice *q, float *scale)
 		if (a > m)
 			m = a;
 	}
-	*scale = nck_quant_fp8_scale(m);
+	*amax = m;
 	return 0;
+}
+
+int nck_qcache_fp8_scale(nck_qcache *qc, const nck_qslice *q, float *scale)
+{
+	float m;
+	int rc = qcache_joint_amax(qc, q, &m);
+
+	if (rc == 0)
+		*scale = nck_quant_fp8_scale(m);
+	return rc;
+}
+
+int nck_qcache_nvfp4_global(nck_qcache *qc, const nck_qslice *q, float *global)
+{
+	float m;
+	int rc = qcache_joint_amax(qc, q, &m);
+
+	if (rc == 0)
+		*global = nck_quant_nvfp4_global(m);
+	return rc;
 }
 
 /* ---- computed tensors ------------------------------------------------------- */
@@ -226,6 +254,8 @@ static uint64_t qcache_second(const nck_qslice *q)
 {
 	if (q->algo == NCK_QALGO_FP8)
 		return nck_qslice_fp8_bytes(q);
+	if (q->algo == NCK_QALGO_NVFP4)
+		return nck_qslice_nvfp4_bytes(q);
 	return (nck_qslice_int4_bytes(q) + 7) & ~7ull;
 }
 
@@ -251,6 +281,11 @@ static int qcache_compute(nck_qcache *qc, const nck_qslice *q, unsigned char **o
 		qcache_amax_from_slice(qc, q, be, src);
 		if ((rc = nck_qcache_fp8_scale(qc, q, &scale)) == 0)
 			rc = nck_quant_fp8(be, dst, src, q->dtype, n, scale);
+	} else if (q->algo == NCK_QALGO_NVFP4) {
+		/* Row-major [rows, cols] with cols % 16 == 0: blocks never straddle rows. */
+		qcache_amax_from_slice(qc, q, be, src);
+		if ((rc = nck_qcache_nvfp4_global(qc, q, &scale)) == 0)
+			rc = nck_quant_nvfp4(be, dst, dst + w, src, q->dtype, n, scale);
 	} else {
 		float *scales = (float *)(void *)(dst + w);
 

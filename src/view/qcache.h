@@ -6,7 +6,8 @@
  * (a layout of windows and zeros over catalog tensors) plus what it becomes:
  * FP8 codes with the per-tensor scale of its whole merged tensor, or packed
  * INT4 with its block scales. It is computed whole on the first read of any
- * of its bytes, by the quantization backend (CPU or CUDA, bit-identical),
+ * of its bytes (or NVFP4 packed E2M1 codes with E4M3 block scales of 16 and
+ * the global scale of its merged tensors), by the quantization backend (CPU or CUDA, bit-identical),
  * and kept in an LRU cache bounded in bytes; concurrent readers of one
  * tensor wait for the one computation, readers of others do not. FP8 scales
  * need the amax of the whole merged tensor, computed once per tensor and
@@ -31,6 +32,7 @@
 typedef enum nck_qalgo {
 	NCK_QALGO_FP8 = 0,
 	NCK_QALGO_INT4_AWQ = 1,
+	NCK_QALGO_NVFP4 = 2,
 } nck_qalgo;
 
 typedef struct nck_qcache nck_qcache;
@@ -42,14 +44,16 @@ typedef struct nck_qslice {
 	uint64_t rows, cols;
 	nck_qalgo algo;
 	uint64_t group;        /* INT4: block size along the columns */
-	const nck_tensor *const *scale_of; /* FP8: the merged tensors whose joint amax sets the scale */
+	const nck_tensor *const *scale_of; /* FP8, NVFP4: the merged tensors whose joint amax sets the (global) scale */
 	size_t n_scale_of;
 } nck_qslice;
 
-/* Bytes of the computed forms: FP8 codes; INT4 packed weight and scales. */
+/* Bytes of the computed forms: FP8 codes; INT4 packed weight and scales;
+ * NVFP4 packed codes (rows x cols/2) and E4M3 block scales (rows x cols/16). */
 uint64_t nck_qslice_fp8_bytes(const nck_qslice *q);
 uint64_t nck_qslice_int4_bytes(const nck_qslice *q);
 uint64_t nck_qslice_scales_bytes(const nck_qslice *q);
+uint64_t nck_qslice_nvfp4_bytes(const nck_qslice *q);
 
 /* A cache over `cat` computing on `be` (NULL: the "auto" backend, chosen
  * at the first computation), holding at most `budget` bytes of results (0:
@@ -60,8 +64,11 @@ void nck_qcache_free(nck_qcache *qc);
 /* The FP8 scale of slice q (amax of its merged tensors / 448). 0, -EIO, -ENOMEM. */
 int nck_qcache_fp8_scale(nck_qcache *qc, const nck_qslice *q, float *scale);
 
+/* The NVFP4 global scale of slice q (amax of its merged tensors / 2688). 0, -EIO, -ENOMEM. */
+int nck_qcache_nvfp4_global(nck_qcache *qc, const nck_qslice *q, float *global);
+
 /* Part of a computed form. `what` is 0 for the FP8 codes or the packed
- * INT4 weight, 1 for the INT4 scales. Bytes [pos, pos+len). 0, -EIO, -ENOMEM. */
+ * INT4 or NVFP4 weight, 1 for the INT4 or NVFP4 block scales. Bytes [pos, pos+len). 0, -EIO, -ENOMEM. */
 int nck_qcache_read(nck_qcache *qc, const nck_qslice *q, int what, uint64_t pos, void *buf,
 		    size_t len);
 

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * qnemo/{bf16,fp8,int4_awq}/tp{T}pp{P}/: TensorRT-LLM checkpoints laid out
+ * qnemo/{bf16,fp8,int4_awq,nvfp4}/tp{T}pp{P}/: TensorRT-LLM checkpoints laid out
  * as a .qnemo (config.json, rank{R}.safetensors, tokenizer.model,
  * tokenizer_config.yaml), spec sharding-hf-trtllm.md Part C.
  *
@@ -13,7 +13,9 @@
  * fc, gate, proj; never lm_head) are computed from those pieces through
  * the quantization cache (qcache.c): FP8 with one scale per merged tensor
  * (fc and gate share fc1's), INT4 with block scales of the rank's own rows,
- * which are slices of the merged tensor's.
+ * which are slices of the merged tensor's; NVFP4 (spec gguf-nvfp4.md 2.2,
+ * 2.5) with FP8's per-merged-tensor amax as its global scale (qkv one,
+ * fc and gate fc1's) and E4M3 block scales of 16 of the rank's own rows.
  */
 #include <errno.h>
 #include <jansson.h>
@@ -32,7 +34,17 @@ typedef nck_gpt_model trt_model;
 
 static bool trt_quantized(nck_view_kind kind)
 {
-	return kind == NCK_VIEW_QNEMO_FP8 || kind == NCK_VIEW_QNEMO_INT4;
+	return kind == NCK_VIEW_QNEMO_FP8 || kind == NCK_VIEW_QNEMO_INT4 ||
+	       kind == NCK_VIEW_QNEMO_NVFP4;
+}
+
+/* NVFP4: every rank linear's input dimension splits into blocks of 16
+ * (TensorRT-LLM's FP4Linear asserts in_features % 16 == 0). */
+static bool trt_nvfp4_ok(const trt_model *tm, uint32_t T)
+{
+	uint64_t b = NCK_QUANT_NVFP4_BLOCK;
+
+	return tm->h % b == 0 && (tm->n * tm->d / T) % b == 0 && (tm->f / T) % b == 0;
 }
 
 static uint64_t trt_group(const nck_view_ctx *ctx)
@@ -74,6 +86,11 @@ int nck_trtllm_check(const nck_view_ctx *ctx, nck_view_kind kind, uint32_t T, ui
 		snprintf(why, why_len, "%llu heads, %llu groups, %llu layers do not split as tp%upp%u",
 			 (unsigned long long)tm->n, (unsigned long long)tm->G,
 			 (unsigned long long)tm->L, T, P);
+		return -EINVAL;
+	}
+	if (kind == NCK_VIEW_QNEMO_NVFP4 && !trt_nvfp4_ok(tm, T)) {
+		snprintf(why, why_len, "rank linears do not split into nvfp4 blocks of %d",
+			 NCK_QUANT_NVFP4_BLOCK);
 		return -EINVAL;
 	}
 	if (kind == NCK_VIEW_QNEMO_INT4) {
@@ -380,6 +397,22 @@ static int trt_fn_fp8_scale(const nck_catalog *cat, const void *arg, uint64_t po
 	return 0;
 }
 
+static int trt_fn_nvfp4_global(const nck_catalog *cat, const void *arg, uint64_t pos, void *buf,
+			       size_t len)
+{
+	const trt_q *q = arg;
+	unsigned char b[4];
+	float g;
+	int rc;
+
+	(void)cat;
+	if ((rc = nck_qcache_nvfp4_global(q->qc, &q->q, &g)) < 0)
+		return rc;
+	trt_f32le(b, g);
+	memcpy(buf, b + pos, len);
+	return 0;
+}
+
 /* AWQ's prequant_scaling_factor: ones in the model dtype (round to nearest: p = 1). */
 static int trt_fn_ones(const nck_catalog *cat, const void *arg, uint64_t pos, void *buf, size_t len)
 {
@@ -422,7 +455,9 @@ static int trt_segments(nck_layout *l, const trt_out *o)
 }
 
 /* One tensor of a rank file and how its bytes are made. */
-typedef enum trt_ekind { E_PLAIN, E_QDATA, E_QSCALES, E_FP8_SF, E_ACT_SF, E_PREQUANT } trt_ekind;
+typedef enum trt_ekind {
+	E_PLAIN, E_QDATA, E_QSCALES, E_FP8_SF, E_ACT_SF, E_PREQUANT, E_NVFP4_SF2
+} trt_ekind;
 
 typedef struct trt_entry {
 	char name[224];
@@ -470,7 +505,7 @@ static trt_entry *trt_entry_new(trt_build *b, const char *base, const char *suff
 	return e;
 }
 
-/* The activation scale of a module: calibrated amax / 448, or 1.0. */
+/* The activation scale of a module: calibrated amax / 448 (NVFP4: / 2688), or 1.0. */
 static float trt_act_scale(trt_build *b, const char *module)
 {
 	const json_t *v = b->ctx->calib ? json_object_get(b->ctx->calib, module) : NULL;
@@ -480,7 +515,36 @@ static float trt_act_scale(trt_build *b, const char *module)
 		b->calib_missing += b->ctx->calib != NULL && b->count_calib;
 		return 1.0f;
 	}
-	return nck_quant_fp8_scale(amax);
+	return b->kind == NCK_VIEW_QNEMO_NVFP4 ? nck_quant_nvfp4_global(amax)
+					       : nck_quant_fp8_scale(amax);
+}
+
+/* The NVFP4 entries of a quantized linear (ModelOpt's TensorRT-LLM export):
+ * U8 [rows, cols/2] codes, F8_E4M3 [rows, cols/16] block scales, F32 [1]
+ * global weight and activation scales. */
+static int trt_add_nvfp4(trt_build *b, trt_q *tq, const char *base, const trt_out *o)
+{
+	unsigned char *act;
+	trt_entry *e;
+
+	if (!(e = trt_entry_new(b, base, "weight", NCK_DTYPE_U8, 2, o->rows, o->ncols / 2, E_QDATA)))
+		return -ENOMEM;
+	e->q = tq;
+	if (!(e = trt_entry_new(b, base, "weights_scaling_factor", NCK_DTYPE_F8_E4M3, 2, o->rows,
+				o->ncols / NCK_QUANT_NVFP4_BLOCK, E_QSCALES)))
+		return -ENOMEM;
+	e->q = tq;
+	if (!(e = trt_entry_new(b, base, "weights_scaling_factor_2", NCK_DTYPE_F32, 1, 1, 0,
+				E_NVFP4_SF2)))
+		return -ENOMEM;
+	e->q = tq;
+	if (!(act = nck_arena_alloc(&b->vs->arena, 4)) ||
+	    !(e = trt_entry_new(b, base, "activation_scaling_factor", NCK_DTYPE_F32, 1, 1, 0,
+				E_ACT_SF)))
+		return -ENOMEM;
+	trt_f32le(act, trt_act_scale(b, o->module));
+	e->mem = act;
+	return 0;
 }
 
 /* The entries of one rank tensor (a quantized linear gives several). */
@@ -507,11 +571,15 @@ static int trt_add(trt_build *b, const trt_out *o)
 	tq->qc = b->ctx->qcache;
 	tq->scale_src = o->scale_of[0];
 	tq->q = (nck_qslice){ .dtype = o->src->dtype, .rows = o->rows, .cols = o->ncols,
-			      .algo = b->kind == NCK_VIEW_QNEMO_FP8 ? NCK_QALGO_FP8 : NCK_QALGO_INT4_AWQ,
+			      .algo = b->kind == NCK_VIEW_QNEMO_FP8     ? NCK_QALGO_FP8
+				      : b->kind == NCK_VIEW_QNEMO_NVFP4 ? NCK_QALGO_NVFP4
+									: NCK_QALGO_INT4_AWQ,
 			      .group = trt_group(b->ctx), .scale_of = &tq->scale_src, .n_scale_of = 1 };
 	if (trt_segments(&tq->q.src, o) < 0)
 		return -ENOMEM;
 	snprintf(base, sizeof(base), "%.*s", (int)(strlen(o->name) - strlen("weight")), o->name);
+	if (b->kind == NCK_VIEW_QNEMO_NVFP4)
+		return trt_add_nvfp4(b, tq, base, o);
 	if (b->kind == NCK_VIEW_QNEMO_FP8) {
 		if (!(e = trt_entry_new(b, base, "weight", NCK_DTYPE_F8_E4M3, 2, o->rows, o->ncols, E_QDATA)))
 			return -ENOMEM;
@@ -568,6 +636,8 @@ static int trt_entry_segments(nck_layout *l, const trt_entry *e)
 		return nck_layout_mem(l, e->mem, n);
 	case E_PREQUANT:
 		return nck_layout_fn(l, trt_fn_ones, &e->q->q.dtype, 0, n);
+	case E_NVFP4_SF2:
+		return nck_layout_fn(l, trt_fn_nvfp4_global, e->q, 0, n);
 	}
 	return -EINVAL;
 }
@@ -626,7 +696,7 @@ static int trt_config(trt_build *b, uint32_t T, uint32_t P)
 {
 	const trt_model *tm = b->tm;
 	const nck_yaml_node *root = b->ctx->cfg;
-	const char *act = NULL, *algo[] = { NULL, "FP8", "W4A16_AWQ" };
+	const char *act = NULL, *algo[] = { NULL, "FP8", "W4A16_AWQ", "NVFP4" };
 	json_t *c = json_object(), *q = json_object(), *own = json_object();
 	bool bias = tm->layer[0][NCK_GPT_QKV_B] || tm->layer[0][NCK_GPT_FC1_B];
 	double maxpos;
@@ -634,6 +704,7 @@ static int trt_config(trt_build *b, uint32_t T, uint32_t P)
 	char *text;
 	int k = b->kind == NCK_VIEW_QNEMO_FP8 ? 1 : b->kind == NCK_VIEW_QNEMO_INT4 ? 2 : 0;
 
+	k = b->kind == NCK_VIEW_QNEMO_NVFP4 ? 3 : k;
 	act = nck_gpt_cfg_str(root, "activation");
 	maxpos = nck_gpt_cfg_num(root, "max_position_embeddings",
 			     nck_gpt_cfg_num(root, "encoder_seq_length", nck_gpt_cfg_num(root, "seq_length", 0)));
@@ -666,6 +737,8 @@ static int trt_config(trt_build *b, uint32_t T, uint32_t P)
 						    "tp_size", (int)T, "pp_size", (int)P));
 	json_object_set_new(q, "quant_algo", algo[k] ? json_string(algo[k]) : json_null());
 	json_object_set_new(q, "kv_cache_quant_algo", json_null());
+	if (k == 3)
+		json_object_set_new(q, "group_size", json_integer(NCK_QUANT_NVFP4_BLOCK));
 	if (k == 2) {
 		json_object_set_new(q, "group_size", json_integer((json_int_t)trt_group(b->ctx)));
 		json_object_set_new(q, "has_zero_point", json_false());
@@ -675,7 +748,7 @@ static int trt_config(trt_build *b, uint32_t T, uint32_t P)
 		json_object_set_new(q, "exclude_modules", json_pack("[s]", "lm_head"));
 	json_object_set_new(c, "quantization", q);
 	json_object_set_new(own, "source", json_string(b->ctx->source ? b->ctx->source : ""));
-	if (k == 1) {
+	if (k == 1 || k == 3) {
 		json_object_set_new(own, "activation_scaling_factor",
 				    json_string(b->ctx->calib ? "calibration file" : "1.0 (no calibration)"));
 		json_object_set_new(own, "calibration",

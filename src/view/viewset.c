@@ -53,6 +53,8 @@ static const nck_view_ops view_ops[NCK_VIEW_COUNT] = {
 				 .check = nck_trtllm_check, .build = nck_trtllm_build },
 	[NCK_VIEW_QNEMO_INT4] = { .abi = NCK_VIEW_OPS_ABI, .name = "qnemo/int4_awq", .layouts = true,
 				  .check = nck_trtllm_check, .build = nck_trtllm_build },
+	[NCK_VIEW_QNEMO_NVFP4] = { .abi = NCK_VIEW_OPS_ABI, .name = "qnemo/nvfp4", .layouts = true,
+				   .check = nck_trtllm_check, .build = nck_trtllm_build },
 	[NCK_VIEW_HF] = { .abi = NCK_VIEW_OPS_ABI, .name = "hf", .layouts = false,
 			  .check = nck_hf_check, .build = nck_hf_build },
 };

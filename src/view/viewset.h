@@ -30,6 +30,7 @@ typedef enum nck_view_kind {
 	NCK_VIEW_QNEMO_BF16,  /* qnemo/bf16/tpXppY/: a TensorRT-LLM checkpoint, model dtype */
 	NCK_VIEW_QNEMO_FP8,   /* qnemo/fp8/tpXppY/: FP8 weights */
 	NCK_VIEW_QNEMO_INT4,  /* qnemo/int4_awq/tpXppY/: W4A16 AWQ (round to nearest) */
+	NCK_VIEW_QNEMO_NVFP4, /* qnemo/nvfp4/tpXppY/: NVFP4 (FP4 E2M1, E4M3 scales per 16) */
 	NCK_VIEW_HF,          /* hf/: a Hugging Face Llama model directory (one layout) */
 	NCK_VIEW_COUNT
 } nck_view_kind;

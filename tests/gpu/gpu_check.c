@@ -3,15 +3,21 @@
  * gpu_check: the CUDA quantization backend against the CPU backend, bit for
  * bit, and throughputs, on a machine with an NVIDIA GPU (tests/gpu/run.sh).
  *
- *   gpu_check [--quick | --skip-varied] [--device N] [--mib M]
+ *   gpu_check [--quick | --skip-varied] [--device N] [--mib M] [--library PATH]
+ *
+ * --library loads the backend from PATH (nck_quant_backend_open) instead of
+ * the installed libnemockpt_cuda.so: tests/gpu/run.sh passes the mock
+ * backend (nemockpt_cuda_mock) on machines without a GPU, to prove this
+ * program and the script there.
  *
  *  1. Exhaustive and random inputs (bf16, f16, f32; NaN, inf, subnormals;
  *     odd sizes and misaligned buffers; several INT4 shapes and groups):
- *     amax, fp8 codes, INT4 scales and packing from the GPU must equal the
- *     CPU's; also from 4 threads at once (the backend's slots).
+ *     amax, fp8 codes, INT4 scales and packing, NVFP4 codes and block
+ *     scales from the GPU must equal the CPU's; also from 4 threads at once
+ *     (the backend's slots).
  *     (--skip-varied leaves this part out.)
  *  2. Unless --quick: a synthetic model-sized bf16 weight, [rows, 32768] of
- *     M MiB (default 2048), quantized both ways (fp8 and INT4) and compared;
+ *     M MiB (default 2048), quantized both ways (fp8, INT4, NVFP4) and compared;
  *     prints GB/s of bf16 input for the CPU on one core (a 256 MiB slice) and
  *     on all cores, the GPU end to end (host -> device -> host, copies
  *     included), and the raw pinned H2D and D2H copy bandwidth.
@@ -200,6 +206,25 @@ static void check_int4(const char *tag, const void *src, nck_dtype dt, size_t ro
 	free(pg);
 }
 
+/* NVFP4 codes and block scales of n elements (a multiple of 16) at global g. */
+static void check_nvfp4(const char *tag, const void *src, nck_dtype dt, size_t n, float g)
+{
+	uint8_t *cc = xmalloc(n / 2), *cg = xmalloc(n / 2), *sc = xmalloc(n / 16),
+		*sg = xmalloc(n / 16);
+	char what[160];
+
+	expect_ok("cpu nvfp4", nck_quant_cpu_nvfp4(cc, sc, src, dt, n, g, 0));
+	expect_ok("gpu nvfp4", nck_quant_nvfp4(gpu, cg, sg, src, dt, n, g));
+	snprintf(what, sizeof(what), "%s nvfp4 scales n %zu global %08x", tag, n, fbits(g));
+	expect_same(what, sc, sg, n / 16);
+	snprintf(what, sizeof(what), "%s nvfp4 codes n %zu global %08x", tag, n, fbits(g));
+	expect_same(what, cc, cg, n / 2);
+	free(cc);
+	free(cg);
+	free(sc);
+	free(sg);
+}
+
 /* Every 16-bit pattern as bf16 and f16, at scales that saturate or go subnormal. */
 static void check_exhaustive(void)
 {
@@ -211,7 +236,11 @@ static void check_exhaustive(void)
 	for (size_t k = 0; k < sizeof(scales) / sizeof(scales[0]); k++) {
 		check_fp8("exhaustive bf16", v, NCK_DTYPE_BF16, 65536, scales[k]);
 		check_fp8("exhaustive f16", v, NCK_DTYPE_F16, 65536, scales[k]);
+		check_nvfp4("exhaustive bf16", v, NCK_DTYPE_BF16, 65536, scales[k] / 2688.0f);
+		check_nvfp4("exhaustive f16", v, NCK_DTYPE_F16, 65536, scales[k] / 2688.0f);
 	}
+	check_nvfp4("exhaustive bf16", v, NCK_DTYPE_BF16, 65536, nck_quant_nvfp4_global(0x1.fep127f));
+	check_nvfp4("exhaustive f16", v, NCK_DTYPE_F16, 65536, nck_quant_nvfp4_global(65504.0f));
 	check_int4("exhaustive bf16", v, NCK_DTYPE_BF16, 2, 32768, 128);
 	check_int4("exhaustive f16", v, NCK_DTYPE_F16, 512, 128, 128);
 	free(v);
@@ -232,8 +261,11 @@ static void check_random(uint64_t seed)
 	for (size_t d = 0; d < 3; d++) {
 		for (size_t i = 0; i < max; i++)
 			put(buf, dts[d], i, rnd_value(&s));
-		for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++)
+		for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
 			check_fp8(nck_dtype_name(dts[d]), buf, dts[d], sizes[k], 1.0f / 3.0f);
+			check_nvfp4(nck_dtype_name(dts[d]), buf, dts[d], sizes[k] / 16 * 16 + 16,
+				    1.0f / 2688.0f);
+		}
 		for (size_t k = 0; k < sizeof(shapes) / sizeof(shapes[0]); k++)
 			check_int4(nck_dtype_name(dts[d]), buf, dts[d], shapes[k][0], shapes[k][1],
 				   shapes[k][2]);
@@ -302,6 +334,7 @@ struct big {
 	size_t rows, n;
 	float amax, *scales_c, *scales_g;
 	uint8_t *fp8_c, *fp8_g, *pack_c, *pack_g;
+	uint8_t *nv_c, *nv_g, *nvs_c, *nvs_g; /* NVFP4 codes and block scales */
 };
 
 /* GB/s of bf16 input for `elems` elements in `sec` seconds. */
@@ -313,11 +346,13 @@ static double gbs(size_t elems, double sec)
 /* CPU on one core over a slice, then on all cores over everything (the reference). */
 static void big_cpu(struct big *b)
 {
-	size_t srows = ((size_t)SLICE_MIB << 20) / 2 / BIG_COLS, sn = srows * BIG_COLS;
+	size_t srows = ((size_t)SLICE_MIB << 20) / 2 / BIG_COLS, sn;
 	int th = nck_quant_cpu_threads();
-	double t0, t1, t2, t3;
+	double t0, t1, t2, t3, t4;
 	float a;
 
+	srows = srows < b->rows ? srows : b->rows; /* --mib below the slice */
+	sn = srows * BIG_COLS;
 	t0 = now();
 	expect_ok("cpu amax 1", nck_quant_cpu_amax(&a, b->w, NCK_DTYPE_BF16, sn, 1));
 	expect_ok("cpu fp8 1", nck_quant_cpu_fp8(b->fp8_c, b->w, NCK_DTYPE_BF16, sn,
@@ -328,8 +363,12 @@ static void big_cpu(struct big *b)
 	expect_ok("cpu pack 1", nck_quant_cpu_int4_pack(b->pack_c, b->w, NCK_DTYPE_BF16, srows,
 							BIG_COLS, 128, b->scales_c, 1));
 	t2 = now();
-	printf("  cpu, 1 thread (%d MiB slice):  fp8 %.2f GB/s   int4 %.2f GB/s\n", SLICE_MIB,
-	       gbs(sn, t1 - t0), gbs(sn, t2 - t1));
+	expect_ok("cpu nvfp4 1", nck_quant_cpu_nvfp4(b->nv_c, b->nvs_c, b->w, NCK_DTYPE_BF16, sn,
+						     nck_quant_nvfp4_global(a), 1));
+	t3 = now();
+	printf("  cpu, 1 thread (%zu MiB slice):  fp8 %.2f GB/s   int4 %.2f GB/s   nvfp4 %.2f GB/s"
+	       " (without its amax)\n",
+	       sn * 2 >> 20, gbs(sn, t1 - t0), gbs(sn, t2 - t1), gbs(sn, t3 - t2));
 	t0 = now();
 	expect_ok("cpu amax", nck_quant_cpu_amax(&b->amax, b->w, NCK_DTYPE_BF16, b->n, th));
 	expect_ok("cpu fp8", nck_quant_cpu_fp8(b->fp8_c, b->w, NCK_DTYPE_BF16, b->n,
@@ -341,16 +380,20 @@ static void big_cpu(struct big *b)
 	expect_ok("cpu pack", nck_quant_cpu_int4_pack(b->pack_c, b->w, NCK_DTYPE_BF16, b->rows,
 						      BIG_COLS, 128, b->scales_c, th));
 	t3 = now();
+	expect_ok("cpu nvfp4", nck_quant_cpu_nvfp4(b->nv_c, b->nvs_c, b->w, NCK_DTYPE_BF16, b->n,
+						   nck_quant_nvfp4_global(b->amax), th));
+	t4 = now();
 	printf("  cpu, %d threads:               fp8 %.2f GB/s   int4 %.2f GB/s"
-	       "   (scales %.2f, pack %.2f)\n",
-	       th, gbs(b->n, t1 - t0), gbs(b->n, t3 - t1), gbs(b->n, t2 - t1), gbs(b->n, t3 - t2));
+	       "   (scales %.2f, pack %.2f)   nvfp4 %.2f GB/s (without its amax)\n",
+	       th, gbs(b->n, t1 - t0), gbs(b->n, t3 - t1), gbs(b->n, t2 - t1), gbs(b->n, t3 - t2),
+	       gbs(b->n, t4 - t3));
 }
 
 /* GPU end to end, twice (the first run includes buffer set-up); compared to the CPU. */
 static void big_gpu(struct big *b)
 {
 	for (int run = 0; run < 2; run++) {
-		double t0, t1, t2, t3, t4;
+		double t0, t1, t2, t3, t4, t5;
 		float a = -1;
 
 		t0 = now();
@@ -365,15 +408,22 @@ static void big_gpu(struct big *b)
 		expect_ok("gpu pack", nck_quant_int4_pack(gpu, b->pack_g, b->w, NCK_DTYPE_BF16,
 							  b->rows, BIG_COLS, 128, b->scales_g));
 		t4 = now();
+		expect_ok("gpu nvfp4", nck_quant_nvfp4(gpu, b->nv_g, b->nvs_g, b->w, NCK_DTYPE_BF16,
+						       b->n, nck_quant_nvfp4_global(a)));
+		t5 = now();
 		printf("  gpu end to end, run %d:         fp8 %.2f GB/s   int4 %.2f GB/s"
-		       "   (amax %.2f, codes %.2f, scales %.2f, pack %.2f)\n",
+		       "   (amax %.2f, codes %.2f, scales %.2f, pack %.2f)"
+		       "   nvfp4 %.2f GB/s (with the amax: %.2f)\n",
 		       run + 1, gbs(b->n, t2 - t0), gbs(b->n, t4 - t2), gbs(b->n, t1 - t0),
-		       gbs(b->n, t2 - t1), gbs(b->n, t3 - t2), gbs(b->n, t4 - t3));
+		       gbs(b->n, t2 - t1), gbs(b->n, t3 - t2), gbs(b->n, t4 - t3), gbs(b->n, t5 - t4),
+		       gbs(b->n, t5 - t4 + t1 - t0));
 		expect_same("big amax", &b->amax, &a, sizeof(a));
 		expect_same("big fp8", b->fp8_c, b->fp8_g, b->n);
 		expect_same("big int4 scales", b->scales_c, b->scales_g,
 			    b->rows * (BIG_COLS / 128) * sizeof(float));
 		expect_same("big int4 pack", b->pack_c, b->pack_g, b->n / 2);
+		expect_same("big nvfp4 scales", b->nvs_c, b->nvs_g, b->n / 16);
+		expect_same("big nvfp4 codes", b->nv_c, b->nv_g, b->n / 2);
 	}
 }
 
@@ -403,10 +453,12 @@ static void copy_bandwidth(int device)
 			best[dir] = bw > best[dir] ? bw : best[dir];
 		}
 	}
-	/* fp8 codes move 1 B down and 0.5 B up per input byte, overlapped. */
+	/* Per input byte, fp8 codes move 0.5 B back, NVFP4 0.28125 B (codes and
+	 * scales), both directions overlapped: the bound is the slower one. */
 	printf("  raw pinned copies:             H2D %.2f GB/s   D2H %.2f GB/s"
-	       "   (copy bound of fp8 codes: %.2f GB/s)\n",
-	       best[0], best[1], best[0] < 2 * best[1] ? best[0] : 2 * best[1]);
+	       "   (copy bound of fp8 codes: %.2f GB/s, of nvfp4: %.2f GB/s of input)\n",
+	       best[0], best[1], best[0] < 2 * best[1] ? best[0] : 2 * best[1],
+	       best[0] < best[1] / 0.28125 ? best[0] : best[1] / 0.28125);
 	cudaFree(d);
 	cudaFreeHost(h);
 }
@@ -424,6 +476,10 @@ static void check_big(size_t mib, int device)
 	b.pack_g = xmalloc(b.n / 2);
 	b.scales_c = xmalloc(b.rows * (BIG_COLS / 128) * 4);
 	b.scales_g = xmalloc(b.rows * (BIG_COLS / 128) * 4);
+	b.nv_c = xmalloc(b.n / 2);
+	b.nv_g = xmalloc(b.n / 2);
+	b.nvs_c = xmalloc(b.n / 16);
+	b.nvs_g = xmalloc(b.n / 16);
 	fill_big(b.w, b.n);
 	printf("model-sized weight: bf16 [%zu, %d], %.2f GiB; GB/s of bf16 input\n", b.rows,
 	       BIG_COLS, b.n * 2.0 / (1 << 30));
@@ -439,6 +495,10 @@ static void check_big(size_t mib, int device)
 	free(b.pack_g);
 	free(b.scales_c);
 	free(b.scales_g);
+	free(b.nv_c);
+	free(b.nv_g);
+	free(b.nvs_c);
+	free(b.nvs_g);
 }
 
 int main(int argc, char **argv)
@@ -446,7 +506,8 @@ int main(int argc, char **argv)
 	bool quick = false, varied = true;
 	int device = 0;
 	size_t mib = 2048;
-	char spec[16];
+	const char *library = NULL;
+	char spec[16], err[512];
 	nck_diag diag;
 	double t0 = now();
 
@@ -459,11 +520,21 @@ int main(int argc, char **argv)
 			device = atoi(argv[++i]);
 		else if (strcmp(argv[i], "--mib") == 0 && i + 1 < argc)
 			mib = strtoul(argv[++i], NULL, 10);
+		else if (strcmp(argv[i], "--library") == 0 && i + 1 < argc)
+			library = argv[++i];
 	}
 	nck_log_init("gpu_check", NCK_LOG_INFO);
 	snprintf(spec, sizeof(spec), "%d", device);
 	nck_diag_init(&diag);
-	gpu = nck_quant_backend_get(spec, &diag);
+	if (library) {
+		gpu = nck_quant_backend_open(library, device, err, sizeof(err));
+		if (!gpu) {
+			printf("gpu_check: %s\n", err);
+			return 1;
+		}
+	} else {
+		gpu = nck_quant_backend_get(spec, &diag);
+	}
 	if (!gpu) {
 		printf("gpu_check: skipped: %s\n", diag.msg);
 		return 77;

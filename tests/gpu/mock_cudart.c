@@ -28,11 +28,11 @@ int mock_register_fail;
 int mock_register_calls;
 int mock_sync_fail;
 
-enum mock_kind { M_COPY, M_SET, M_AMAX, M_FP8, M_SCALES, M_PACK };
+enum mock_kind { M_COPY, M_SET, M_AMAX, M_FP8, M_SCALES, M_PACK, M_NVFP4 };
 
 struct mock_op {
 	enum mock_kind kind;
-	void *dst;
+	void *dst, *dst2;
 	const void *src;
 	size_t n, rows, cols, group;
 	int value;
@@ -73,6 +73,9 @@ static void mock_run(const struct mock_op *o)
 	case M_PACK:
 		nck_quant_cpu_int4_pack(o->dst, o->src, o->dtype, o->rows, o->cols, o->group,
 					o->scales, 1);
+		break;
+	case M_NVFP4:
+		nck_quant_cpu_nvfp4(o->dst, o->dst2, o->src, o->dtype, o->n, o->scale, 1);
 		break;
 	}
 }
@@ -245,4 +248,12 @@ cudaError_t nck_gpu_int4_pack(uint8_t *d_dst, const void *d_src, nck_dtype dtype
 	return mock_push(stream, (struct mock_op){ .kind = M_PACK, .dst = d_dst, .src = d_src,
 						   .dtype = dtype, .rows = rows, .cols = cols,
 						   .group = group, .scales = d_scales });
+}
+
+cudaError_t nck_gpu_nvfp4(uint8_t *d_codes, uint8_t *d_scales, const void *d_src, nck_dtype dtype,
+			  size_t n, float global, cudaStream_t stream)
+{
+	return mock_push(stream, (struct mock_op){ .kind = M_NVFP4, .dst = d_codes,
+						   .dst2 = d_scales, .src = d_src, .dtype = dtype,
+						   .n = n, .scale = global });
 }

@@ -7,8 +7,11 @@
  * fallback when page-locking is refused, many chunks, odd sizes, misaligned
  * buffers, more concurrent callers than slots, and a row pair too large for
  * a chunk (-ENOTSUP, then the dispatcher's CPU fallback), and a device
- * fault (-EIO, then the same CPU fallback). The kernels
- * themselves run only on a GPU (gpu_check.c).
+ * fault (-EIO, then the same CPU fallback); NVFP4's second output (block
+ * scales) on both paths; and the loader: the same code built as a library
+ * (nemockpt_cuda_mock), opened with nck_quant_backend_open() like
+ * libnemockpt_cuda.so, with its refusals (no file, no entry symbol, no such
+ * device). The kernels themselves run only on a GPU (gpu_check.c).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -57,10 +60,11 @@ static void same_as_cpu(const nck_quant_backend *be, nck_dtype dt, size_t rows, 
 {
 	size_t n = rows * cols, es = dt == NCK_DTYPE_F32 ? 4 : 2, ns = rows * (cols / group);
 	char *mem = malloc(n * es + misalign + 1), *src = mem + misalign;
-	uint8_t *c1 = malloc(n + 1), *c2 = malloc(n + 1);
+	uint8_t *c1 = malloc(n + 1), *c2 = malloc(n + 1), *b1 = malloc(n / 16 + 1),
+		*b2 = malloc(n / 16 + 1);
 	float a1, a2, *s1 = malloc(ns * 4 + 4), *s2 = malloc(ns * 4 + 4);
 
-	ASSERT_TRUE(mem && c1 && c2 && s1 && s2);
+	ASSERT_TRUE(mem && c1 && c2 && s1 && s2 && b1 && b2);
 	fill(src, n, dt, seed);
 	ASSERT_EQ_INT(nck_quant_cpu_amax(&a1, src, dt, n, 1), 0);
 	ASSERT_EQ_INT(nck_quant_amax(be, &a2, src, dt, n), 0);
@@ -76,6 +80,15 @@ static void same_as_cpu(const nck_quant_backend *be, nck_dtype dt, size_t rows, 
 		ASSERT_EQ_INT(nck_quant_int4_pack(be, c2, src, dt, rows, cols, group, s1), 0);
 		ASSERT_TRUE(memcmp(c1, c2, n / 2) == 0);
 	}
+	if (n % 16 == 0) {
+		memset(b2, 0xEE, n / 16);
+		ASSERT_EQ_INT(nck_quant_cpu_nvfp4(c1, b1, src, dt, n, 0.001f, 1), 0);
+		ASSERT_EQ_INT(nck_quant_nvfp4(be, c2, b2, src, dt, n, 0.001f), 0);
+		ASSERT_TRUE(memcmp(c1, c2, n / 2) == 0);
+		ASSERT_TRUE(memcmp(b1, b2, n / 16) == 0);
+	}
+	free(b1);
+	free(b2);
 	free(mem);
 	free(c1);
 	free(c2);
@@ -166,4 +179,29 @@ NCK_TEST(pipeline_device_failure)
 	mock_sync_fail = 1;
 	ASSERT_EQ_INT(be->fp8(be, out, w, NCK_DTYPE_BF16, 256, 1.0f), -EIO);
 	same_as_cpu(be, NCK_DTYPE_BF16, 64, 256, 128, 1, 10);
+}
+
+/* The mock built as a backend library, through the loader. */
+NCK_TEST(pipeline_loader)
+{
+	char err[512] = "";
+	const nck_quant_backend *be;
+
+	be = nck_quant_backend_open(NCK_CUDA_MOCK_LIBRARY, 0, err, sizeof(err));
+	if (!be)
+		fprintf(stderr, "loader: %s\n", err);
+	ASSERT_TRUE(be != NULL);
+	ASSERT_EQ_STR(be->name, "cuda:0 (mock device)");
+	ASSERT_TRUE(be->abi == NCK_QUANT_BACKEND_ABI);
+	same_as_cpu(be, NCK_DTYPE_BF16, 64, 4096, 128, 1, 11);
+	/* 16 MiB of bf16 through the library's own staging buffers (three chunks). */
+	same_as_cpu(be, NCK_DTYPE_BF16, 2050, 4096, 128, 0, 12);
+	ASSERT_TRUE(nck_quant_backend_open(NCK_CUDA_MOCK_LIBRARY, 1, err, sizeof(err)) == NULL);
+	fprintf(stderr, "device 1: %s\n", err);
+	ASSERT_TRUE(strstr(err, "no CUDA device 1") != NULL);
+	ASSERT_TRUE(nck_quant_backend_open("/nonexistent/libnemockpt_cuda.so", 0, err,
+					   sizeof(err)) == NULL);
+	ASSERT_TRUE(strstr(err, "/nonexistent") != NULL);
+	ASSERT_TRUE(nck_quant_backend_open("libm.so.6", 0, err, sizeof(err)) == NULL);
+	ASSERT_TRUE(strstr(err, "no symbol " NCK_QUANT_CUDA_SYMBOL) != NULL);
 }

@@ -1,9 +1,11 @@
-"""qnemo/{bf16,fp8,int4_awq}/tp<T>pp<P>/: TensorRT-LLM checkpoints, checked
+"""qnemo/{bf16,fp8,int4_awq,nvfp4}/tp<T>pp<P>/: TensorRT-LLM checkpoints, checked
 against rank tensors cut here from the fixtures' unsharded oracle with the
 spec's rules (C.3: [Q_r; K_r; V_r], mlp.fc = gate half, mlp.gate = up
 half, row-parallel on dim 1, vocabulary padded) and quantized with the
 numpy oracle of tests/unit/quant/quant_oracle.py (C.4: FP8 per-tensor
-scales of the merged tensor, INT4 block scales, row-pair packing). The bf16
+scales of the merged tensor, INT4 block scales, row-pair packing; NVFP4:
+the global scale of the merged tensor, E4M3 block scales of 16, E2M1 codes
+with the even element in the low nibble, gguf-nvfp4.md 2.2-2.5). The bf16
 view is also compared with the .qnemo fixture, a TRT-LLM export written by
 the fixture generator."""
 
@@ -47,16 +49,21 @@ def logical(meta, npz):
     return {strip(t["name"]): npz[t["name"]] for t in meta["tensors"]}
 
 
+FIXTURE_DIMS = {"heads": HEADS, "groups": GROUPS, "head_dim": HEAD_DIM, "ffn": FFN,
+                "layers": LAYERS}
+
+
 def groups_of(meta):
     """Query groups of a fixture: oracle.json says so where it is not the
     base model's (nemo1_mha_tp2: 4, multi-head attention)."""
     return meta.get("num_query_groups", GROUPS)
 
 
-def qkv_rows(tp, r, groups=GROUPS):
-    q, d = HEADS // groups, HEAD_DIM
+def qkv_rows(tp, r, dims=FIXTURE_DIMS):
+    heads, groups = dims["heads"], dims["groups"]
+    q, d = heads // groups, dims["head_dim"]
     rows = []
-    for i in range(r * HEADS // tp, (r + 1) * HEADS // tp):
+    for i in range(r * heads // tp, (r + 1) * heads // tp):
         g, m = divmod(i, q)
         rows += range((g * (q + 2) + m) * d, (g * (q + 2) + m + 1) * d)
     kv = range(r * groups // tp, (r + 1) * groups // tp) if groups >= tp \
@@ -79,10 +86,10 @@ def vocab_cut(a, vp, tp, r):
     return full[r * n:(r + 1) * n]
 
 
-def trt_rank(meta, lt, algo, tp, pp, r, p):
+def trt_rank(meta, lt, algo, tp, pp, r, p, dims=FIXTURE_DIMS):
     """name -> (array, merged tensor for the FP8 scale or None): the
     unquantized TRT-LLM tensors of rank (r, p)."""
-    per = LAYERS // pp
+    per, ffn = dims["layers"] // pp, dims["ffn"]
     emb = lt["embedding.word_embeddings.weight"]
     vp = vocab_rows(emb.shape[0], tp, algo)
     out = {}
@@ -93,14 +100,16 @@ def trt_rank(meta, lt, algo, tp, pp, r, p):
         L = f"decoder.layers.{g}."
         qkv, fc1 = lt[L + "self_attention.linear_qkv.weight"], lt[L + "mlp.linear_fc1.weight"]
         dense, fc2 = lt[L + "self_attention.linear_proj.weight"], lt[L + "mlp.linear_fc2.weight"]
-        n = FFN // tp
+        n = ffn // tp
         out[s + "input_layernorm.weight"] = (lt[L + "self_attention.linear_qkv.layer_norm_weight"], None)
         out[s + "post_layernorm.weight"] = (lt[L + "mlp.linear_fc1.layer_norm_weight"], None)
-        out[s + "attention.qkv.weight"] = (qkv[qkv_rows(tp, r, groups_of(meta))], qkv)
+        if meta is not None and dims is FIXTURE_DIMS:
+            dims = dict(FIXTURE_DIMS, groups=groups_of(meta))
+        out[s + "attention.qkv.weight"] = (qkv[qkv_rows(tp, r, dims)], qkv)
         c = dense.shape[1] // tp
         out[s + "attention.dense.weight"] = (dense[:, r * c:(r + 1) * c], dense)
-        out[s + "mlp.fc.weight"] = (fc1[:FFN][r * n:(r + 1) * n], fc1)
-        out[s + "mlp.gate.weight"] = (fc1[FFN:][r * n:(r + 1) * n], fc1)
+        out[s + "mlp.fc.weight"] = (fc1[:ffn][r * n:(r + 1) * n], fc1)
+        out[s + "mlp.gate.weight"] = (fc1[ffn:][r * n:(r + 1) * n], fc1)
         c = fc2.shape[1] // tp
         out[s + "mlp.proj.weight"] = (fc2[:, r * c:(r + 1) * c], fc2)
     if p == pp - 1:
@@ -119,6 +128,14 @@ def quantize(name, a, merged, algo, act):
         return {name: ("BF16", list(a.shape), a.astype("<u2").tobytes())}
     base = name[:-len("weight")]
     x = f32(a)
+    if algo == "nvfp4":
+        g = qo.scale_of(qo.amax_of(f32(merged)), 2688)
+        packed, sc = qo.nvfp4_ref(x, g)
+        out_, in_ = x.shape
+        return {name: ("U8", [out_, in_ // 2], packed.tobytes()),
+                base + "weights_scaling_factor": ("F8_E4M3", [out_, in_ // 16], sc.tobytes()),
+                base + "weights_scaling_factor_2": ("F32", [1], np.float32(g).tobytes()),
+                base + "activation_scaling_factor": ("F32", [1], np.float32(act).tobytes())}
     if algo == "fp8":
         s = qo.scale_of(qo.amax_of(f32(merged)), 448)
         codes = qo.fp8_encode((x / np.float32(s)).astype(np.float32))
@@ -136,15 +153,16 @@ def quantize(name, a, merged, algo, act):
                                                np.full(in_, 0x3F80, "<u2").tobytes())}
 
 
-def expected(meta, lt, algo, tp, pp, r, p, calib=None):
+def expected(meta, lt, algo, tp, pp, r, p, calib=None, dims=FIXTURE_DIMS):
     out = {}
-    for name, (a, merged) in trt_rank(meta, lt, algo, tp, pp, r, p).items():
+    for name, (a, merged) in trt_rank(meta, lt, algo, tp, pp, r, p, dims).items():
         m = re.match(r"transformer\.layers\.(\d+)\.(.*)\.weight$", name)
         act = 1.0
         if calib and m:
-            module = f"transformer.layers.{p * (LAYERS // pp) + int(m.group(1))}.{m.group(2)}"
+            module = f"transformer.layers.{p * (dims['layers'] // pp) + int(m.group(1))}." \
+                f"{m.group(2)}"
             if module in calib:
-                act = np.float32(calib[module]) / np.float32(448)
+                act = np.float32(calib[module]) / np.float32(2688 if algo == "nvfp4" else 448)
         out.update(quantize(name, a, merged, algo, act))
     return out
 
@@ -161,7 +179,8 @@ def check_rank(data, want):
 
 MCORE = ["nemo1_tp2pp2", "nemo1_tp2", "nemo1_tp2pp2_tied", "nemo1_dist_torch", "nemo1_mha_tp2"]
 LAYOUTS = {"bf16": [(1, 1), (2, 1), (2, 2), (4, 1)], "fp8": [(1, 1), (2, 1), (4, 2)],
-           "int4_awq": [(1, 1), (2, 1), (2, 2)]}
+           "int4_awq": [(1, 1), (2, 1), (2, 2)],
+           "nvfp4": [(1, 1), (1, 2)]}  # T=2 would cut fc2's 48 columns into 24, not 16s
 
 
 @pytest.mark.parametrize("name", MCORE)
@@ -251,6 +270,8 @@ def test_listing_and_invalid(fixtures_dir, nemo):  # noqa: F811
         for bad in ("tp8pp1", "tp3pp1", "tp1pp3", "tp0pp1"):
             assert not (mnt / "qnemo" / "bf16" / bad).exists()
         assert not (mnt / "qnemo" / "int4_awq" / "tp4pp1").exists()
+        assert set(os.listdir(mnt / "qnemo" / "nvfp4")) == {"tp1pp1", "tp1pp2"}
+        assert not (mnt / "qnemo" / "nvfp4" / "tp2pp1").exists()
     with nemo.mount(srcs[-1]) as mnt:  # group 128 does not divide 32 columns
         assert os.listdir(mnt / "qnemo" / "int4_awq") == []
         assert not (mnt / "qnemo" / "int4_awq" / "tp1pp1").exists()
@@ -364,3 +385,89 @@ def test_cli_get_equals_the_mount(fixtures_dir, nemo):  # noqa: F811
     bad = subprocess.run([nemofs.cli_bin(), "get", str(srcs[-1]), "ranks/tp3pp1/rank0.safetensors"],
                          capture_output=True, timeout=60)
     assert bad.returncode == 1 and len(bad.stderr.decode().strip().splitlines()) == 1
+
+
+# A zarr checkpoint whose linears split into NVFP4 blocks at T = 1, 2 and 4
+# (dense: 64/T columns, proj: 128/T), read straight from its chunk files.
+ZDIMS = {"heads": 4, "groups": 2, "head_dim": 16, "ffn": 128, "layers": 2}
+ZHIDDEN, ZVOCAB = 64, 100
+
+
+def zarr_model(tmp_path):
+    import subprocess
+    src = tmp_path / "zarr"
+    subprocess.run(["/usr/bin/python3", str(Path(__file__).resolve().parents[1] / "gpu" /
+                    "make_zarr_model.py"), str(src), "--layers", str(ZDIMS["layers"]),
+                    "--hidden", str(ZHIDDEN), "--ffn", str(ZDIMS["ffn"]), "--heads",
+                    str(ZDIMS["heads"]), "--groups", str(ZDIMS["groups"]), "--vocab",
+                    str(ZVOCAB)], check=True)
+    w = src / "model_weights"
+
+    def arr(key, chunk, shape):
+        return np.fromfile(w / key / chunk, "<u2").reshape(shape)
+    h, d, n, g, f = ZHIDDEN, ZDIMS["head_dim"], ZDIMS["heads"], ZDIMS["groups"], ZDIMS["ffn"]
+    lt = {"embedding.word_embeddings.weight": arr("model.embedding.word_embeddings.weight",
+                                                  "0.0", (ZVOCAB, h)),
+          "output_layer.weight": arr("model.output_layer.weight", "0.0", (ZVOCAB, h)),
+          "decoder.final_layernorm.weight": arr("model.decoder.final_layernorm.weight", "0", (h,))}
+    p = "model.decoder.layers."
+    for i in range(ZDIMS["layers"]):
+        L = f"decoder.layers.{i}."
+        lt[L + "self_attention.linear_qkv.layer_norm_weight"] = \
+            arr(p + "self_attention.linear_qkv.layer_norm_weight", f"{i}.0", (h,))
+        lt[L + "mlp.linear_fc1.layer_norm_weight"] = \
+            arr(p + "mlp.linear_fc1.layer_norm_weight", f"{i}.0", (h,))
+        lt[L + "self_attention.linear_qkv.weight"] = \
+            arr(p + "self_attention.linear_qkv.weight", f"{i}.0.0", ((n + 2 * g) * d, h))
+        lt[L + "self_attention.linear_proj.weight"] = \
+            arr(p + "self_attention.linear_proj.weight", f"{i}.0.0", (h, n * d))
+        lt[L + "mlp.linear_fc1.weight"] = arr(p + "mlp.linear_fc1.weight", f"{i}.0.0", (2 * f, h))
+        lt[L + "mlp.linear_fc2.weight"] = arr(p + "mlp.linear_fc2.weight", f"{i}.0.0", (h, f))
+    return src, lt
+
+
+def test_nvfp4_every_byte_at_tp_1_2_4(nemo, tmp_path):
+    """Every nvfp4 rank file at T in {1, 2, 4} (P in {1, 2}), every byte
+    against the numpy oracle; one file also in ranges and by mmap."""
+    src, lt = zarr_model(tmp_path)
+    with nemo.mount(src) as mnt:
+        # listed: T in 1, 2, 4 (8 would cut dense into 8 columns) at the source's P = 1
+        assert set(os.listdir(mnt / "qnemo" / "nvfp4")) == {"tp1pp1", "tp2pp1", "tp4pp1"}
+        for tp, pp in ((1, 1), (2, 1), (4, 1), (2, 2), (4, 2)):
+            d = mnt / "qnemo" / "nvfp4" / f"tp{tp}pp{pp}"
+            assert sorted(f for f in os.listdir(d) if f.startswith("rank")) == \
+                sorted(f"rank{i}.safetensors" for i in range(tp * pp))
+            for p in range(pp):
+                for r in range(tp):
+                    data = (d / f"rank{p * tp + r}.safetensors").read_bytes()
+                    check_rank(data, expected(None, lt, "nvfp4", tp, pp, r, p, dims=ZDIMS))
+        c = json.loads((mnt / "qnemo" / "nvfp4" / "tp2pp1" / "config.json").read_text())
+        assert c["quantization"]["quant_algo"] == "NVFP4"
+        assert c["quantization"]["group_size"] == 16
+        assert c["quantization"]["exclude_modules"] == ["lm_head"]
+        assert c["quantization"]["kv_cache_quant_algo"] is None
+        assert c["vocab_size"] == ZVOCAB and c["mapping"]["tp_size"] == 2
+        path = mnt / "qnemo" / "nvfp4" / "tp4pp1" / "rank3.safetensors"
+        with open(path, "rb") as f:
+            head = f.read(8)
+            header = head + f.read(int.from_bytes(head, "little"))
+        want = expected(None, lt, "nvfp4", 4, 1, 3, 0, dims=ZDIMS)
+        check_three_ways(path, header + b"".join(want[k][2] for k in sorted(want)), seed=3,
+                         ranges=40)
+        assert not (mnt / "qnemo" / "nvfp4" / "tp8pp1").exists()  # dense: 8 columns
+
+
+def test_nvfp4_calibration_and_gpu_off(nemo, tmp_path):
+    """Activation scales from -o calib= are amax / 2688 (1.0 for the rest);
+    gpu=off gives the same bytes."""
+    src, lt = zarr_model(tmp_path)
+    calib = {"transformer.layers.0.attention.qkv": 3.5, "transformer.layers.1.mlp.gate": 0.25}
+    path = tmp_path / "calib.json"
+    path.write_text(json.dumps(calib))
+    with nemo.mount(src, f"calib={path}", "gpu=off") as mnt:
+        d = mnt / "qnemo" / "nvfp4" / "tp2pp1"
+        c = json.loads((d / "config.json").read_text())
+        assert c["nemockpt"]["modules_without_calibration"] == ZDIMS["layers"] * 5 - len(calib)
+        for r in range(2):
+            check_rank((d / f"rank{r}.safetensors").read_bytes(),
+                       expected(None, lt, "nvfp4", 2, 1, r, 0, calib, dims=ZDIMS))

@@ -22,6 +22,13 @@ Definitions (spec: sharding-hf-trtllm.md C.4, C.5; quant.h):
   * int4: q = clip(round_half_even(float32(w) / float32(s)), -8, 7), NaN -> 0;
     block scales = block amax / 7; packed byte (i, j) = q[2i, j] & 15 |
     (q[2i+1, j] & 15) << 4.
+  * nvfp4 (ModelOpt nvfp4_tensor.py; spec gguf-nvfp4.md 2.3): global g =
+    amax / 2688 (the scale rule above); per block of 16 consecutive
+    elements t = float32(block amax) / float32(6 * g), 1.0 if t == 0, at
+    least 2^-9, then the E4M3 code above; each element's E2M1 code is the
+    nearest of the 8 values 0, 0.5, 1, 1.5, 2, 3, 4, 6 (enumerated; a tie
+    goes to the even code) to |y|, y = float32(x) / float32(value(s) * g),
+    NaN -> 7, sign bit = (y < 0); byte i = code[2i] | code[2i+1] << 4.
 
 numpy 1.24 has no float8 dtype, hence the enumeration.
 
@@ -32,6 +39,8 @@ Manifest lines (DTYPE is BF16, F16 or F32; BITS are float32 bits in hex):
   fp8    DTYPE N SCALEBITS IN OUT         OUT: N codes
   scales DTYPE ROWS COLS G IN OUT         OUT: ROWS x COLS/G float32 scales
   pack   DTYPE ROWS COLS G IN SCALES OUT  OUT: ROWS/2 x COLS bytes from SCALES
+  e2m1   N IN OUT                         IN: N float32; OUT: N codes (one a byte)
+  nvfp4  DTYPE N GBITS IN CODES SCALES    CODES: N/2 bytes, SCALES: N/16 E4M3 codes
 """
 import sys
 
@@ -116,6 +125,51 @@ def fp8_encode(q):
     return (code | sign).astype(np.uint8)
 
 
+E2M1 = np.array([0, 0.5, 1, 1.5, 2, 3, 4, 6], dtype=np.float64)
+
+
+def e4m3_value(codes):
+    return E4M3[np.asarray(codes, dtype=np.int64) & 0x7F]
+
+
+def e2m1_encode(y):
+    """E2M1 codes of float32 array y: nearest enumerated value, tie to even."""
+    y = np.asarray(y, dtype=np.float32)
+    a = np.abs(y.astype(np.float64))
+    nan = np.isnan(a)
+    a[nan] = 0
+    a = np.minimum(a, 6.0)                      # beyond 6 (and inf) the nearest is 6
+    d = np.abs(a[..., None] - E2M1)            # distance to each of the 8 values
+    best = d.min(axis=-1, keepdims=True)
+    cand = d == best                            # one or two nearest codes
+    even = cand & (np.arange(8) % 2 == 0)
+    code = np.where(even.any(axis=-1), even.argmax(axis=-1), cand.argmax(axis=-1))
+    code = np.where(nan, 7, code)
+    with np.errstate(invalid="ignore"):
+        neg = (y < 0)
+    return (code | (neg.astype(np.int64) << 3)).astype(np.uint8)
+
+
+def nvfp4_ref(x, g):
+    """(packed codes, E4M3 block scales) of float32 x (size % 16 == 0) at global g."""
+    g = np.float32(g)
+    blocks = x.astype(np.float32).reshape(-1, 16)
+    a = np.abs(blocks)
+    a[np.isnan(a)] = 0
+    amax = a.max(axis=1).astype(np.float32)
+    with np.errstate(all="ignore"):
+        t = (amax / np.float32(np.float32(6.0) * g)).astype(np.float32)
+    t = np.where(t == 0, np.float32(1.0), t).astype(np.float32)
+    t = np.maximum(t, np.float32(2.0 ** -9)).astype(np.float32)
+    s = fp8_encode(t)
+    d = (e4m3_value(s).astype(np.float32) * g).astype(np.float32)
+    with np.errstate(all="ignore"):
+        y = (blocks / d[:, None]).astype(np.float32)
+    c = e2m1_encode(y).reshape(-1)
+    packed = (c[0::2] | (c[1::2] << 4)).astype(np.uint8)
+    return packed, s
+
+
 def int4_q(w, s):
     with np.errstate(all="ignore"):
         x = (w.astype(np.float32) / s.astype(np.float32)).astype(np.float32)
@@ -132,6 +186,15 @@ def self_test():
     got = fp8_encode(np.array(list(cases), dtype=np.float32))
     assert list(got) == list(cases.values()), (list(cases), list(got))
     assert fp8_encode(np.array([np.nan], np.float32))[0] == 0x7F
+    ties = np.array([0.25, 0.75, 1.25, 1.75, 2.5, 3.5, 5, -0.25, -0.75, -2.5, -5, 7, -0.0,
+                     0.0, -1e-30, np.inf, -np.inf, np.nan, 0.2500001, 4.99999], np.float32)
+    assert list(e2m1_encode(ties)) == [0, 2, 2, 4, 4, 6, 6, 8, 10, 12, 14, 7, 0, 0, 8, 7,
+                                       15, 7, 1, 6], list(e2m1_encode(ties))
+    # spec gguf-nvfp4.md 2.6: a_b 3, amax 12: scale 0x6E, (1.3, -0.7) -> byte 0xB5
+    x = np.zeros(16, np.float32)
+    x[:3] = [1.3, -0.7, 3.0]
+    p, sc = nvfp4_ref(x, scale_of(np.float32(12.0), 2688))
+    assert sc[0] == 0x6E and p[0] == 0xB5, (hex(sc[0]), hex(p[0]))
     assert list(int4_q(np.array([0.5, 1.5, 2.5, -0.5, -1.5, -8.5, 7.5, 99], np.float32),
                        np.float32(1))) == [0, 2, 2, 0, -2, -8, 7, 7]
 
@@ -195,6 +258,16 @@ class Checker:
         got = np.fromfile(out, dtype="<f4")
         self.compare(line, f32_bits(got), f32_bits(want))
 
+    def e2m1(self, line, n, inp, out):
+        y = load(inp, "F32", n)
+        self.compare(line, np.fromfile(out, dtype=np.uint8), e2m1_encode(y), y)
+
+    def nvfp4(self, line, dtype, n, gbits, inp, codes, scales):
+        x = load(inp, dtype, n)
+        want_p, want_s = nvfp4_ref(x, bits_f32(np.uint32(int(gbits, 16))))
+        self.compare(line + " scales", np.fromfile(scales, dtype=np.uint8), want_s)
+        self.compare(line + " codes", np.fromfile(codes, dtype=np.uint8), want_p)
+
     def pack(self, line, dtype, rows, cols, g, inp, scales, out):
         w = load(inp, dtype, rows * cols).reshape(rows, cols)
         s = np.fromfile(scales, dtype="<f4").reshape(rows, cols // g)
@@ -225,6 +298,10 @@ def main():
         elif op == "pack":
             chk.pack(tag, args[0], int(args[1]), int(args[2]), int(args[3]), args[4], args[5],
                      args[6])
+        elif op == "e2m1":
+            chk.e2m1(tag, int(args[0]), args[1], args[2])
+        elif op == "nvfp4":
+            chk.nvfp4(tag, args[0], int(args[1]), args[2], args[3], args[4], args[5])
         else:
             chk.fail(tag, "unknown operation")
     if chk.checks == 0:

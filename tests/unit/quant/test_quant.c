@@ -14,6 +14,11 @@
  * (all-zero blocks, ties, negative ties, -8/7 clamping, NaN, inf); packing
  * in row pieces; every thread count giving the same bytes; and backend
  * selection ("auto" must give a working backend on a machine without GPU).
+ * NVFP4: all 65,536 bf16 and f16 inputs (as blocks of 16) at global scales
+ * that make most blocks saturate, clamp to 2^-9 or stay ordinary; every
+ * E4M3 block scale, exactly and at every tie between neighbours; every
+ * E2M1 threshold, its ties and its neighbours; random weights; the spec's
+ * worked example (scale 0x6E, byte 0xB5: even element in the low nibble).
  */
 #include <errno.h>
 #include <math.h>
@@ -651,6 +656,9 @@ static void check_backend(const nck_quant_backend *be)
 	ASSERT_EQ_INT(nck_quant_cpu_int4_pack(p1, w, NCK_DTYPE_BF16, rows, cols, 128, s1, 1), 0);
 	ASSERT_EQ_INT(nck_quant_int4_pack(be, p2, w, NCK_DTYPE_BF16, rows, cols, 128, s1), 0);
 	ASSERT_TRUE(memcmp(p1, p2, n / 2) == 0);
+	ASSERT_EQ_INT(nck_quant_cpu_nvfp4(p1, f1, w, NCK_DTYPE_BF16, n, 0.001f, 1), 0);
+	ASSERT_EQ_INT(nck_quant_nvfp4(be, p2, f2, w, NCK_DTYPE_BF16, n, 0.001f), 0);
+	ASSERT_TRUE(memcmp(p1, p2, n / 2) == 0 && memcmp(f1, f2, n / 16) == 0);
 	free(w);
 	free(s1);
 	free(s2);
@@ -706,4 +714,227 @@ NCK_TEST(quant_bad_arguments)
 		      -EOVERFLOW);
 	ASSERT_EQ_INT(nck_quant_cpu_amax(&a, w, NCK_DTYPE_BF16, 0, 1), 0);
 	ASSERT_TRUE(a == 0.0f);
+}
+
+/* ---- NVFP4 ------------------------------------------------------------------------------ */
+
+/* NVFP4 of n elements at `global`, the same on every instruction set and thread count; listed. */
+static void add_nvfp4(FILE *m, const char *in, const void *src, nck_dtype dtype, size_t n,
+		      float global)
+{
+	static int seq;
+	static const int counts[] = { 1, 3, 0 };
+	uint8_t *c = xmalloc(n / 2), *sc = xmalloc(n / 16), *c2 = xmalloc(n / 2),
+		*s2 = xmalloc(n / 16);
+	char cname[64], sname[64];
+
+	ASSERT_EQ_INT(nck_quant_cpu_set_isa("auto"), 0);
+	ASSERT_EQ_INT(nck_quant_cpu_nvfp4(c, sc, src, dtype, n, global, 1), 0);
+	for (size_t k = 0; k < N_ISAS; k++) {
+		if (!isa_use(k))
+			continue;
+		for (size_t t = 0; t < sizeof(counts) / sizeof(counts[0]); t++) {
+			memset(c2, 0x5A, n / 2);
+			ASSERT_EQ_INT(nck_quant_cpu_nvfp4(c2, s2, src, dtype, n, global, counts[t]), 0);
+			ASSERT_TRUE(memcmp(c, c2, n / 2) == 0);
+			ASSERT_TRUE(memcmp(sc, s2, n / 16) == 0);
+		}
+	}
+	ASSERT_EQ_INT(nck_quant_cpu_set_isa("auto"), 0);
+	snprintf(cname, sizeof(cname), "nvfp4_c%d.bin", seq);
+	snprintf(sname, sizeof(sname), "nvfp4_s%d.bin", seq++);
+	write_file(cname, c, n / 2);
+	write_file(sname, sc, n / 16);
+	fprintf(m, "nvfp4 %s %zu %08x %s %s %s\n", dname(dtype), n, fbits(global), in, cname, sname);
+	free(c);
+	free(sc);
+	free(c2);
+	free(s2);
+}
+
+/* Global scales: saturating, clamping, ordinary, subnormal, and those of real amaxes. */
+static void nvfp4_exhaustive(nck_dtype dtype, const char *file)
+{
+	const float globals[] = { 1.0f, 0x1p-20f, 0x1p20f, 0.3f / 2688.0f, 7e-42f, 0x1p-130f,
+				  nck_quant_nvfp4_global(0x1.fep127f), nck_quant_nvfp4_global(65504.0f),
+				  nck_quant_nvfp4_global(1.0f), nck_quant_nvfp4_global(0.0f) };
+	uint16_t *v = all_u16();
+	FILE *m = manifest_open();
+
+	write_file(file, v, 65536 * 2);
+	for (size_t i = 0; i < sizeof(globals) / sizeof(globals[0]); i++)
+		add_nvfp4(m, file, v, dtype, 65536, globals[i]);
+	/* Also shuffled, so that blocks mix magnitudes (a multiplicative permutation). */
+	for (uint32_t i = 0; i < 65536; i++)
+		v[i] = (uint16_t)(i * 40503u);
+	write_file("shuffled.bin", v, 65536 * 2);
+	add_nvfp4(m, "shuffled.bin", v, dtype, 65536, 0x1p-12f);
+	add_nvfp4(m, "shuffled.bin", v, dtype, 65536, 0.01f);
+	oracle_run(m);
+	free(v);
+}
+
+NCK_TEST(quant_nvfp4_bf16_exhaustive)
+{
+	nvfp4_exhaustive(NCK_DTYPE_BF16, "bf16.bin");
+}
+
+NCK_TEST(quant_nvfp4_f16_exhaustive)
+{
+	nvfp4_exhaustive(NCK_DTYPE_F16, "f16.bin");
+}
+
+/* The E2M1 thresholds 0.25 ... 5, and the block's amax element (6). */
+static const float e2m1_ties[] = { 0.25f, 0.75f, 1.25f, 1.75f, 2.5f, 3.5f, 5.0f };
+
+/*
+ * One f32 block per E4M3 code c (and per tie between c and c+1): with g a
+ * power of two, amax = v * 6g gives t = v exactly, and elements k * value(s) * g
+ * land exactly on the E2M1 thresholds k (or one ulp off).
+ */
+NCK_TEST(quant_nvfp4_f32_scales_and_ties)
+{
+	const float g = 0x1p-12f;
+	size_t nb = 0, cap = 4 * 128 + 8;
+	float *x = xmalloc(cap * 16 * sizeof(float));
+	FILE *m = manifest_open();
+
+	for (int c = 1; c < 0x7E; c++) {
+		float v[4] = { e4m3_value(c), (e4m3_value(c) + e4m3_value(c + 1)) / 2.0f, 0, 0 };
+
+		v[2] = next_up(v[1]);
+		v[3] = next_down(v[1]);
+		for (int k = 0; k < 4; k++, nb++) {
+			float *b = x + nb * 16, d = e4m3_value(c) * g;
+
+			b[0] = v[k] * 6.0f * g * (nb % 2 ? -1.0f : 1.0f); /* the amax */
+			for (int j = 0; j < 7; j++)
+				b[1 + j] = e2m1_ties[j] * d;
+			b[8] = next_up(e2m1_ties[nb % 7] * d);
+			b[9] = next_down(e2m1_ties[(nb + 3) % 7] * d);
+			b[10] = -e2m1_ties[nb % 7] * d;
+			b[11] = -0.0f;
+			b[12] = -next_down(e2m1_ties[(nb + 5) % 7] * d);
+			b[13] = d * 0.1f;
+			b[14] = -d * 0.1f;
+			b[15] = (float)(nb % 13) * 0.5f * d;
+		}
+	}
+	/* All-zero block (scale 1.0), a tiny one (clamped to 2^-9), a NaN and an inf. */
+	memset(x + nb * 16, 0, 16 * sizeof(float));
+	nb++;
+	memset(x + nb * 16, 0, 16 * sizeof(float));
+	x[nb * 16 + 3] = -1e-30f;
+	nb++;
+	for (int j = 0; j < 16; j++)
+		x[nb * 16 + j] = j == 5 ? NAN : (float)j * 0.01f;
+	nb++;
+	for (int j = 0; j < 16; j++)
+		x[nb * 16 + j] = j == 9 ? -INFINITY : (float)j;
+	nb++;
+	write_file("ties.bin", x, nb * 16 * sizeof(float));
+	add_nvfp4(m, "ties.bin", x, NCK_DTYPE_F32, nb * 16, g);
+	add_nvfp4(m, "ties.bin", x, NCK_DTYPE_F32, nb * 16, 0x1p-20f);
+	oracle_run(m);
+	free(x);
+}
+
+/* E2M1 codes of every threshold and its neighbours, and of random float32 bits. */
+NCK_TEST(quant_e2m1_encode)
+{
+	size_t n = 1 << 18, k = 0;
+	float *y = xmalloc(n * 4);
+	uint8_t *c = xmalloc(n);
+	FILE *m = manifest_open();
+
+	for (size_t t = 0; t < 7; t++) {
+		for (int d = -3; d <= 3; d++) {
+			float v = bitsf(fbits(e2m1_ties[t]) + (uint32_t)d);
+
+			y[k++] = v;
+			y[k++] = -v;
+		}
+	}
+	y[k++] = 0.0f;
+	y[k++] = -0.0f;
+	y[k++] = NAN;
+	y[k++] = -NAN;
+	y[k++] = INFINITY;
+	y[k++] = -INFINITY;
+	y[k++] = -0x1p-149f;
+	rng_seed(7);
+	for (; k < n; k++)
+		y[k] = (k & 1) ? bitsf((uint32_t)rng()) : scale2(rnd_weight(), 12);
+	for (size_t i = 0; i < n; i++)
+		c[i] = nck_quant_e2m1_encode(y[i]);
+	write_file("y.bin", y, n * 4);
+	write_file("codes.bin", c, n);
+	fprintf(m, "e2m1 %zu y.bin codes.bin\n", n);
+	oracle_run(m);
+	ASSERT_EQ_INT(nck_quant_e2m1_encode(2.5f), 4);
+	ASSERT_EQ_INT(nck_quant_e2m1_encode(-0.0f), 0);
+	ASSERT_EQ_INT(nck_quant_e2m1_encode(-0.1f), 8);
+	ASSERT_EQ_INT(nck_quant_e2m1_encode(NAN), 7);
+	free(y);
+	free(c);
+}
+
+NCK_TEST(quant_nvfp4_random)
+{
+	static const nck_dtype dts[] = { NCK_DTYPE_BF16, NCK_DTYPE_F16, NCK_DTYPE_F32 };
+	size_t n = 16 * 40001;
+	FILE *m = manifest_open();
+
+	rng_seed(8);
+	for (size_t d = 0; d < 3; d++) {
+		char *buf = xmalloc(n * 4), name[32];
+		float amax;
+
+		for (size_t i = 0; i < n; i++)
+			put(buf, dts[d], i, i % 4099 == 11 ? 0.0f : rnd_weight());
+		for (size_t i = 16 * 7; i < 16 * 8; i++) /* one all-zero block */
+			put(buf, dts[d], i, 0.0f);
+		snprintf(name, sizeof(name), "r%zu.bin", d);
+		write_file(name, buf, n * esz(dts[d]));
+		amax = add_amax(m, name, buf, dts[d], n);
+		fprintf(m, "scale 2688 %08x %08x\n", fbits(amax), fbits(nck_quant_nvfp4_global(amax)));
+		add_nvfp4(m, name, buf, dts[d], n, nck_quant_nvfp4_global(amax));
+		add_nvfp4(m, name, buf, dts[d], n, nck_quant_nvfp4_global(amax / 5.0f));
+		free(buf);
+	}
+	for (int i = 0; i < 1000; i++) {
+		float a = bitsf((uint32_t)rng() & 0x7FFFFFFFu);
+
+		fprintf(m, "scale 2688 %08x %08x\n", fbits(a), fbits(nck_quant_nvfp4_global(a)));
+	}
+	oracle_run(m);
+	ASSERT_TRUE(nck_quant_nvfp4_global(0.0f) == 1.0f);
+	ASSERT_TRUE(nck_quant_nvfp4_global(2688.0f) == 1.0f);
+}
+
+/* Spec gguf-nvfp4.md 2.6, and blocks computed in pieces equal the whole. */
+NCK_TEST(quant_nvfp4_example_and_pieces)
+{
+	float x[16 * 20] = { 1.3f, -0.7f, 3.0f };
+	uint8_t c[8 * 20], sc[20], c2[8 * 20], s2[20];
+	float g = nck_quant_nvfp4_global(12.0f);
+
+	ASSERT_EQ_INT(nck_quant_cpu_nvfp4(c, sc, x, NCK_DTYPE_F32, 16, g, 1), 0);
+	ASSERT_EQ_INT(sc[0], 0x6E);
+	ASSERT_EQ_INT(c[0], 0xB5);
+	ASSERT_EQ_INT(c[1], 0x07); /* 3.0: y = 6, code 7 (low nibble); 0 (high) */
+	rng_seed(9);
+	for (size_t i = 0; i < 16 * 20; i++)
+		x[i] = rnd_weight();
+	ASSERT_EQ_INT(nck_quant_cpu_nvfp4(c, sc, x, NCK_DTYPE_F32, 16 * 20, 0.01f, 1), 0);
+	ASSERT_EQ_INT(nck_quant_cpu_nvfp4(c2, s2, x, NCK_DTYPE_F32, 16 * 7, 0.01f, 1), 0);
+	ASSERT_EQ_INT(nck_quant_cpu_nvfp4(c2 + 8 * 7, s2 + 7, x + 16 * 7, NCK_DTYPE_F32, 16 * 13,
+					  0.01f, 1),
+		      0);
+	ASSERT_TRUE(memcmp(c, c2, sizeof(c)) == 0 && memcmp(sc, s2, sizeof(sc)) == 0);
+	ASSERT_EQ_INT(nck_quant_cpu_nvfp4(c, sc, x, NCK_DTYPE_F32, 15, 0.01f, 1), -EINVAL);
+	ASSERT_EQ_INT(nck_quant_cpu_nvfp4(c, NULL, x, NCK_DTYPE_F32, 16, 0.01f, 1), -EINVAL);
+	ASSERT_EQ_INT(nck_quant_cpu_nvfp4(c, sc, x, NCK_DTYPE_I8, 16, 0.01f, 1), -ENOTSUP);
+	ASSERT_EQ_INT(nck_quant_nvfp4(NULL, c, sc, x, NCK_DTYPE_F32, 17, 0.01f), -EINVAL);
+	ASSERT_EQ_INT(nck_quant_cpu_nvfp4(c, sc, NULL, NCK_DTYPE_F32, 0, 0.01f, 1), 0);
 }
