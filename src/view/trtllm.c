@@ -107,50 +107,21 @@ int nck_trtllm_check(const nck_view_ctx *ctx, nck_view_kind kind, uint32_t T, ui
 
 /* ---- rank tensors -------------------------------------------------------------- */
 
-typedef struct trt_piece {
-	uint64_t row0, rows;
-	bool zero;
-} trt_piece;
-
-/* One tensor of a rank before quantization: rows of a window of src. */
+/* One tensor of a rank before quantization: rows of a window of a logical
+ * tensor (MHA QKV has three pieces per head), and what quantizes it. */
 typedef struct trt_out {
 	char name[192];
-	const nck_tensor *src;
-	uint64_t col0, ncols;  /* window (2-D); the whole of a 1-D tensor */
-	trt_piece *pieces;     /* malloc'ed (MHA QKV has three per head) */
-	size_t n_pieces, cap_pieces;
-	bool nomem;            /* a piece could not be added */
-	uint64_t rows;
+	nck_gpt_cut cut;       /* source, window, row pieces */
 	bool quant;            /* a quantized linear's weight */
 	const nck_tensor *scale_of[1]; /* FP8: the merged tensor of the scale */
 	char module[160];      /* global module name, for the calibration file */
 } trt_out;
 
-/* Adds rows [row0, row0+rows) (or zeros), merging with the previous piece. */
-static void trt_rows(trt_out *o, uint64_t row0, uint64_t rows, bool zero)
-{
-	trt_piece *p = o->n_pieces ? &o->pieces[o->n_pieces - 1] : NULL;
-
-	if (rows == 0)
-		return;
-	o->rows += rows;
-	if (p && p->zero == zero && (zero || p->row0 + p->rows == row0)) {
-		p->rows += rows;
-		return;
-	}
-	if (nck_grow((void **)&o->pieces, &o->cap_pieces, o->n_pieces, sizeof(*p), 4) < 0) {
-		o->nomem = true;
-		return;
-	}
-	o->pieces[o->n_pieces++] = (trt_piece){ .row0 = row0, .rows = rows, .zero = zero };
-}
-
 /* Starts tensor `part` of layer k (k < 0: outside the layers). */
 static void trt_init(trt_out *o, const nck_tensor *src, int64_t k, const char *part)
 {
 	memset(o, 0, sizeof(*o));
-	o->src = src;
-	o->ncols = src->ndim == 2 ? src->shape[1] : 1;
+	nck_gpt_cut_init(&o->cut, src);
 	if (k < 0)
 		snprintf(o->name, sizeof(o->name), "%s", part);
 	else
@@ -165,10 +136,10 @@ static void trt_qkv(trt_out *o, const trt_model *tm, uint32_t T, uint32_t r)
 	uint64_t kv0 = tm->G >= T ? r * kv : r / (T / tm->G);
 
 	for (uint64_t i = r * nq; i < (r + 1) * nq; i++)
-		trt_rows(o, nck_gpt_qkv_row(tm, 0, i), d, false);
+		nck_gpt_cut_rows(&o->cut, nck_gpt_qkv_row(tm, 0, i), d, false);
 	for (int v = 1; v <= 2; v++)
 		for (uint64_t j = kv0; j < kv0 + kv; j++)
-			trt_rows(o, nck_gpt_qkv_row(tm, v, j), d, false);
+			nck_gpt_cut_rows(&o->cut, nck_gpt_qkv_row(tm, v, j), d, false);
 }
 
 /* Collects the tensors of rank (r, p). */
@@ -180,7 +151,7 @@ typedef struct trt_list {
 static void trt_list_free(trt_list *l)
 {
 	for (size_t i = 0; i < l->n; i++)
-		free(l->v[i].pieces);
+		nck_gpt_cut_dispose(&l->v[i].cut);
 	free(l->v);
 }
 
@@ -202,7 +173,7 @@ static int trt_col(trt_list *l, const nck_tensor *t, uint64_t base, uint64_t tot
 	if (!(o = trt_new(l)))
 		return -ENOMEM;
 	trt_init(o, t, k, part);
-	trt_rows(o, base + r * (total / T), total / T, false);
+	nck_gpt_cut_rows(&o->cut, base + r * (total / T), total / T, false);
 	return 0;
 }
 
@@ -224,8 +195,8 @@ static int trt_vocab(trt_list *l, const nck_tensor *t, uint64_t vp, uint32_t T, 
 	trt_init(o, t, -1, name);
 	if (have > n)
 		have = n;
-	trt_rows(o, r0, have, false);
-	trt_rows(o, 0, n - have, true);
+	nck_gpt_cut_rows(&o->cut, r0, have, false);
+	nck_gpt_cut_rows(&o->cut, 0, n - have, true);
 	return 0;
 }
 
@@ -254,7 +225,7 @@ static void trt_linear(trt_list *l, uint64_t g, const char *module)
 	trt_out *o = &l->v[l->n - 1];
 
 	o->quant = true;
-	o->scale_of[0] = o->src;
+	o->scale_of[0] = o->cut.src;
 	snprintf(o->module, sizeof(o->module), "transformer.layers.%llu.%s", (unsigned long long)g,
 		 module);
 }
@@ -304,9 +275,9 @@ static int trt_layer(trt_list *l, const trt_model *tm, uint64_t g, int64_t k, ui
 		if (!(o = trt_new(l)))
 			return -ENOMEM;
 		trt_init(o, x, k, w ? "mlp.proj.weight" : "attention.dense.weight");
-		o->ncols = x->shape[1] / T;
-		o->col0 = r * o->ncols;
-		trt_rows(o, 0, x->shape[0], false);
+		o->cut.ncols = x->shape[1] / T;
+		o->cut.col0 = r * o->cut.ncols;
+		nck_gpt_cut_rows(&o->cut, 0, x->shape[0], false);
 		trt_linear(l, g, w ? "mlp.proj" : "attention.dense");
 	}
 	return 0;
@@ -381,36 +352,38 @@ static void trt_f32le(unsigned char out[4], float v)
 		out[i] = (unsigned char)(u >> (8 * i));
 }
 
+/* Bytes [pos, pos+len) of a float32 scale computed with result rc. */
+static int trt_scale_bytes(int rc, float v, uint64_t pos, void *buf, size_t len)
+{
+	unsigned char b[4];
+
+	if (rc < 0)
+		return rc;
+	trt_f32le(b, v);
+	memcpy(buf, b + pos, len);
+	return 0;
+}
+
 static int trt_fn_fp8_scale(const nck_catalog *cat, const void *arg, uint64_t pos, void *buf,
 			    size_t len)
 {
 	const trt_q *q = arg;
-	unsigned char b[4];
-	float s;
-	int rc;
+	float s = 0;
+	int rc = nck_qcache_fp8_scale(q->qc, &q->q, &s);
 
 	(void)cat;
-	if ((rc = nck_qcache_fp8_scale(q->qc, &q->q, &s)) < 0)
-		return rc;
-	trt_f32le(b, s);
-	memcpy(buf, b + pos, len);
-	return 0;
+	return trt_scale_bytes(rc, s, pos, buf, len);
 }
 
 static int trt_fn_nvfp4_global(const nck_catalog *cat, const void *arg, uint64_t pos, void *buf,
 			       size_t len)
 {
 	const trt_q *q = arg;
-	unsigned char b[4];
-	float g;
-	int rc;
+	float g = 0;
+	int rc = nck_qcache_nvfp4_global(q->qc, &q->q, &g);
 
 	(void)cat;
-	if ((rc = nck_qcache_nvfp4_global(q->qc, &q->q, &g)) < 0)
-		return rc;
-	trt_f32le(b, g);
-	memcpy(buf, b + pos, len);
-	return 0;
+	return trt_scale_bytes(rc, g, pos, buf, len);
 }
 
 /* AWQ's prequant_scaling_factor: ones in the model dtype (round to nearest: p = 1). */
@@ -434,25 +407,6 @@ static int trt_fn_ones(const nck_catalog *cat, const void *arg, uint64_t pos, vo
 	return 0;
 }
 
-/* The unquantized bytes of o: windows of its source and zero rows. */
-static int trt_segments(nck_layout *l, const trt_out *o)
-{
-	size_t es = nck_dtype_size(o->src->dtype);
-	uint64_t rb = o->src->ndim == 2 ? o->ncols * es : es;
-	int rc = 0;
-
-	for (size_t i = 0; i < o->n_pieces && rc == 0; i++) {
-		const trt_piece *p = &o->pieces[i];
-
-		if (p->zero)
-			rc = nck_layout_zero(l, p->rows * rb);
-		else if (o->src->ndim == 2)
-			rc = nck_layout_win(l, o->src, o->col0, o->ncols, p->row0 * rb, p->rows * rb);
-		else
-			rc = nck_layout_win(l, o->src, p->row0, p->rows, 0, p->rows * rb);
-	}
-	return rc;
-}
 
 /* One tensor of a rank file and how its bytes are made. */
 typedef enum trt_ekind {
@@ -527,11 +481,11 @@ static int trt_add_nvfp4(trt_build *b, trt_q *tq, const char *base, const trt_ou
 	unsigned char *act;
 	trt_entry *e;
 
-	if (!(e = trt_entry_new(b, base, "weight", NCK_DTYPE_U8, 2, o->rows, o->ncols / 2, E_QDATA)))
+	if (!(e = trt_entry_new(b, base, "weight", NCK_DTYPE_U8, 2, o->cut.rows, o->cut.ncols / 2, E_QDATA)))
 		return -ENOMEM;
 	e->q = tq;
-	if (!(e = trt_entry_new(b, base, "weights_scaling_factor", NCK_DTYPE_F8_E4M3, 2, o->rows,
-				o->ncols / NCK_QUANT_NVFP4_BLOCK, E_QSCALES)))
+	if (!(e = trt_entry_new(b, base, "weights_scaling_factor", NCK_DTYPE_F8_E4M3, 2, o->cut.rows,
+				o->cut.ncols / NCK_QUANT_NVFP4_BLOCK, E_QSCALES)))
 		return -ENOMEM;
 	e->q = tq;
 	if (!(e = trt_entry_new(b, base, "weights_scaling_factor_2", NCK_DTYPE_F32, 1, 1, 0,
@@ -557,8 +511,8 @@ static int trt_add(trt_build *b, const trt_out *o)
 	unsigned char *act;
 
 	if (!q) {
-		e = trt_entry_new(b, o->name, "", o->src->dtype, o->src->ndim == 2 ? 2 : 1, o->rows,
-				  o->ncols, E_PLAIN);
+		e = trt_entry_new(b, o->name, "", o->cut.src->dtype, o->cut.src->ndim == 2 ? 2 : 1, o->cut.rows,
+				  o->cut.ncols, E_PLAIN);
 		if (e)
 			e->o = o;
 		return e ? 0 : -ENOMEM;
@@ -570,18 +524,18 @@ static int trt_add(trt_build *b, const trt_out *o)
 	b->vs->free_priv = trt_free_q;
 	tq->qc = b->ctx->qcache;
 	tq->scale_src = o->scale_of[0];
-	tq->q = (nck_qslice){ .dtype = o->src->dtype, .rows = o->rows, .cols = o->ncols,
+	tq->q = (nck_qslice){ .dtype = o->cut.src->dtype, .rows = o->cut.rows, .cols = o->cut.ncols,
 			      .algo = b->kind == NCK_VIEW_QNEMO_FP8     ? NCK_QALGO_FP8
 				      : b->kind == NCK_VIEW_QNEMO_NVFP4 ? NCK_QALGO_NVFP4
 									: NCK_QALGO_INT4_AWQ,
 			      .group = trt_group(b->ctx), .scale_of = &tq->scale_src, .n_scale_of = 1 };
-	if (trt_segments(&tq->q.src, o) < 0)
+	if (nck_gpt_cut_segments(&tq->q.src, &o->cut) < 0)
 		return -ENOMEM;
 	snprintf(base, sizeof(base), "%.*s", (int)(strlen(o->name) - strlen("weight")), o->name);
 	if (b->kind == NCK_VIEW_QNEMO_NVFP4)
 		return trt_add_nvfp4(b, tq, base, o);
 	if (b->kind == NCK_VIEW_QNEMO_FP8) {
-		if (!(e = trt_entry_new(b, base, "weight", NCK_DTYPE_F8_E4M3, 2, o->rows, o->ncols, E_QDATA)))
+		if (!(e = trt_entry_new(b, base, "weight", NCK_DTYPE_F8_E4M3, 2, o->cut.rows, o->cut.ncols, E_QDATA)))
 			return -ENOMEM;
 		e->q = tq;
 		if (!(e = trt_entry_new(b, base, "weights_scaling_factor", NCK_DTYPE_F32, 1, 1, 0, E_FP8_SF)))
@@ -595,14 +549,14 @@ static int trt_add(trt_build *b, const trt_out *o)
 		e->mem = act;
 		return 0;
 	}
-	if (!(e = trt_entry_new(b, base, "weight", NCK_DTYPE_I8, 2, o->rows / 2, o->ncols, E_QDATA)))
+	if (!(e = trt_entry_new(b, base, "weight", NCK_DTYPE_I8, 2, o->cut.rows / 2, o->cut.ncols, E_QDATA)))
 		return -ENOMEM;
 	e->q = tq;
-	if (!(e = trt_entry_new(b, base, "weights_scaling_factor", NCK_DTYPE_F32, 2, o->rows,
-				o->ncols / tq->q.group, E_QSCALES)))
+	if (!(e = trt_entry_new(b, base, "weights_scaling_factor", NCK_DTYPE_F32, 2, o->cut.rows,
+				o->cut.ncols / tq->q.group, E_QSCALES)))
 		return -ENOMEM;
 	e->q = tq;
-	if (!(e = trt_entry_new(b, base, "prequant_scaling_factor", o->src->dtype, 1, o->ncols, 0,
+	if (!(e = trt_entry_new(b, base, "prequant_scaling_factor", o->cut.src->dtype, 1, o->cut.ncols, 0,
 				E_PREQUANT)))
 		return -ENOMEM;
 	e->q = tq;
@@ -625,7 +579,7 @@ static int trt_entry_segments(nck_layout *l, const trt_entry *e)
 
 	switch (e->kind) {
 	case E_PLAIN:
-		return trt_segments(l, e->o);
+		return nck_gpt_cut_segments(l, &e->o->cut);
 	case E_QDATA:
 		return nck_layout_fn(l, trt_fn_qdata, e->q, 0, n);
 	case E_QSCALES:
@@ -658,7 +612,7 @@ static int trt_file(trt_build *b, uint32_t T, uint32_t P, uint32_t r, uint32_t p
 	if ((rc = trt_rank(&list, b->tm, b->kind, T, P, r, p)) < 0)
 		goto out;
 	for (size_t i = 0; i < list.n; i++)
-		if (list.v[i].nomem)
+		if (list.v[i].cut.nomem)
 			rc = -ENOMEM;
 	if (rc < 0)
 		goto out;
