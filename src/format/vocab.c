@@ -360,7 +360,10 @@ typedef struct vocab_field {
 	size_t len;
 } vocab_field;
 
-/* Reads the field at *pos (the message was validated by vocab_pb_walk). */
+/* Reads the field at *pos: false at the end or at a field that does not
+ * fit (nested messages are not validated by vocab_pb_walk, so every length
+ * is checked here too). f->v is set for varint and length-delimited fields
+ * only. */
 static bool vocab_next(const unsigned char *p, size_t len, size_t *pos, vocab_field *f)
 {
 	uint64_t tag;
@@ -397,10 +400,11 @@ static void vocab_sp_ids(nck_sp_special *out, const vocab_field *f)
 	vocab_field g;
 
 	while (vocab_next(f->data, f->len, &pos, &g)) {
-		int64_t v = (int64_t)(int32_t)(uint32_t)g.v; /* int32 fields: sign-extended varints */
+		int64_t v;
 
 		if (g.wire != 0)
 			continue;
+		v = (int64_t)(int32_t)(uint32_t)g.v; /* int32 fields: sign-extended varints */
 		if (f->num == VOCAB_SP_NORMALIZER) {
 			if (g.num == VOCAB_SP_DUMMY_PREFIX)
 				out->add_dummy_prefix = g.v != 0;
@@ -417,7 +421,8 @@ static void vocab_sp_ids(nck_sp_special *out, const vocab_field *f)
 	}
 }
 
-/* Copies the text of piece message f into dst (empty if too long or not text). */
+/* Copies the text of piece message f into dst (empty if 64 bytes or longer,
+ * or not NUL-free UTF-8, so that it can go into JSON as it is). */
 static void vocab_sp_piece(char dst[64], const vocab_field *f)
 {
 	size_t pos = 0;
@@ -426,7 +431,7 @@ static void vocab_sp_piece(char dst[64], const vocab_field *f)
 	dst[0] = '\0';
 	while (vocab_next(f->data, f->len, &pos, &g)) {
 		if (g.num == VOCAB_SP_PIECE_TEXT && g.wire == 2 && g.len < 64 &&
-		    !memchr(g.data, '\0', g.len)) {
+		    vocab_is_text(g.data, g.len)) {
 			memcpy(dst, g.data, g.len);
 			dst[g.len] = '\0';
 			return;

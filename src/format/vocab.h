@@ -2,7 +2,8 @@
 /*
  * nck_vocab: the vocabulary size of a tokenizer artifact found in a NeMo
  * checkpoint (shared/spec/nemo-layouts.md §1.6, §4.1, §5.4), for views that
- * need vocab_size (HF config.json, TRT-LLM config) without Python.
+ * need vocab_size (HF config.json, TRT-LLM config) without Python; and a
+ * SentencePiece model's special tokens (nck_vocab_sp_special, for hf/).
  *
  * Kinds and how they are counted:
  *   SENTENCEPIECE  a `.model` file: the protobuf `ModelProto` of
@@ -56,7 +57,8 @@ int nck_vocab_count(uint64_t *out, nck_vocab_kind *kind_out, const void *data, s
 /* A SentencePiece model's special tokens: ids (-1: none) and pieces. */
 typedef struct nck_sp_special {
 	int64_t unk, bos, eos, pad;      /* TrainerSpec unk_id (40), bos_id (41), eos_id (42), pad_id (43) */
-	char unk_piece[64], bos_piece[64], eos_piece[64], pad_piece[64]; /* "" when none or too long */
+	/* Their text: NUL-free UTF-8, "" when none, 64 bytes or longer, or not UTF-8. */
+	char unk_piece[64], bos_piece[64], eos_piece[64], pad_piece[64];
 	bool add_dummy_prefix;           /* NormalizerSpec add_dummy_prefix (3) */
 	uint64_t pieces;                 /* number of pieces */
 } nck_sp_special;

@@ -108,6 +108,7 @@ static int info_hf(json_t *root, const nck_vfs *vfs)
 	if (!vs) {
 		if (vfs->catalog && nck_view_applies_why(&vfs->view_ctx, NCK_VIEW_HF, why, sizeof(why)))
 			snprintf(why, sizeof(why), "the view could not be built");
+		/* Reasons are printable ASCII (gpt.c), so this cannot fail on the text. */
 		return json_object_set_new(root, "hf", json_pack("{s:n, s:s}", "directory", "reason", why));
 	}
 	if (!(files = json_array()))

@@ -18,6 +18,10 @@
 #include "nemockpt/log.h"
 #include "view/qcache.h"
 
+/* Largest tokenizer artifact read for hf/ (the catalog reads the same file,
+ * up to the same size, to count its vocabulary: catalog/config.c). */
+#define SETS_TOKENIZER_MAX (64u << 20)
+
 /* The members at the root of the checkpoint that are neither the config nor
  * weights: tokenizer files and other artifacts nemo/ shows as they are. */
 static void sets_find_artifacts(nck_vfs *vfs)
@@ -67,7 +71,7 @@ static void sets_load_config(nck_vfs *vfs)
 	nck_diag_init(&diag);
 	if (vfs->view_ctx.tokenizer &&
 	    nck_container_slurp(&vfs->tokenizer, &len, vfs->container, vfs->view_ctx.tokenizer,
-				16u << 20, &diag) == 0) {
+				SETS_TOKENIZER_MAX, &diag) == 0) {
 		vfs->view_ctx.tokenizer_data = vfs->tokenizer;
 		vfs->view_ctx.tokenizer_len = len;
 	}

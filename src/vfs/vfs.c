@@ -574,15 +574,23 @@ static void vfs_prefetch(const nck_vfs *vfs, const nck_node *n, vfs_ra *ra, uint
 
 	if (!ra)
 		return;
-	last = atomic_exchange(&ra->next, end);
-	if (off + VFS_PREFETCH / 4 < last || off > last + VFS_PREFETCH / 4)
-		return; /* a random reader gets no prefetch */
-	seen = atomic_load(&ra->ahead);
-	if (seen >= end + VFS_PREFETCH / 2)
+	/* Relaxed: the offsets are hints; a lost update costs one advice. */
+	last = atomic_exchange_explicit(&ra->next, end, memory_order_relaxed);
+	if (off + VFS_PREFETCH / 4 < last || off > last + VFS_PREFETCH / 4) {
+		/* A jump: no prefetch for it, and the window starts again from
+		 * here (else a reader that went back would get none until it
+		 * passed the old mark). */
+		atomic_store_explicit(&ra->ahead, end, memory_order_relaxed);
 		return;
-	from = seen > end ? seen : end;
+	}
+	seen = atomic_load_explicit(&ra->ahead, memory_order_relaxed);
+	if (seen >= end + VFS_PREFETCH / 2 && seen <= end + VFS_PREFETCH)
+		return;
+	from = seen > end && seen <= end + VFS_PREFETCH ? seen : end;
 	to = n->size - end > VFS_PREFETCH ? end + VFS_PREFETCH : n->size;
-	if (to <= from || !atomic_compare_exchange_strong(&ra->ahead, &seen, to))
+	if (to <= from || !atomic_compare_exchange_strong_explicit(&ra->ahead, &seen, to,
+								    memory_order_relaxed,
+								    memory_order_relaxed))
 		return; /* nothing left, or another thread advised it */
 	(void)nck_layout_plan(vfs->catalog, n->layout, from, (size_t)(to - from), vfs_advise, NULL);
 }

@@ -16,6 +16,10 @@
 
 #include "util/grow.h"
 
+/* More query heads than any model has (the largest have 128): bounds the
+ * QKV arithmetic on config values. */
+#define NCK_GPT_MAX_HEADS (1u << 20)
+
 /* Name suffixes of each role, MCore (local and TE specs) and legacy. */
 static const struct gpt_rule {
 	const char *suffix;
@@ -61,33 +65,58 @@ static bool gpt_ends(const char *s, const char *suffix)
 	return n >= m && strcmp(s + n - m, suffix) == 0 && (n == m || s[n - m - 1] == '.');
 }
 
+/* Copies a tensor name into a reason: printable ASCII only (a name is
+ * untrusted bytes, and reasons go into info.json and log lines), cut at 80. */
+static void gpt_name(char *out, size_t len, const char *name)
+{
+	size_t i = 0, max = len > 84 ? 80 : len - 4; /* room for "..." and the NUL */
+
+	for (; name[i] && i < max; i++)
+		out[i] = name[i] >= 0x20 && name[i] < 0x7f ? name[i] : '?';
+	if (name[i]) {
+		memcpy(out + i, "...", 3);
+		i += 3;
+	}
+	out[i] = '\0';
+}
+
+/* Fills a role, once: a second tensor for it (TE and local names of one
+ * norm, two embeddings) would leave one out of every view. */
+static bool gpt_fill(const nck_tensor **slot, const nck_tensor *t, char *why, size_t why_len)
+{
+	char name[96];
+
+	if (*slot) {
+		gpt_name(name, sizeof(name), t->name);
+		snprintf(why, why_len, "two weights for the role of %s", name);
+		return false;
+	}
+	*slot = t;
+	return true;
+}
+
 /* Puts tensor t in its place; false (with why) for a weight without a role. */
 static bool gpt_place(nck_gpt_model *gm, const nck_tensor *t, char *why, size_t why_len)
 {
+	char name[96];
 	size_t start, len;
 	uint64_t g;
 
 	if (nck_name_layer(t->name, &start, &len, &g)) {
-		for (size_t i = 0; i < sizeof(gpt_rules) / sizeof(gpt_rules[0]); i++) {
-			if (gpt_ends(t->name, gpt_rules[i].suffix) && g < gm->L) {
-				gm->layer[g][gpt_rules[i].role] = t;
-				return true;
-			}
-		}
+		for (size_t i = 0; i < sizeof(gpt_rules) / sizeof(gpt_rules[0]); i++)
+			if (gpt_ends(t->name, gpt_rules[i].suffix) && g < gm->L)
+				return gpt_fill(&gm->layer[g][gpt_rules[i].role], t, why, why_len);
 	} else if (gpt_ends(t->name, "embedding.word_embeddings.weight")) {
-		gm->emb = t;
-		return true;
+		return gpt_fill(&gm->emb, t, why, why_len);
 	} else if (gpt_ends(t->name, "final_layernorm.weight") || gpt_ends(t->name, "final_norm.weight")) {
-		gm->ln_f_w = t;
-		return true;
+		return gpt_fill(&gm->ln_f_w, t, why, why_len);
 	} else if (gpt_ends(t->name, "final_layernorm.bias") || gpt_ends(t->name, "final_norm.bias")) {
-		gm->ln_f_b = t;
-		return true;
+		return gpt_fill(&gm->ln_f_b, t, why, why_len);
 	} else if (gpt_ends(t->name, "output_layer.weight")) {
-		gm->lm_head = t;
-		return true;
+		return gpt_fill(&gm->lm_head, t, why, why_len);
 	}
-	snprintf(why, why_len, "%s is not a GPT weight of a known role", t->name);
+	gpt_name(name, sizeof(name), t->name);
+	snprintf(why, why_len, "%s is not a GPT weight of a known role", name);
 	return false;
 }
 
@@ -170,9 +199,10 @@ int nck_gpt_model_load(nck_gpt_model *gm, const nck_catalog *cat, char *why, siz
 	gm->L = gm->m.layers;
 	gm->n = gm->m.heads;
 	gm->G = gm->m.groups;
-	if (!gm->m.gpt || gm->L == 0 || gm->n == 0 || gm->G == 0 || gm->n % gm->G) {
+	if (!gm->m.gpt || gm->L == 0 || gm->n == 0 || gm->G == 0 || gm->n % gm->G ||
+	    gm->n > NCK_GPT_MAX_HEADS || gm->G > gm->n) {
 		snprintf(why, why_len, "needs a Megatron GPT with known heads and query groups");
-		return -EINVAL;
+		return -ENOTSUP;
 	}
 	if (!(gm->layer = calloc(gm->L, sizeof(*gm->layer)))) {
 		snprintf(why, why_len, "out of memory");
@@ -205,7 +235,7 @@ int nck_gpt_model_load(nck_gpt_model *gm, const nck_catalog *cat, char *why, siz
 	return 0;
 bad:
 	nck_gpt_model_dispose(gm);
-	return -EINVAL;
+	return -ENOTSUP;
 }
 
 uint64_t nck_gpt_qkv_row(const nck_gpt_model *gm, int kind, uint64_t head)

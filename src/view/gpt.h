@@ -54,9 +54,9 @@ typedef struct nck_gpt_model {
 } nck_gpt_model;
 
 /*
- * Finds every weight's role and the dimensions. 0; -EINVAL (with the reason
- * in why) when the catalog is not a GPT every weight of which has a role,
- * or its shapes do not agree; -ENOMEM.
+ * Finds every weight's role and the dimensions. 0; -ENOTSUP (with the
+ * reason in why, printable ASCII) when the catalog is not a GPT every
+ * weight of which has exactly one role, or its shapes do not agree; -ENOMEM.
  */
 int nck_gpt_model_load(nck_gpt_model *out, const nck_catalog *cat, char *why, size_t why_len);
 

@@ -46,7 +46,7 @@ typedef struct hf_tensor {
 	uint64_t shape[2];
 	uint32_t ndim;
 	size_t shard;
-	uint32_t src_file;  /* where its bytes start in the source (for the order) */
+	uint32_t src_file; /* where its bytes start in the source (for the order) */
 	uint64_t src_pos;
 } hf_tensor;
 
@@ -54,9 +54,9 @@ typedef struct hf_build {
 	nck_viewset *vs;
 	const nck_view_ctx *ctx;
 	const nck_gpt_model *gm;
-	uint64_t vocab;   /* rows of embed_tokens and lm_head */
+	uint64_t vocab;	   /* rows of embed_tokens and lm_head */
 	nck_sp_special sp; /* the SentencePiece tokenizer's special tokens */
-	bool have_sp;      /* the tokenizer is a SentencePiece model */
+	bool have_sp;	   /* the tokenizer is a SentencePiece model */
 	hf_tensor *t;
 	size_t n, cap;
 	bool nomem;
@@ -71,7 +71,8 @@ static int hf_biases(const nck_gpt_model *gm)
 
 	for (uint64_t g = 0; g < gm->L; g++) {
 		const nck_tensor *const *l = gm->layer[g];
-		int all = l[NCK_GPT_QKV_B] && l[NCK_GPT_DENSE_B] && l[NCK_GPT_FC1_B] && l[NCK_GPT_FC2_B];
+		int all =
+		    l[NCK_GPT_QKV_B] && l[NCK_GPT_DENSE_B] && l[NCK_GPT_FC1_B] && l[NCK_GPT_FC2_B];
 		int none = !l[NCK_GPT_QKV_B] && !l[NCK_GPT_DENSE_B] && !l[NCK_GPT_FC1_B] &&
 			   !l[NCK_GPT_FC2_B];
 
@@ -97,31 +98,56 @@ static bool hf_cfg_is(const nck_view_ctx *ctx, const char *key, const char *cons
 	return false;
 }
 
+/* A boolean at key, top level or under config. (NeMo 2), or false. */
+static bool hf_cfg_true(const nck_view_ctx *ctx, const char *key)
+{
+	char path[128];
+	bool v = false;
+
+	if (!ctx->cfg)
+		return false;
+	if (nck_yaml_get_bool(ctx->cfg, key, &v) == 0)
+		return v;
+	snprintf(path, sizeof(path), "config.%s", key);
+	return nck_yaml_get_bool(ctx->cfg, path, &v) == 0 && v;
+}
+
+/* True if t is absent or of a dtype a Hugging Face checkpoint holds. */
+static bool hf_dtype_ok(const nck_tensor *t)
+{
+	return !t || t->dtype == NCK_DTYPE_BF16 || t->dtype == NCK_DTYPE_F16 ||
+	       t->dtype == NCK_DTYPE_F32;
+}
+
 /* Why the model is not Llama-family, or NULL when it is. */
 static const char *hf_not_llama(const nck_view_ctx *ctx, const nck_gpt_model *gm)
 {
 	static const char *const rms[] = { "rmsnorm", NULL }, *const rope[] = { "rope", NULL },
 				 *const swiglu[] = { "swiglu", "fast-swiglu", NULL };
-	bool interleaved = false;
 
 	if (!gm->m.gated || !hf_cfg_is(ctx, "activation", swiglu))
 		return "the MLP is not SwiGLU";
-	if (gm->ln_f_b || gm->layer[0][NCK_GPT_IN_LN_B] || gm->layer[0][NCK_GPT_POST_LN_B] ||
-	    !hf_cfg_is(ctx, "normalization", rms))
+	if (gm->ln_f_b || !hf_cfg_is(ctx, "normalization", rms))
 		return "the norms are not RMSNorm";
+	for (uint64_t g = 0; g < gm->L; g++)
+		if (gm->layer[g][NCK_GPT_IN_LN_B] || gm->layer[g][NCK_GPT_POST_LN_B])
+			return "the norms are not RMSNorm";
 	if (!hf_cfg_is(ctx, "position_embedding_type", rope))
 		return "the position embedding is not rotary";
-	if (nck_gpt_cfg_num(ctx->cfg, "rotary_percentage", 1.0) != 1.0)
+	/* NeMo 1 spells it rotary_percentage, MCore and NeMo 2 rotary_percent */
+	if (nck_gpt_cfg_num(ctx->cfg, "rotary_percentage", 1.0) != 1.0 ||
+	    nck_gpt_cfg_num(ctx->cfg, "rotary_percent", 1.0) != 1.0)
 		return "rotary embeddings cover part of each head";
-	if (ctx->cfg && nck_yaml_get_bool(ctx->cfg, "rotary_interleaved", &interleaved) == 0 &&
-	    interleaved)
+	if (hf_cfg_true(ctx, "rotary_interleaved"))
 		return "rotary embeddings are interleaved";
 	if (hf_biases(gm) < 0)
 		return "some linears have biases and others not";
-	if (gm->dtype != NCK_DTYPE_BF16 && gm->dtype != NCK_DTYPE_F16 && gm->dtype != NCK_DTYPE_F32)
+	if (!hf_dtype_ok(gm->emb) || !hf_dtype_ok(gm->lm_head) || !hf_dtype_ok(gm->ln_f_w))
 		return "the weights are not bf16, fp16 or fp32";
-	if (gm->lm_head && (gm->lm_head->ndim != 2 || gm->lm_head->shape[1] != gm->h))
-		return "the output layer does not match the embedding";
+	for (uint64_t g = 0; g < gm->L; g++)
+		for (int r = 0; r < NCK_GPT_ROLES; r++)
+			if (!hf_dtype_ok(gm->layer[g][r]))
+				return "the weights are not bf16, fp16 or fp32";
 	return NULL;
 }
 
@@ -133,15 +159,15 @@ int nck_hf_check(const nck_view_ctx *ctx, nck_view_kind kind, uint32_t T, uint32
 	(void)kind;
 	if (!ctx->gpt) {
 		snprintf(why, why_len, "%s", ctx->gpt_why);
-		return -EINVAL;
+		return -ENOTSUP;
 	}
 	if ((no = hf_not_llama(ctx, ctx->gpt))) {
 		snprintf(why, why_len, "not a Llama-family model: %s", no);
-		return -EINVAL;
+		return -ENOTSUP;
 	}
 	if ((T || P) && (T != 1 || P != 1)) {
 		snprintf(why, why_len, "hf/ has one layout");
-		return -EINVAL;
+		return -ENOENT;
 	}
 	return 0;
 }
@@ -338,7 +364,7 @@ static int hf_index(hf_build *b, size_t n_shards)
 {
 	const char **tensor = calloc(b->n ? b->n : 1, sizeof(*tensor));
 	const char **file = calloc(b->n ? b->n : 1, sizeof(*file));
-	char (*names)[64] = calloc(n_shards, sizeof(*names));
+	char(*names)[64] = calloc(n_shards, sizeof(*names));
 	uint64_t total = 0;
 	nck_vfile *f;
 	char *text = NULL;
@@ -404,7 +430,9 @@ static int hf_weights(hf_build *b)
 /* Adds a JSON file of the set. */
 static int hf_json_file(hf_build *b, const char *name, json_t *root)
 {
-	char *text = root ? json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(15)) : NULL;
+	char *text =
+	    root ? json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(15))
+		 : NULL;
 	nck_vfile *f;
 
 	json_decref(root);
@@ -422,33 +450,49 @@ static json_t *hf_id(int64_t id)
 	return id >= 0 ? json_integer((json_int_t)id) : json_null();
 }
 
+/* A config number that is finite and within [lo, hi], else dflt (a config
+ * is untrusted: strtod gives inf, nan and 1e300 too). */
+static double hf_num(const nck_view_ctx *ctx, const char *key, double dflt, double lo, double hi)
+{
+	double v = nck_gpt_cfg_num(ctx->cfg, key, dflt);
+
+	return v >= lo && v <= hi ? v : dflt; /* false for NaN */
+}
+
+/* True for NeMo 2's Llama 3.1 / 3.2 configs (their class names the rope
+ * scaling that NeMo 1 spells scale_positional_embedding). */
+static bool hf_llama31(const nck_view_ctx *ctx)
+{
+	const char *target = ctx->cfg ? nck_yaml_get_str(ctx->cfg, "config._target_") : NULL;
+
+	return hf_cfg_true(ctx, "scale_positional_embedding") ||
+	       (target && (strstr(target, "Llama31Config") || strstr(target, "Llama32Config")));
+}
+
 /* rope_scaling (spec B.4): linear interpolation, Llama 3.1's, or null. */
 static json_t *hf_rope_scaling(const nck_view_ctx *ctx)
 {
-	double factor = nck_gpt_cfg_num(ctx->cfg, "seq_len_interpolation_factor", 0);
-	bool llama3 = false;
+	double factor = hf_num(ctx, "seq_len_interpolation_factor", 0, 1e-6, 1e6);
 
-	if (ctx->cfg && nck_yaml_get_bool(ctx->cfg, "scale_positional_embedding", &llama3) < 0)
-		nck_yaml_get_bool(ctx->cfg, "config.scale_positional_embedding", &llama3);
-	if (llama3) /* NeMo's Llama31Config defaults where the config has no values */
-		return json_pack("{s:s, s:f, s:f, s:f, s:i}", "rope_type", "llama3", "factor",
-				 nck_gpt_cfg_num(ctx->cfg, "scale_factor", 8.0), "low_freq_factor",
-				 nck_gpt_cfg_num(ctx->cfg, "low_freq_factor", 1.0), "high_freq_factor",
-				 nck_gpt_cfg_num(ctx->cfg, "high_freq_factor", 4.0),
+	if (hf_llama31(ctx)) /* NeMo's Llama31Config defaults where the config has no values */
+		return json_pack("{s:s, s:f, s:f, s:f, s:I}", "rope_type", "llama3", "factor",
+				 hf_num(ctx, "scale_factor", 8.0, 1e-6, 1e6), "low_freq_factor",
+				 hf_num(ctx, "low_freq_factor", 1.0, 1e-6, 1e6), "high_freq_factor",
+				 hf_num(ctx, "high_freq_factor", 4.0, 1e-6, 1e6),
 				 "original_max_position_embeddings",
-				 (int)nck_gpt_cfg_num(ctx->cfg, "old_context_len", 8192));
+				 (json_int_t)hf_num(ctx, "old_context_len", 8192, 1, 1e12));
 	if (factor > 0)
 		return json_pack("{s:s, s:f}", "rope_type", "linear", "factor", factor);
 	return json_null();
 }
 
 /* The model's sequence length (max_position_embeddings). */
-static double hf_max_pos(const nck_view_ctx *ctx)
+static json_int_t hf_max_pos(const nck_view_ctx *ctx)
 {
-	return nck_gpt_cfg_num(ctx->cfg, "max_position_embeddings",
-			       nck_gpt_cfg_num(ctx->cfg, "encoder_seq_length",
-					       nck_gpt_cfg_num(ctx->cfg, "seq_length",
-							       HF_DEFAULT_MAX_POS)));
+	double v = hf_num(ctx, "seq_length", HF_DEFAULT_MAX_POS, 1, 1e12);
+
+	v = hf_num(ctx, "encoder_seq_length", v, 1, 1e12);
+	return (json_int_t)hf_num(ctx, "max_position_embeddings", v, 1, 1e12);
 }
 
 static const char *hf_dtype_name(nck_dtype dt)
@@ -476,16 +520,16 @@ static int hf_config(hf_build *b)
 	json_object_set_new(c, "num_key_value_heads", json_integer((json_int_t)gm->G));
 	json_object_set_new(c, "head_dim", json_integer((json_int_t)gm->d));
 	json_object_set_new(c, "hidden_act", json_string("silu"));
-	json_object_set_new(c, "max_position_embeddings", json_integer((json_int_t)hf_max_pos(ctx)));
+	json_object_set_new(c, "max_position_embeddings", json_integer(hf_max_pos(ctx)));
 	json_object_set_new(c, "rms_norm_eps",
-			    json_real(nck_gpt_cfg_num(ctx->cfg, "layernorm_epsilon", 1e-5)));
-	json_object_set_new(c, "rope_theta", json_real(nck_gpt_cfg_num(ctx->cfg, "rotary_base", 10000)));
+			    json_real(hf_num(ctx, "layernorm_epsilon", 1e-5, 0, 1)));
+	json_object_set_new(c, "rope_theta", json_real(hf_num(ctx, "rotary_base", 10000, 1, 1e12)));
 	json_object_set_new(c, "rope_scaling", hf_rope_scaling(ctx));
 	json_object_set_new(c, "attention_bias", json_boolean(bias));
 	json_object_set_new(c, "attention_dropout", json_real(0.0));
 	json_object_set_new(c, "mlp_bias", json_boolean(bias));
 	json_object_set_new(c, "initializer_range",
-			    json_real(nck_gpt_cfg_num(ctx->cfg, "init_method_std", 0.02)));
+			    json_real(hf_num(ctx, "init_method_std", 0.02, 0, 1)));
 	json_object_set_new(c, "pretraining_tp", json_integer(1));
 	json_object_set_new(c, "tie_word_embeddings", json_boolean(!gm->lm_head));
 	json_object_set_new(c, "dtype", json_string(hf_dtype_name(gm->dtype)));
@@ -495,7 +539,8 @@ static int hf_config(hf_build *b)
 	json_object_set_new(c, "eos_token_id", hf_id(b->have_sp ? b->sp.eos : -1));
 	json_object_set_new(c, "pad_token_id", hf_id(b->have_sp ? b->sp.pad : -1));
 	own = json_pack("{s:s, s:s, s:i, s:i}", "source", ctx->source ? ctx->source : "",
-			"source_format", in->format, "source_tp", (int)in->tp, "source_pp", (int)in->pp);
+			"source_format", in->format, "source_tp", (int)in->tp, "source_pp",
+			(int)in->pp);
 	json_object_set_new(c, "nemockpt", own);
 	return hf_json_file(b, "config.json", c);
 }
@@ -539,7 +584,7 @@ static int hf_sp_configs(hf_build *b, const nck_sp_special *sp)
 		return -ENOMEM;
 	}
 	json_object_set_new(t, "tokenizer_class", json_string("LlamaTokenizer"));
-	json_object_set_new(t, "add_bos_token", json_boolean(sp->bos >= 0));
+	json_object_set_new(t, "add_bos_token", json_boolean(sp->bos >= 0 && sp->bos_piece[0]));
 	json_object_set_new(t, "add_eos_token", json_false());
 	json_object_set_new(t, "bos_token", hf_token(sp->bos_piece));
 	json_object_set_new(t, "eos_token", hf_token(sp->eos_piece));
@@ -548,7 +593,7 @@ static int hf_sp_configs(hf_build *b, const nck_sp_special *sp)
 	json_object_set_new(t, "add_prefix_space", json_boolean(sp->add_dummy_prefix));
 	json_object_set_new(t, "legacy", json_true());
 	json_object_set_new(t, "clean_up_tokenization_spaces", json_false());
-	json_object_set_new(t, "model_max_length", json_integer((json_int_t)hf_max_pos(b->ctx)));
+	json_object_set_new(t, "model_max_length", json_integer(hf_max_pos(b->ctx)));
 	json_object_set_new(t, "sp_model_kwargs", json_object());
 	if (sp->bos_piece[0])
 		json_object_set_new(m, "bos_token", json_string(sp->bos_piece));
@@ -578,39 +623,58 @@ static bool hf_tokenizer_file(const char *base)
 	return false;
 }
 
-/* The tokenizer: a SentencePiece model with its configs, or the Hugging
- * Face tokenizer files of the source (the artifact and the files beside it). */
+/* True if the set has a file at path (the first of two same-named files wins). */
+static bool hf_has_file(const nck_viewset *vs, const char *path)
+{
+	for (size_t i = 0; i < vs->n_files; i++)
+		if (strcmp(vs->files[i].path, path) == 0)
+			return true;
+	return false;
+}
+
+/* True if e is a Hugging Face tokenizer file in the directory (the first
+ * dir bytes of its path) of the tokenizer artifact tok. */
+static bool hf_sibling(const nck_entry *tok, const nck_entry *e, size_t dir)
+{
+	return e != tok && e->kind == NCK_ENTRY_FILE && strncmp(e->path, tok->path, dir) == 0 &&
+	       !strchr(e->path + dir, '/') && hf_tokenizer_file(nck_artifact_name(e->path));
+}
+
+/* The tokenizer. A SentencePiece model becomes tokenizer.model and, unless
+ * the source keeps Hugging Face tokenizer files beside it (a NeMo 2
+ * nemo_tokenizer/ saved by a fast tokenizer: its tokenizer.json, chat
+ * template and added tokens win), the configs written here. Another
+ * artifact is passed through when it is a Hugging Face tokenizer file, with
+ * the ones beside it. */
 static int hf_tokenizer(hf_build *b)
 {
 	const nck_view_ctx *ctx = b->ctx;
+	const nck_container *c = ctx->container;
 	const nck_entry *tok = ctx->tokenizer;
+	const char *name;
+	bool hf_files = false;
 	nck_vfile *f;
 	size_t dir;
 
 	if (!tok)
 		return 0;
-	if (b->have_sp) {
-		if (!(f = nck_viewset_add(b->vs, "tokenizer.model", NCK_VFILE_MEMBER)))
-			return -ENOMEM;
-		f->member = tok;
-		return hf_sp_configs(b, &b->sp);
-	}
-	/* tokenizer.json and its companions, from the artifact's directory */
 	dir = strrchr(tok->path, '/') ? (size_t)(strrchr(tok->path, '/') - tok->path) + 1 : 0;
-	if (!hf_tokenizer_file(nck_artifact_name(tok->path)))
-		return 0;
-	if (!(f = nck_viewset_add(b->vs, nck_artifact_name(tok->path), NCK_VFILE_MEMBER)))
+	for (size_t i = 0; c && i < c->n_entries; i++)
+		hf_files |= hf_sibling(tok, &c->entries[i], dir);
+	name = b->have_sp ? "tokenizer.model" : nck_artifact_name(tok->path);
+	if (!b->have_sp && !hf_tokenizer_file(name))
+		return 0; /* a vocabulary file transformers has no loader for without its config */
+	if (!(f = nck_viewset_add(b->vs, name, NCK_VFILE_MEMBER)))
 		return -ENOMEM;
 	f->member = tok;
-	for (size_t i = 0; ctx->container && i < ctx->container->n_entries; i++) {
-		const nck_entry *e = &ctx->container->entries[i];
-		const char *base = nck_artifact_name(e->path);
+	if (b->have_sp && !hf_files)
+		return hf_sp_configs(b, &b->sp);
+	for (size_t i = 0; c && i < c->n_entries; i++) {
+		const nck_entry *e = &c->entries[i];
 
-		if (e == tok || e->kind != NCK_ENTRY_FILE || strncmp(e->path, tok->path, dir) != 0 ||
-		    strchr(e->path + dir, '/') || !hf_tokenizer_file(base) ||
-		    strcmp(base, nck_artifact_name(tok->path)) == 0)
+		if (!hf_sibling(tok, e, dir) || hf_has_file(b->vs, nck_artifact_name(e->path)))
 			continue;
-		if (!(f = nck_viewset_add(b->vs, base, NCK_VFILE_MEMBER)))
+		if (!(f = nck_viewset_add(b->vs, nck_artifact_name(e->path), NCK_VFILE_MEMBER)))
 			return -ENOMEM;
 		f->member = e;
 	}

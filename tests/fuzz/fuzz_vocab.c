@@ -40,9 +40,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		for (int i = 0; i < 4; i++)
 			if (ids[i] < -1 || (ids[i] >= 0 && (uint64_t)ids[i] >= sp.pieces))
 				__builtin_trap();
-		if (strlen(sp.unk_piece) >= sizeof(sp.unk_piece) ||
-		    strlen(sp.eos_piece) >= sizeof(sp.eos_piece))
-			__builtin_trap();
+		const char *pieces[4] = { sp.unk_piece, sp.bos_piece, sp.eos_piece, sp.pad_piece };
+
+		for (int i = 0; i < 4; i++) /* NUL-terminated inside their buffers */
+			if (!memchr(pieces[i], '\0', sizeof(sp.unk_piece)))
+				__builtin_trap();
 	} else if (diag.code == 0) {
 		__builtin_trap();
 	}

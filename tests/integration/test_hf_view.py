@@ -283,3 +283,59 @@ def test_hf_tokenizer_files_pass_through(fixtures_dir, nemo, tmp_path):  # noqa:
         c = json.loads((d / "config.json").read_text())
     assert "tokenizer.model" not in names
     assert c["vocab_size"] == 70
+
+
+def test_rope_scaling_from_the_config(fixtures_dir, nemo, tmp_path):  # noqa: F811
+    """Spec B.4: NeMo 1's seq_len_interpolation_factor is linear scaling;
+    NeMo 2's Llama31Config is Llama 3.1's, with NeMo's defaults."""
+    meta, srcs = sources(fixtures_dir, "nemo1_single")
+    ck = tmp_path / "n1"
+    shutil.copytree(srcs[0], ck)
+    with open(ck / "model_config.yaml", "a") as f:
+        f.write("seq_len_interpolation_factor: 2.0\n")
+    with nemo.mount(ck) as mnt:
+        c = json.loads((mnt / "hf" / "config.json").read_text())
+    assert c["rope_scaling"] == {"rope_type": "linear", "factor": 2.0}
+    meta, srcs = sources(fixtures_dir, "nemo2")
+    ck = tmp_path / "n2"
+    shutil.copytree(srcs[0], ck)
+    y = ck / "context" / "model.yaml"
+    text = y.read_text()
+    assert "llama.LlamaConfig\n" in text
+    y.write_text(text.replace("llama.LlamaConfig\n", "llama.Llama31Config8B\n"))
+    with nemo.mount(ck) as mnt:
+        c = json.loads((mnt / "hf" / "config.json").read_text())
+    assert c["rope_scaling"] == {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
+                                 "high_freq_factor": 4.0,
+                                 "original_max_position_embeddings": 8192}
+
+
+def test_sentencepiece_with_hf_files_beside_it(fixtures_dir, nemo, tmp_path):  # noqa: F811
+    """A fast tokenizer's files saved next to its tokenizer.model win over
+    the configs hf/ would write: both are shown as they are."""
+    meta, srcs = sources(fixtures_dir, "nemo2")
+    ck = tmp_path / "ck"
+    shutil.copytree(srcs[0], ck)
+    extra = {"tokenizer.json": '{"version": "1.0", "model": {"type": "BPE", "vocab": {}}}',
+             "tokenizer_config.json": '{"tokenizer_class": "LlamaTokenizer", "chat_template": "x"}'}
+    for n, text in extra.items():
+        (ck / "context" / n).write_text(text)
+    with nemo.mount(ck) as mnt:
+        d = mnt / "hf"
+        names = sorted(os.listdir(d))
+        assert (d / "tokenizer.model").read_bytes() == (ck / "context" / "tokenizer.model").read_bytes()
+        for n, text in extra.items():
+            assert (d / n).read_text() == text
+    assert "special_tokens_map.json" not in names
+
+
+def test_every_tensor_its_own_shard(fixtures_dir, nemo):  # noqa: F811
+    """A shard size below every tensor's: one tensor per shard, none lost."""
+    meta, srcs = sources(fixtures_dir, "nemo1_tp2")
+    want = hf_oracle(meta, np.load(fixtures_dir / "nemo1_tp2" / "oracle.npz"))
+    with nemo.mount(srcs[-1], "shard_size=1K") as mnt:
+        files, got, where = read_hf(mnt)
+    assert len(files) == len(want) == len(got)
+    assert sorted(where.values()) == files
+    for n, a in want.items():
+        assert got[n][2] == raw(a), n

@@ -500,3 +500,21 @@ NCK_TEST(vocab_sp_special_ids_from_the_trainer_spec)
 	/* Malformed input is refused as the counter refuses it. */
 	ASSERT_EQ_INT(nck_vocab_sp_special(&sp, "\x0a\x05" "ab", 4, "x.model", &d), -EBADMSG);
 }
+
+NCK_TEST(vocab_sp_special_pieces_that_are_not_utf8_are_left_empty)
+{
+	pb m = { .n = 0 };
+	nck_sp_special sp;
+	nck_diag d;
+
+	pb_piece(&m, "\xff\xfe", 2);                       /* unk: not UTF-8 */
+	pb_piece(&m, "<s>", 3);                            /* bos */
+	pb_piece(&m, "\xed\xa0\x80", 3);                   /* eos: a UTF-16 surrogate */
+	nck_diag_init(&d);
+	ASSERT_EQ_INT(nck_vocab_sp_special(&sp, m.b, m.n, "x.model", &d), 0);
+	ASSERT_EQ_INT(sp.unk, 0);
+	ASSERT_EQ_STR(sp.unk_piece, "");
+	ASSERT_EQ_STR(sp.bos_piece, "<s>");
+	ASSERT_EQ_INT(sp.eos, 2);
+	ASSERT_EQ_STR(sp.eos_piece, "");
+}
