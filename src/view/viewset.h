@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * View sets: the files of one directory of a re-sharding view, such as
- * ranks/tp2pp1/ or nemo/tp4pp1/, built when that directory is first looked
- * up (metadata only: names, sizes, headers and layouts; no tensor data).
+ * View sets: the files of one directory of a view, such as ranks/tp2pp1/,
+ * nemo/tp4pp1/ or hf/ (metadata only: names, sizes, headers and layouts; no
+ * tensor data): built when a tpXppY directory is first looked up, or at
+ * mount for a view of one layout (hf/).
  *
  * A view kind answers three questions: which (T, P) a directory may name
  * (nck_view_check), which it lists by default (nck_view_listing), and what
