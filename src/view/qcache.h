@@ -31,6 +31,8 @@
 typedef enum nck_qalgo {
 	NCK_QALGO_FP8 = 0,
 	NCK_QALGO_INT4_AWQ = 1,
+	NCK_QALGO_GGML_Q8_0 = 2, /* gguf/: ggml blocks (quant/ggml.h), CPU */
+	NCK_QALGO_GGML_Q4_0 = 3,
 } nck_qalgo;
 
 typedef struct nck_qcache nck_qcache;
@@ -50,6 +52,8 @@ typedef struct nck_qslice {
 uint64_t nck_qslice_fp8_bytes(const nck_qslice *q);
 uint64_t nck_qslice_int4_bytes(const nck_qslice *q);
 uint64_t nck_qslice_scales_bytes(const nck_qslice *q);
+/* Bytes of the ggml blocks of a GGML_* slice (cols a multiple of 32). */
+uint64_t nck_qslice_ggml_bytes(const nck_qslice *q);
 
 /* A cache over `cat` computing on `be` (NULL: the "auto" backend, chosen
  * at the first computation), holding at most `budget` bytes of results (0:
@@ -60,8 +64,8 @@ void nck_qcache_free(nck_qcache *qc);
 /* The FP8 scale of slice q (amax of its merged tensors / 448). 0, -EIO, -ENOMEM. */
 int nck_qcache_fp8_scale(nck_qcache *qc, const nck_qslice *q, float *scale);
 
-/* Part of a computed form. `what` is 0 for the FP8 codes or the packed
- * INT4 weight, 1 for the INT4 scales. Bytes [pos, pos+len). 0, -EIO, -ENOMEM. */
+/* Part of a computed form. `what` is 0 for the FP8 codes, the packed
+ * INT4 weight or the ggml blocks, 1 for the INT4 scales. Bytes [pos, pos+len). 0, -EIO, -ENOMEM. */
 int nck_qcache_read(nck_qcache *qc, const nck_qslice *q, int what, uint64_t pos, void *buf,
 		    size_t len);
 
