@@ -1,0 +1,221 @@
+"""gguf-py (PyPI gguf, unmodified) reads every gguf/ file of every
+Llama-family fixture: the metadata a Llama conversion writes, every tensor's
+name, type, shape and offset, and the data. The oracle is cut here from the
+fixture's unsharded Megatron-layout oracle.npz with the rules of
+shared/spec/gguf-nvfp4.md (1.7 names and types, 1.9 the Q/K permutation as
+numpy's reshape/swapaxes) and sharding-hf-trtllm.md B.1-B.3 (q/k/v from the
+group-interleaved QKV, gate/up the halves of fc1, vocabulary cut to V);
+BF16/F16/F32 data must equal gguf-py's own quantize() of the oracle and
+dequantize back to it exactly (F16: to its float16 rounding), Q8_0/Q4_0
+blocks must equal gguf-py's quantize() byte for byte. The vocabulary is
+checked against sentencepiece's view of the same tokenizer.model."""
+
+import gc
+import json
+import re
+
+import gguf
+import numpy as np
+import pytest
+import sentencepiece as spm
+from gguf import GGMLQuantizationType as T
+
+LLAMA = ["nemo1_single", "nemo1_tp2", "nemo1_tp2pp2", "nemo1_tp2pp2_tied", "nemo1_dist_torch",
+         "nemo1_dist_zarr", "nemo2", "megatron_iter", "megatron_release_legacy"]
+FILES = {"model-BF16.gguf": (T.BF16, 32), "model-F16.gguf": (T.F16, 1),
+         "model-Q8_0.gguf": (T.Q8_0, 7), "model-Q4_0.gguf": (T.Q4_0, 2)}
+LAYER = re.compile(r"layers\.(\d+)\.(.*)$")
+ROLES = {
+    "self_attention.linear_qkv.layer_norm_weight": "in_norm",
+    "input_norm.weight": "in_norm",
+    "self_attention.linear_qkv.weight": "qkv",
+    "self_attention.query_key_value.weight": "qkv",
+    "self_attention.linear_proj.weight": "dense",
+    "self_attention.dense.weight": "dense",
+    "mlp.linear_fc1.layer_norm_weight": "post_norm",
+    "post_attention_norm.weight": "post_norm",
+    "mlp.linear_fc1.weight": "fc1",
+    "mlp.dense_h_to_4h.weight": "fc1",
+    "mlp.linear_fc2.weight": "fc2",
+    "mlp.dense_4h_to_h.weight": "fc2",
+}
+
+
+def sources(fixtures_dir, name):
+    meta = json.loads((fixtures_dir / name / "oracle.json").read_text())
+    out = [fixtures_dir / name / meta["files"]["dir"]]
+    if meta["files"].get("tarball"):
+        out.append(fixtures_dir / name / meta["files"]["tarball"])
+    return meta, out
+
+
+def dims(meta):
+    heads = meta.get("heads", 4)
+    return heads, meta.get("groups", 2 if heads == 4 else heads), meta.get("head_dim", 8)
+
+
+def f32(bits):
+    """bf16 bits (uint16) -> float32, exact."""
+    return (bits.astype(np.uint32) << 16).view(np.float32)
+
+
+def permute(w, n):
+    """llama.cpp's converter's Q/K permutation (spec 1.9), as numpy does it."""
+    return w.reshape(n, 2, w.shape[0] // n // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
+
+
+def gguf_oracle(meta, npz):
+    """GGUF name -> float32 array (numpy order) of the fixture's model."""
+    heads, groups, d = dims(meta)
+    q, vocab, out = heads // groups, meta["vocab_size"], {}
+    for t in meta["tensors"]:
+        name, a = t["name"], f32(npz[t["name"]])
+        m = LAYER.search(name)
+        if not m:
+            if name.endswith("word_embeddings.weight"):
+                out["token_embd.weight"] = a[:vocab]
+            elif name.endswith("output_layer.weight"):
+                out["output.weight"] = a[:vocab]
+            else:
+                assert name.endswith("final_layernorm.weight") or name.endswith("final_norm.weight")
+                out["output_norm.weight"] = a
+            continue
+        p, role = "blk.%s." % m.group(1), ROLES[m.group(2)]
+        if role == "qkv":
+            g = a.reshape(groups, q + 2, d, a.shape[1])
+            out[p + "attn_q.weight"] = permute(g[:, :q].reshape(heads * d, -1), heads)
+            out[p + "attn_k.weight"] = permute(g[:, q].reshape(groups * d, -1), groups)
+            out[p + "attn_v.weight"] = g[:, q + 1].reshape(groups * d, -1)
+        elif role == "fc1":
+            out[p + "ffn_gate.weight"], out[p + "ffn_up.weight"] = np.split(a, 2)
+        else:
+            out[p + {"in_norm": "attn_norm.weight", "post_norm": "ffn_norm.weight",
+                     "dense": "attn_output.weight", "fc2": "ffn_down.weight"}[role]] = a
+    return out
+
+
+def order(meta, names):
+    """The tensor order of the files: llama.cpp's model order."""
+    per = ["attn_norm", "attn_q", "attn_k", "attn_v", "attn_output", "ffn_norm", "ffn_gate",
+           "ffn_up", "ffn_down"]
+    want = ["token_embd.weight"]
+    for i in range(4):
+        want += ["blk.%d.%s.weight" % (i, p) for p in per]
+    want += ["output_norm.weight"] + (["output.weight"] if "output.weight" in names else [])
+    return want
+
+
+def expected_type(a, wtype):
+    if a.ndim == 1:
+        return T.F32
+    if wtype in (T.Q8_0, T.Q4_0) and a.shape[-1] % 32:
+        return T.F16  # the converter's fallback for rows of partial blocks
+    return wtype
+
+
+def field(r, key):
+    return r.fields[key].contents()
+
+
+def check_metadata(r, meta, ftype, tokenizer):
+    heads, groups, d = dims(meta)
+    want = {
+        "general.architecture": "llama", "general.type": "model", "general.alignment": 32,
+        "llama.block_count": 4, "llama.embedding_length": 32, "llama.feed_forward_length": 48,
+        "llama.attention.head_count": heads, "llama.attention.head_count_kv": groups,
+        "llama.attention.key_length": d, "llama.attention.value_length": d,
+        "llama.rope.dimension_count": d, "llama.vocab_size": meta["vocab_size"],
+        "llama.rope.freq_base": 10000.0,
+        "general.file_type": ftype, "general.quantization_version": 2,
+    }
+    types = {"general.alignment": gguf.GGUFValueType.UINT32,
+             "general.file_type": gguf.GGUFValueType.UINT32,
+             "llama.rope.freq_base": gguf.GGUFValueType.FLOAT32,
+             "llama.attention.layer_norm_rms_epsilon": gguf.GGUFValueType.FLOAT32}
+    for k, v in want.items():
+        assert field(r, k) == v, k
+    for k, ty in types.items():
+        assert r.fields[k].types == [ty], k
+    assert field(r, "llama.attention.layer_norm_rms_epsilon") == pytest.approx(1e-5)
+    assert field(r, "general.name")
+    if meta["layout"].startswith("nemo"):  # their configs say seq_length 128
+        assert field(r, "llama.context_length") == 128
+    else:
+        assert field(r, "llama.context_length") > 0
+    if tokenizer is None:
+        assert field(r, "tokenizer.ggml.model") == "no_vocab"
+        assert not [k for k in r.fields if k.startswith("tokenizer.ggml.") and k != "tokenizer.ggml.model"]
+        return
+    sp = spm.SentencePieceProcessor(model_file=str(tokenizer))
+    V = meta["vocab_size"]
+    assert sp.get_piece_size() == V
+    assert field(r, "tokenizer.ggml.model") == "llama"
+    assert field(r, "tokenizer.ggml.pre") == "default"
+    assert field(r, "tokenizer.ggml.tokens") == [sp.id_to_piece(i) for i in range(V)]
+    scores = np.array(field(r, "tokenizer.ggml.scores"), dtype=np.float32)
+    assert scores.tolist() == [np.float32(sp.get_score(i)) for i in range(V)]
+
+    def tt(i):
+        return (2 if sp.is_unknown(i) else 3 if sp.is_control(i) else 5 if sp.is_unused(i)
+                else 6 if sp.is_byte(i) else 1)
+    types = field(r, "tokenizer.ggml.token_type")
+    assert types == [tt(i) for i in range(V)]
+    assert 3 in types and 2 in types  # the fixture has control and unknown pieces
+    assert field(r, "tokenizer.ggml.bos_token_id") == sp.bos_id()
+    assert field(r, "tokenizer.ggml.eos_token_id") == sp.eos_id()
+    assert field(r, "tokenizer.ggml.unknown_token_id") == sp.unk_id()
+    assert ("tokenizer.ggml.padding_token_id" in r.fields) == (sp.pad_id() >= 0)
+    assert field(r, "tokenizer.ggml.add_bos_token") is True
+    assert field(r, "tokenizer.ggml.add_eos_token") is False
+
+
+def check_tensors(r, raw, want, wtype):
+    names = [t.name for t in r.tensors]
+    assert names == order(None, want) and sorted(names) == sorted(want)
+    assert r.alignment == 32 and r.data_offset % 32 == 0
+    at = r.data_offset
+    for t in r.tensors:
+        a = want[t.name]
+        ty = expected_type(a, wtype)
+        assert t.tensor_type == ty, t.name
+        assert list(t.shape) == list(reversed(a.shape)), t.name  # ggml order
+        assert t.data_offset == at, t.name  # contiguous, each padded to 32
+        ref = gguf.quants.quantize(a, ty)
+        assert t.n_bytes == ref.nbytes, t.name
+        assert raw[at:at + t.n_bytes] == ref.tobytes(), (t.name, ty.name)
+        assert raw[at + t.n_bytes:at + -(-t.n_bytes // 32) * 32].strip(b"\0") == b""
+        back = gguf.quants.dequantize(np.asarray(t.data), ty).reshape(a.shape)
+        if ty in (T.F32, T.BF16):
+            assert np.array_equal(back, a), t.name
+        elif ty == T.F16:
+            assert np.array_equal(back, a.astype(np.float16).astype(np.float32)), t.name
+        else:  # quantized: within half a step of each block's scale
+            assert np.abs(back - a).max() <= np.abs(a).max() / (7 if ty == T.Q4_0 else 100)
+        at += -(-t.n_bytes // 32) * 32
+    assert at == len(raw)
+
+
+def check_file(path, meta, want, wtype, ftype, tokenizer):
+    raw = path.read_bytes()
+    assert path.stat().st_size == len(raw)
+    r = gguf.GGUFReader(path)  # memory-maps the file in the mount
+    assert field(r, "GGUF.version") == 3
+    check_metadata(r, meta, ftype, tokenizer)
+    check_tensors(r, raw, want, wtype)
+
+
+@pytest.mark.parametrize("name", LLAMA)
+def test_every_file_reads_in_gguf_py(fixtures_dir, nemo, name):
+    meta, srcs = sources(fixtures_dir, name)
+    want = gguf_oracle(meta, np.load(fixtures_dir / name / "oracle.npz"))
+    assert ("output.weight" in want) != meta["tied"]
+    tok = meta["files"].get("tokenizer")
+    if tok:
+        base = fixtures_dir / name
+        tok = base / tok if (base / tok).exists() else base / meta["files"]["dir"] / tok
+    for src in srcs:
+        with nemo.mount(src) as mnt:
+            assert sorted(p.name for p in (mnt / "gguf").iterdir()) == sorted(FILES)
+            for fname, (wtype, ftype) in FILES.items():
+                check_file(mnt / "gguf" / fname, meta, want, wtype, ftype, tok)
+                gc.collect()  # gguf-py's memmap of the mounted file, before unmounting
