@@ -11,6 +11,7 @@ and headers still answer (nothing is computed for them), tensor data
 gives EIO."""
 
 import concurrent.futures
+import json
 import os
 import random
 import shutil
@@ -263,6 +264,19 @@ def test_no_gguf_for_other_models(fixtures_dir, nemo, name):  # noqa: F811
     meta, srcs = sources(fixtures_dir, name)
     with nemo.mount(srcs[-1]) as mnt:
         assert not (mnt / "gguf").exists()
+        info = json.loads((mnt / "info.json").read_text())
+    assert info["gguf"]["directory"] is None
+    reason = info["gguf"]["reason"]
+    assert isinstance(reason, str) and reason and "\n" not in reason
+
+
+def test_info_lists_gguf(fixtures_dir, nemo):  # noqa: F811
+    meta, srcs = sources(fixtures_dir, "nemo2")
+    with nemo.mount(srcs[-1]) as mnt:
+        info = json.loads((mnt / "info.json").read_text())
+        listed = sorted(os.listdir(mnt / "gguf"))
+    assert info["gguf"]["directory"] == "gguf"
+    assert sorted(info["gguf"]["files"]) == listed == sorted(FILES)
 
 
 @pytest.mark.allow_stderr(r"read of inode")
