@@ -16,7 +16,7 @@
 
 /* Rows per thread below which a call stays in the calling thread. */
 #define GGML_MIN_ELEMS_PER_THREAD (1u << 20)
-#define GGML_MAX_THREADS 16
+#define GGML_MAX_THREADS	  16
 
 /* ---- element conversions ------------------------------------------------- */
 
@@ -85,7 +85,8 @@ static float ggml_load(const unsigned char *p, size_t i, nck_dtype dtype)
 
 	if (dtype == NCK_DTYPE_F32) {
 		p += 4 * i;
-		u = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+		u = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+		    (uint32_t)p[3] << 24;
 		memcpy(&f, &u, sizeof(f));
 		return f;
 	}
@@ -126,7 +127,8 @@ int nck_ggml_convert(void *dst, uint32_t type, const void *src, nck_dtype dtype,
 			o[4 * i + 2] = (unsigned char)(u >> 16);
 			o[4 * i + 3] = (unsigned char)(u >> 24);
 		} else {
-			ggml_put16(o + 2 * i, type == NCK_GGML_F16 ? nck_ggml_f16(x) : nck_ggml_bf16(x));
+			ggml_put16(o + 2 * i,
+				   type == NCK_GGML_F16 ? nck_ggml_f16(x) : nck_ggml_bf16(x));
 		}
 	}
 	return 0;
@@ -218,7 +220,7 @@ int nck_ggml_quantize(void *dst, uint32_t type, const void *src, nck_dtype dtype
 {
 	ggml_job jobs[GGML_MAX_THREADS];
 	pthread_t tid[GGML_MAX_THREADS];
-	bool started[GGML_MAX_THREADS] = { false };
+	bool started[GGML_MAX_THREADS] = {false};
 	size_t n, nt, per;
 
 	if (type != NCK_GGML_Q8_0 && type != NCK_GGML_Q4_0)
@@ -238,9 +240,13 @@ int nck_ggml_quantize(void *dst, uint32_t type, const void *src, nck_dtype dtype
 		nt = rows ? rows : 1;
 	per = rows / nt;
 	for (size_t t = 0; t < nt; t++) {
-		jobs[t] = (ggml_job){ .dst = dst, .src = src, .dtype = dtype, .type = type,
-				      .row0 = t * per, .rows = t + 1 == nt ? rows - t * per : per,
-				      .cols = cols };
+		jobs[t] = (ggml_job){.dst = dst,
+				     .src = src,
+				     .dtype = dtype,
+				     .type = type,
+				     .row0 = t * per,
+				     .rows = t + 1 == nt ? rows - t * per : per,
+				     .cols = cols};
 		/* a thread that cannot start leaves its rows to the calling thread */
 		if (t > 0)
 			started[t] = pthread_create(&tid[t], NULL, ggml_thread, &jobs[t]) == 0;

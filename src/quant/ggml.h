@@ -32,14 +32,14 @@
 #include "nemockpt/dtype.h"
 
 /* ggml type ids (gguf-py constants.py GGMLQuantizationType). */
-#define NCK_GGML_F32 0u
-#define NCK_GGML_F16 1u
+#define NCK_GGML_F32  0u
+#define NCK_GGML_F16  1u
 #define NCK_GGML_Q4_0 2u
 #define NCK_GGML_Q8_0 8u
 #define NCK_GGML_BF16 30u
 
 /* Elements per block of Q4_0 and Q8_0, and their bytes per block. */
-#define NCK_GGML_QK 32u
+#define NCK_GGML_QK	    32u
 #define NCK_GGML_Q4_0_BYTES 18u
 #define NCK_GGML_Q8_0_BYTES 34u
 

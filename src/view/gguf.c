@@ -37,9 +37,9 @@
 #include "view/qcache.h"
 #include "view/viewset.h"
 
-#define GGUF_VERSION 3u
-#define GGUF_ALIGN 32u          /* general.alignment (GGUF_DEFAULT_ALIGNMENT) */
-#define GGUF_QUANT_VERSION 2u   /* GGML_QUANT_VERSION */
+#define GGUF_VERSION	     3u
+#define GGUF_ALIGN	     32u /* general.alignment (GGUF_DEFAULT_ALIGNMENT) */
+#define GGUF_QUANT_VERSION   2u	 /* GGML_QUANT_VERSION */
 #define GGUF_DEFAULT_MAX_POS 4096
 /* Elements converted at a time by a read (bounded scratch). */
 #define GGUF_CHUNK 16384u
@@ -54,10 +54,10 @@ static const struct gguf_file {
 	const char *name;
 	uint32_t wtype, ftype;
 } gguf_files[] = {
-	{ "model-BF16.gguf", NCK_GGML_BF16, 32 },
-	{ "model-F16.gguf", NCK_GGML_F16, 1 },
-	{ "model-Q8_0.gguf", NCK_GGML_Q8_0, 7 },
-	{ "model-Q4_0.gguf", NCK_GGML_Q4_0, 2 },
+    {"model-BF16.gguf", NCK_GGML_BF16, 32},
+    {"model-F16.gguf", NCK_GGML_F16, 1},
+    {"model-Q8_0.gguf", NCK_GGML_Q8_0, 7},
+    {"model-Q4_0.gguf", NCK_GGML_Q4_0, 2},
 };
 #define GGUF_N_FILES (sizeof(gguf_files) / sizeof(gguf_files[0]))
 
@@ -66,15 +66,15 @@ typedef struct gguf_tensor {
 	char name[64];
 	nck_gpt_cut cut;
 	uint32_t ndim;
-	uint64_t ne[2];  /* ggml order: ne[0] is the row length */
+	uint64_t ne[2]; /* ggml order: ne[0] is the row length */
 } gguf_tensor;
 
 /* A tensor of one file: what its read callbacks need (lives with the set). */
 typedef struct gguf_out {
-	nck_layout src;  /* the source bytes (unquantized types) */
+	nck_layout src;	 /* the source bytes (unquantized types) */
 	nck_dtype dtype; /* of the source */
-	uint32_t type;   /* ggml type */
-	nck_qslice q;    /* Q8_0 / Q4_0: the slice the cache computes */
+	uint32_t type;	 /* ggml type */
+	nck_qslice q;	 /* Q8_0 / Q4_0: the slice the cache computes */
 	nck_qcache *qc;
 	bool quantized;
 } gguf_out;
@@ -93,7 +93,7 @@ typedef struct gguf_build {
 	size_t n, cap;
 	bool nomem;
 	gguf_priv *priv;
-	size_t used;     /* outs handed out */
+	size_t used; /* outs handed out */
 } gguf_build;
 
 /* ---- which models ------------------------------------------------------------ */
@@ -108,8 +108,8 @@ static bool gguf_llama3_rope(const nck_view_ctx *ctx)
 	return on;
 }
 
-int nck_gguf_check(const nck_view_ctx *ctx, nck_view_kind kind, uint32_t T, uint32_t P,
-		   char *why, size_t why_len)
+int nck_gguf_check(const nck_view_ctx *ctx, nck_view_kind kind, uint32_t T, uint32_t P, char *why,
+		   size_t why_len)
 {
 	const nck_gpt_model *gm = ctx->gpt;
 	int rc;
@@ -117,7 +117,8 @@ int nck_gguf_check(const nck_view_ctx *ctx, nck_view_kind kind, uint32_t T, uint
 	if ((rc = nck_hf_check(ctx, kind, 0, 0, why, why_len)) < 0)
 		return rc;
 	if (gm->d % 2) {
-		snprintf(why, why_len, "the head dim is odd (llama.cpp's rotary pairs need it even)");
+		snprintf(why, why_len,
+			 "the head dim is odd (llama.cpp's rotary pairs need it even)");
 		return -EINVAL;
 	}
 	if (gm->L > UINT32_MAX || gm->h > UINT32_MAX || gm->f > UINT32_MAX || gm->n > UINT32_MAX ||
@@ -126,7 +127,8 @@ int nck_gguf_check(const nck_view_ctx *ctx, nck_view_kind kind, uint32_t T, uint
 		return -EINVAL;
 	}
 	if (gguf_llama3_rope(ctx)) {
-		snprintf(why, why_len, "Llama 3.1 rope scaling (a rope_freqs tensor) is not written");
+		snprintf(why, why_len,
+			 "Llama 3.1 rope scaling (a rope_freqs tensor) is not written");
 		return -EINVAL;
 	}
 	if ((T || P) && (T != 1 || P != 1)) {
@@ -184,8 +186,8 @@ static void gguf_whole(gguf_build *b, const nck_tensor *src, int64_t layer, cons
 static void gguf_qkv(gguf_build *b, const nck_tensor *src, int64_t layer, bool bias)
 {
 	static const char *const parts[2][3] = {
-		{ "attn_q.weight", "attn_k.weight", "attn_v.weight" },
-		{ "attn_q.bias", "attn_k.bias", "attn_v.bias" },
+	    {"attn_q.weight", "attn_k.weight", "attn_v.weight"},
+	    {"attn_q.bias", "attn_k.bias", "attn_v.bias"},
 	};
 	const nck_gpt_model *gm = b->gm;
 	uint64_t half = gm->d / 2;
@@ -286,7 +288,8 @@ static int gguf_fn_convert(const nck_catalog *cat, const void *arg, uint64_t pos
 
 		if ((rc = nck_layout_read(cat, &o->src, e * si, in, (size_t)(k * si))) == 0 &&
 		    (rc = nck_ggml_convert(out, o->type, in, o->dtype, (size_t)k)) == 0)
-			memcpy((unsigned char *)buf + (a - pos), out + (a - e * so), (size_t)(z - a));
+			memcpy((unsigned char *)buf + (a - pos), out + (a - e * so),
+			       (size_t)(z - a));
 	}
 	free(in);
 	free(out);
@@ -336,9 +339,11 @@ static int gguf_segments(gguf_build *b, nck_layout *l, const gguf_tensor *t, uin
 	if (type == NCK_GGML_Q8_0 || type == NCK_GGML_Q4_0) {
 		o->quantized = true;
 		o->qc = b->ctx->qcache;
-		o->q = (nck_qslice){ .dtype = dt, .rows = t->ne[1], .cols = t->ne[0],
-				     .algo = type == NCK_GGML_Q8_0 ? NCK_QALGO_GGML_Q8_0
-								   : NCK_QALGO_GGML_Q4_0 };
+		o->q = (nck_qslice){.dtype = dt,
+				    .rows = t->ne[1],
+				    .cols = t->ne[0],
+				    .algo = type == NCK_GGML_Q8_0 ? NCK_QALGO_GGML_Q8_0
+								  : NCK_QALGO_GGML_Q4_0};
 		if ((rc = nck_gpt_cut_segments(&o->q.src, &t->cut)) < 0)
 			return rc;
 		return nck_layout_fn(l, gguf_fn_blocks, o, 0, nbytes);
@@ -386,8 +391,8 @@ static void gb_put(gguf_buf *g, const void *d, size_t n)
 
 static void gb_u32(gguf_buf *g, uint32_t v)
 {
-	unsigned char b[4] = { (unsigned char)v, (unsigned char)(v >> 8), (unsigned char)(v >> 16),
-			       (unsigned char)(v >> 24) };
+	unsigned char b[4] = {(unsigned char)v, (unsigned char)(v >> 8), (unsigned char)(v >> 16),
+			      (unsigned char)(v >> 24)};
 
 	gb_put(g, b, 4);
 }
@@ -460,10 +465,10 @@ static void kv_arr(gguf_buf *g, const char *key, uint32_t type, uint64_t n)
 /* The model's sequence length (as hf/'s max_position_embeddings). */
 static double gguf_max_pos(const nck_view_ctx *ctx)
 {
-	return nck_gpt_cfg_num(ctx->cfg, "max_position_embeddings",
-			       nck_gpt_cfg_num(ctx->cfg, "encoder_seq_length",
-					       nck_gpt_cfg_num(ctx->cfg, "seq_length",
-							       GGUF_DEFAULT_MAX_POS)));
+	return nck_gpt_cfg_num(
+	    ctx->cfg, "max_position_embeddings",
+	    nck_gpt_cfg_num(ctx->cfg, "encoder_seq_length",
+			    nck_gpt_cfg_num(ctx->cfg, "seq_length", GGUF_DEFAULT_MAX_POS)));
 }
 
 /* general.name: the source's base name without .nemo / .qnemo. */
@@ -491,16 +496,16 @@ static void gguf_name(char *out, size_t len, const char *source)
 static int32_t gguf_token_type(int32_t sp)
 {
 	return sp == TT_UNKNOWN || sp == TT_CONTROL || sp == TT_UNUSED || sp == TT_BYTE ? sp
-										    : TT_NORMAL;
+											: TT_NORMAL;
 }
 
 /* One of the vocabulary arrays (what: 0 tokens, 1 scores, 2 token types)
  * of V ids: the model's pieces, then [PAD<i>] fillers (UNUSED, -1000). */
 static void gguf_vocab_array(gguf_buf *g, const nck_view_ctx *ctx, uint64_t V, int what)
 {
-	static const char *const keys[] = { "tokenizer.ggml.tokens", "tokenizer.ggml.scores",
-					    "tokenizer.ggml.token_type" };
-	static const uint32_t types[] = { GV_STR, GV_F32, GV_I32 };
+	static const char *const keys[] = {"tokenizer.ggml.tokens", "tokenizer.ggml.scores",
+					   "tokenizer.ggml.token_type"};
+	static const uint32_t types[] = {GV_STR, GV_F32, GV_I32};
 	nck_sp_iter it;
 	nck_sp_piece p;
 	uint64_t k = 0;
@@ -535,8 +540,8 @@ static void gguf_tokenizer(gguf_buf *g, const gguf_build *b)
 	const nck_view_ctx *ctx = b->ctx;
 	nck_sp_special sp;
 
-	if (!ctx->tokenizer_data || nck_vocab_sp_special(&sp, ctx->tokenizer_data,
-							 ctx->tokenizer_len, NULL, NULL) < 0) {
+	if (!ctx->tokenizer_data ||
+	    nck_vocab_sp_special(&sp, ctx->tokenizer_data, ctx->tokenizer_len, NULL, NULL) < 0) {
 		kv_str(g, "tokenizer.ggml.model", "no_vocab");
 		return;
 	}
@@ -617,8 +622,9 @@ static int gguf_infos(gguf_buf *g, const gguf_build *b, uint32_t wtype)
 		uint32_t type = gguf_type(t, wtype);
 		uint64_t nb = gguf_nbytes(t, type);
 
+		/* an empty tensor (a vocabulary of 0) or sizes past 2^64: no file */
 		if (nb == 0 || nb > UINT64_MAX - off - GGUF_ALIGN)
-			return -EOVERFLOW;
+			return -ENOENT;
 		gb_str(g, t->name, strlen(t->name));
 		gb_u32(g, t->ndim);
 		for (uint32_t d = 0; d < t->ndim; d++)
@@ -633,7 +639,7 @@ static int gguf_infos(gguf_buf *g, const gguf_build *b, uint32_t wtype)
 /* One file: header, metadata, tensor infos, padding, then the tensors. */
 static int gguf_file(gguf_build *b, const struct gguf_file *gf)
 {
-	gguf_buf kv = { 0 }, ti = { 0 }, h = { 0 };
+	gguf_buf kv = {0}, ti = {0}, h = {0};
 	nck_vfile *f;
 	int rc;
 
@@ -675,7 +681,7 @@ out:
 int nck_gguf_build(nck_viewset *vs, const nck_view_ctx *ctx, nck_view_kind kind, uint32_t T,
 		   uint32_t P)
 {
-	gguf_build b = { .vs = vs, .ctx = ctx, .gm = ctx->gpt };
+	gguf_build b = {.vs = vs, .ctx = ctx, .gm = ctx->gpt};
 	uint64_t rows;
 	int rc;
 
