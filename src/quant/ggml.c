@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * GGUF tensor encodings on the CPU (see ggml.h). Compiled without fused
- * multiply-add (CMake: -ffp-contract=off): Q4_0's float64 x * id + 8.5 must
- * round twice, as numpy computes it.
+ * multiply-add (CMake: -ffp-contract=off): Q4_0's x * id + 8.5 must round
+ * twice, as numpy computes it. Inputs are widened a run at a time (one
+ * dtype switch per run) so the per-element loops stay branch-light.
  */
 #include "quant/ggml.h"
 
@@ -20,7 +21,8 @@
 
 /* ---- element conversions ------------------------------------------------- */
 
-uint16_t nck_ggml_f16(float x)
+/* float32 -> IEEE half bits, round to nearest even (numpy's cast). */
+static inline uint16_t ggml_f16(float x)
 {
 	uint32_t u, a, m, e, shift, h, rem, half;
 	uint16_t sign;
@@ -50,6 +52,11 @@ uint16_t nck_ggml_f16(float x)
 	return (uint16_t)(sign | h);
 }
 
+uint16_t nck_ggml_f16(float x)
+{
+	return ggml_f16(x);
+}
+
 uint16_t nck_ggml_bf16(float x)
 {
 	uint32_t u;
@@ -77,23 +84,31 @@ uint64_t nck_ggml_bytes(uint32_t type, uint64_t n)
 	}
 }
 
-/* Element i of src as float32 (exact). */
-static float ggml_load(const unsigned char *p, size_t i, nck_dtype dtype)
+/* Widens n elements of src (BF16, F16 or F32, little-endian) to float32, exactly. */
+static void ggml_widen(float *x, const unsigned char *p, nck_dtype dtype, size_t n)
 {
 	uint32_t u;
-	float f;
 
-	if (dtype == NCK_DTYPE_F32) {
-		p += 4 * i;
-		u = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-		    (uint32_t)p[3] << 24;
-		memcpy(&f, &u, sizeof(f));
-		return f;
+	switch (dtype) {
+	case NCK_DTYPE_BF16:
+		for (size_t i = 0; i < n; i++) {
+			u = ((uint32_t)p[2 * i] | (uint32_t)p[2 * i + 1] << 8) << 16;
+			memcpy(&x[i], &u, sizeof(u));
+		}
+		break;
+	case NCK_DTYPE_F16:
+		for (size_t i = 0; i < n; i++)
+			x[i] = nck_quant_f16_to_f32(
+			    (uint16_t)((uint32_t)p[2 * i] | (uint32_t)p[2 * i + 1] << 8));
+		break;
+	default:
+		for (size_t i = 0; i < n; i++) {
+			u = (uint32_t)p[4 * i] | (uint32_t)p[4 * i + 1] << 8 |
+			    (uint32_t)p[4 * i + 2] << 16 | (uint32_t)p[4 * i + 3] << 24;
+			memcpy(&x[i], &u, sizeof(u));
+		}
+		break;
 	}
-	p += 2 * i;
-	u = (uint32_t)p[0] | (uint32_t)p[1] << 8;
-	return dtype == NCK_DTYPE_BF16 ? nck_quant_bf16_to_f32((uint16_t)u)
-				       : nck_quant_f16_to_f32((uint16_t)u);
 }
 
 static void ggml_put16(unsigned char *p, uint16_t v)
@@ -107,28 +122,41 @@ static bool ggml_dtype_ok(nck_dtype dtype)
 	return dtype == NCK_DTYPE_BF16 || dtype == NCK_DTYPE_F16 || dtype == NCK_DTYPE_F32;
 }
 
+/* Elements widened at a time by nck_ggml_convert (a stack buffer). */
+#define GGML_RUN 256u
+
 int nck_ggml_convert(void *dst, uint32_t type, const void *src, nck_dtype dtype, size_t n)
 {
+	const unsigned char *in = src;
 	unsigned char *o = dst;
+	size_t es = nck_dtype_size(dtype);
+	float x[GGML_RUN];
 
 	if ((!dst || !src) && n)
 		return -EINVAL;
 	if (!ggml_dtype_ok(dtype) ||
 	    (type != NCK_GGML_F32 && type != NCK_GGML_F16 && type != NCK_GGML_BF16))
 		return -ENOTSUP;
-	for (size_t i = 0; i < n; i++) {
-		float x = ggml_load(src, i, dtype);
-		uint32_t u;
+	for (size_t at = 0; at < n; at += GGML_RUN) {
+		size_t k = n - at < GGML_RUN ? n - at : GGML_RUN;
 
+		ggml_widen(x, in + at * es, dtype, k);
 		if (type == NCK_GGML_F32) {
-			memcpy(&u, &x, sizeof(u));
-			o[4 * i] = (unsigned char)u;
-			o[4 * i + 1] = (unsigned char)(u >> 8);
-			o[4 * i + 2] = (unsigned char)(u >> 16);
-			o[4 * i + 3] = (unsigned char)(u >> 24);
+			for (size_t i = 0; i < k; i++) {
+				uint32_t u;
+
+				memcpy(&u, &x[i], sizeof(u));
+				o[4 * (at + i)] = (unsigned char)u;
+				o[4 * (at + i) + 1] = (unsigned char)(u >> 8);
+				o[4 * (at + i) + 2] = (unsigned char)(u >> 16);
+				o[4 * (at + i) + 3] = (unsigned char)(u >> 24);
+			}
+		} else if (type == NCK_GGML_F16) {
+			for (size_t i = 0; i < k; i++)
+				ggml_put16(o + 2 * (at + i), ggml_f16(x[i]));
 		} else {
-			ggml_put16(o + 2 * i,
-				   type == NCK_GGML_F16 ? nck_ggml_f16(x) : nck_ggml_bf16(x));
+			for (size_t i = 0; i < k; i++)
+				ggml_put16(o + 2 * (at + i), nck_ggml_bf16(x[i]));
 		}
 	}
 	return 0;
@@ -146,9 +174,20 @@ static void ggml_q8_0_block(unsigned char out[NCK_GGML_Q8_0_BYTES], const float 
 			amax = fabsf(x[i]);
 	d = amax / 127.0f;
 	id = d == 0.0f ? 0.0f : 1.0f / d;
-	ggml_put16(out, nck_ggml_f16(d));
-	for (unsigned i = 0; i < NCK_GGML_QK; i++)
-		out[2 + i] = (unsigned char)(int8_t)roundf(x[i] * id);
+	ggml_put16(out, ggml_f16(d));
+	for (unsigned i = 0; i < NCK_GGML_QK; i++) {
+		/* roundf (half away from zero) on the magnitude, |p| <= 127.5:
+		 * truncate, add 1 when the exact remainder is >= 0.5; NaN (an inf
+		 * or NaN input) gives 0. Selects, not branches: random data would
+		 * mispredict every other element. */
+		float p = x[i] * id, a = fabsf(p);
+		int t = (int)(a < 128.0f ? a : 0.0f);
+		int q;
+
+		t += a - (float)t >= 0.5f;
+		q = p < 0.0f ? -t : t;
+		out[2 + i] = (unsigned char)(int8_t)q;
+	}
 }
 
 /* One Q4_0 block of the 32 floats x. */
@@ -168,12 +207,12 @@ static void ggml_q4_0_block(unsigned char out[NCK_GGML_Q4_0_BYTES], const float 
 	for (unsigned i = 0; i < NCK_GGML_QK; i++) {
 		/* float32 product, then float32 sum, then truncation: gguf-py 0.19.0
 		 * (newer trees emulate a fused multiply-add in float64 instead) */
-		float p = x[i] * id;
-		float t = truncf(p + 8.5f);
+		float v = x[i] * id + 8.5f;
 
-		q[i] = t >= 15.0f ? 15 : t > 0.0f ? (unsigned char)t : 0;
+		/* truncation of a positive v is the conversion; NaN gives 0 */
+		q[i] = v >= 15.0f ? 15 : v >= 1.0f ? (unsigned char)(int)v : 0;
 	}
-	ggml_put16(out, nck_ggml_f16(d));
+	ggml_put16(out, ggml_f16(d));
 	for (unsigned j = 0; j < NCK_GGML_QK / 2; j++)
 		out[2 + j] = (unsigned char)(q[j] | q[j + NCK_GGML_QK / 2] << 4);
 }
@@ -199,8 +238,7 @@ static void ggml_rows(const ggml_job *j)
 			const unsigned char *s = j->src + (r * j->cols + b * NCK_GGML_QK) * es;
 			unsigned char *o = j->dst + (r * nb + b) * bb;
 
-			for (unsigned i = 0; i < NCK_GGML_QK; i++)
-				x[i] = ggml_load(s, i, j->dtype);
+			ggml_widen(x, s, j->dtype, NCK_GGML_QK);
 			if (j->type == NCK_GGML_Q8_0)
 				ggml_q8_0_block(o, x);
 			else
