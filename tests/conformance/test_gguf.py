@@ -64,12 +64,14 @@ def permute(w, n):
     return w.reshape(n, 2, w.shape[0] // n // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
 
 
-def gguf_oracle(meta, npz):
-    """GGUF name -> float32 array (numpy order) of the fixture's model."""
+def gguf_oracle(meta, npz, conv=None):
+    """GGUF name -> float32 array (numpy order) of the fixture's model (each
+    weight passed through conv first, when given)."""
     heads, groups, d = dims(meta)
     q, vocab, out = heads // groups, meta["vocab_size"], {}
     for t in meta["tensors"]:
         name, a = t["name"], f32(npz[t["name"]])
+        a = conv(a) if conv else a
         m = LAYER.search(name)
         if not m:
             if name.endswith("word_embeddings.weight"):
@@ -185,8 +187,12 @@ def check_tensors(r, raw, want, wtype):
         assert raw[at:at + t.n_bytes] == ref.tobytes(), (t.name, ty.name)
         assert raw[at + t.n_bytes:at + -(-t.n_bytes // 32) * 32].strip(b"\0") == b""
         back = gguf.quants.dequantize(np.asarray(t.data), ty).reshape(a.shape)
-        if ty in (T.F32, T.BF16):
+        if ty == T.F32:
             assert np.array_equal(back, a), t.name
+        elif ty == T.BF16:  # round to nearest even on the top 16 bits
+            u = a.view(np.uint32).astype(np.uint64)
+            r = (((u + 0x7FFF + ((u >> 16) & 1)) >> 16) << 16).astype(np.uint32).view(np.float32)
+            assert np.array_equal(back, r), t.name
         elif ty == T.F16:
             assert np.array_equal(back, a.astype(np.float16).astype(np.float32)), t.name
         else:  # quantized: near the oracle (rows whose f16 scale is finite)
@@ -271,6 +277,48 @@ def test_quantizers_at_their_edges(fixtures_dir, nemo, tmp_path):
     want["output.weight"] = out
     tok = ck / meta["files"]["tokenizer"] if meta["files"].get("tokenizer") else None
     with nemo.mount(ck) as mnt, np.errstate(over="ignore", invalid="ignore"):
+        for fname, (wtype, ftype) in FILES.items():
+            check_file(mnt / "gguf" / fname, meta, want, wtype, ftype, tok)
+            gc.collect()
+
+
+# Elementwise re-typings of a bf16 weight: values with more mantissa bits
+# than bf16 has, so BF16 and F16 files must round them (gguf-py's rules).
+RETYPE = {
+    "<f2": lambda a: (a * np.float32(1 + 2 ** -10)).astype(np.float16),
+    "<f4": lambda a: (a * np.float32(1 + 2 ** -13) + np.float32(2 ** -30)).astype(np.float32),
+}
+
+
+@pytest.mark.parametrize("dtype", sorted(RETYPE))
+def test_fp16_and_fp32_checkpoints(fixtures_dir, nemo, tmp_path, dtype):
+    """The zarr fixture with every array re-typed to float16 or float32
+    (chunk bytes converted elementwise, .zarray's dtype changed): the files
+    convert from that dtype (F16 of an fp16 model is zero-copy, BF16
+    rounds), still equal to gguf-py's quantize() of the re-typed weights."""
+    import shutil
+    name = "nemo1_dist_zarr"
+    meta, srcs = sources(fixtures_dir, name)
+    ck = tmp_path / "ck"
+    shutil.copytree(srcs[0], ck)
+    conv = RETYPE[dtype]
+    n = 0
+    for za_path in ck.rglob(".zarray"):
+        za = json.loads(za_path.read_text())
+        assert za["dtype"] == "bfloat16" and za["compressor"] is None
+        za["dtype"] = dtype
+        za_path.write_text(json.dumps(za))
+        for c in za_path.parent.iterdir():
+            if c.name.startswith("."):
+                continue
+            bits = np.frombuffer(c.read_bytes(), dtype="<u2")
+            c.write_bytes(conv(f32(bits)).astype(dtype).tobytes())
+            n += 1
+    assert n > 10
+    want = gguf_oracle(meta, np.load(fixtures_dir / name / "oracle.npz"),
+                       lambda a: conv(a).astype(np.float32))
+    tok = ck / meta["files"]["tokenizer"] if meta["files"].get("tokenizer") else None
+    with nemo.mount(ck) as mnt:
         for fname, (wtype, ftype) in FILES.items():
             check_file(mnt / "gguf" / fname, meta, want, wtype, ftype, tok)
             gc.collect()
