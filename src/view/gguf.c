@@ -10,12 +10,14 @@
  * tokenizer.ggml.*), tensor infos, zero padding to general.alignment (32),
  * then each tensor padded to 32. Tensors are the hf/ view's (gpt.h row
  * cuts) under llama.cpp's names (1.7), with attn_q and attn_k rows permuted
- * from the rotate-half order to ggml's adjacent pairs (1.9). Which type:
+ * from the rotate-half order to ggml's adjacent pairs (1.9) by a row
+ * mapping read when needed (one segment per tensor, not one per row). Which type:
  * 1-D tensors (norms, biases) F32, widened exactly (1.7 rule 2); 2-D ones
  * the file's type, F16 when a row is not whole Q8_0/Q4_0 blocks (rule 4).
  * Q4_0 is quantized as `llama-quantize --pure` types it (every 2-D weight).
  *
- * Bytes: BF16 of a bf16 model are windows of the source (zero-copy); F32,
+ * Bytes: BF16 of a bf16 model are windows of the source (zero-copy; Q and
+ * K rows are copied, one row read at a time); F32,
  * F16 and BF16 of other dtypes are converted when read (FN segments, no
  * cache: elementwise); Q8_0 and Q4_0 blocks are computed per tensor through
  * the quantization cache (qcache.h), so listing computes nothing and memory
@@ -30,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "catalog/gather.h"
 #include "format/vocab.h"
 #include "quant/ggml.h"
 #include "util/grow.h"
@@ -67,7 +70,16 @@ typedef struct gguf_tensor {
 	nck_gpt_cut cut;
 	uint32_t ndim;
 	uint64_t ne[2]; /* ggml order: ne[0] is the row length */
+	int perm;	/* attn_q (0) or attn_k (1): rows permuted (no pieces); -1 */
 } gguf_tensor;
+
+/* The rows of attn_q / attn_k in ggml's rotary order, read from the QKV. */
+typedef struct gguf_perm {
+	const nck_gpt_model *gm;
+	const nck_tensor *t; /* the QKV weight or bias */
+	int kind;	     /* 0 query heads, 1 key heads */
+	uint64_t rb;	     /* bytes of a row (an element for a bias) */
+} gguf_perm;
 
 /* A tensor of one file: what its read callbacks need (lives with the set). */
 typedef struct gguf_out {
@@ -75,6 +87,7 @@ typedef struct gguf_out {
 	nck_dtype dtype; /* of the source */
 	uint32_t type;	 /* ggml type */
 	nck_qslice q;	 /* Q8_0 / Q4_0: the slice the cache computes */
+	gguf_perm perm;	 /* attn_q / attn_k: what gguf_fn_perm reads */
 	nck_qcache *qc;
 	bool quantized;
 } gguf_out;
@@ -158,6 +171,7 @@ static gguf_tensor *gguf_add(gguf_build *b, const nck_tensor *src, int64_t layer
 	else
 		snprintf(t->name, sizeof(t->name), "blk.%lld.%s", (long long)layer, part);
 	nck_gpt_cut_init(&t->cut, src);
+	t->perm = -1;
 	return t;
 }
 
@@ -180,8 +194,9 @@ static void gguf_whole(gguf_build *b, const nck_tensor *src, int64_t layer, cons
 
 /*
  * attn_q, attn_k, attn_v of a QKV weight or bias: the heads of Megatron's
- * group order (B.2), with Q and K rows of each head in ggml's order (1.9):
- * new row 2i + j of a head is old row j * d/2 + i.
+ * group order (B.2); attn_v as row pieces, attn_q and attn_k as a row
+ * mapping read by gguf_fn_perm (ggml's order, 1.9), so a large model's
+ * tables do not hold one segment per row.
  */
 static void gguf_qkv(gguf_build *b, const nck_tensor *src, int64_t layer, bool bias)
 {
@@ -190,7 +205,6 @@ static void gguf_qkv(gguf_build *b, const nck_tensor *src, int64_t layer, bool b
 	    {"attn_q.bias", "attn_k.bias", "attn_v.bias"},
 	};
 	const nck_gpt_model *gm = b->gm;
-	uint64_t half = gm->d / 2;
 	gguf_tensor *t;
 
 	for (int kind = 0; src && kind < 3; kind++) {
@@ -198,17 +212,13 @@ static void gguf_qkv(gguf_build *b, const nck_tensor *src, int64_t layer, bool b
 
 		if (!(t = gguf_add(b, src, layer, parts[bias][kind])))
 			return;
-		for (uint64_t h = 0; h < heads; h++) {
-			uint64_t base = nck_gpt_qkv_row(gm, kind, h);
-
-			if (kind == 2) {
-				nck_gpt_cut_rows(&t->cut, base, gm->d, false);
-				continue;
-			}
-			for (uint64_t i = 0; i < half; i++)
-				for (uint64_t j = 0; j < 2; j++)
-					nck_gpt_cut_rows(&t->cut, base + j * half + i, 1, false);
+		if (kind < 2) {
+			t->perm = kind;
+			t->cut.rows = heads * gm->d;
+			continue;
 		}
+		for (uint64_t h = 0; h < heads; h++)
+			nck_gpt_cut_rows(&t->cut, nck_gpt_qkv_row(gm, kind, h), gm->d, false);
 	}
 }
 
@@ -306,6 +316,50 @@ static int gguf_fn_blocks(const nck_catalog *cat, const void *arg, uint64_t pos,
 	return nck_qcache_read(o->qc, &o->q, 0, pos, buf, len);
 }
 
+/*
+ * Bytes [pos, pos+len) of a permuted attn_q / attn_k: new row 2i + j of
+ * head h is row j * d/2 + i of that head in the HF layout (spec 1.9), i.e.
+ * that row of head h's block of the QKV.
+ */
+static int gguf_fn_perm(const nck_catalog *cat, const void *arg, uint64_t pos, void *buf,
+			size_t len)
+{
+	const gguf_perm *p = arg;
+	uint64_t d = p->gm->d;
+	unsigned char *out = buf;
+	int rc = 0;
+
+	while (len > 0 && rc == 0) {
+		uint64_t r = pos / p->rb, in = pos % p->rb, k = r % d;
+		uint64_t old = nck_gpt_qkv_row(p->gm, p->kind, r / d) + (k % 2) * (d / 2) + k / 2;
+		size_t n = p->rb - in < len ? (size_t)(p->rb - in) : len;
+
+		if (p->t->ndim == 2)
+			rc = nck_catalog_read_window(cat, p->t, 0, p->t->shape[1], old * p->rb + in,
+						     out, n);
+		else
+			rc = nck_catalog_read_window(cat, p->t, old, 1, in, out, n);
+		out += n;
+		pos += n;
+		len -= n;
+	}
+	return rc;
+}
+
+/* The source bytes of tensor t: its cut's segments, or the permuted rows. */
+static int gguf_source(nck_layout *l, gguf_out *o, const gguf_tensor *t, const nck_gpt_model *gm)
+{
+	size_t es = nck_dtype_size(t->cut.src->dtype);
+
+	if (t->perm < 0)
+		return nck_gpt_cut_segments(l, &t->cut);
+	o->perm = (gguf_perm){.gm = gm,
+			      .t = t->cut.src,
+			      .kind = t->perm,
+			      .rb = t->cut.src->ndim == 2 ? t->cut.ncols * es : es};
+	return nck_layout_fn(l, gguf_fn_perm, &o->perm, 0, nck_gpt_cut_bytes(&t->cut));
+}
+
 static void gguf_free_priv(void *priv)
 {
 	gguf_priv *p = priv;
@@ -335,7 +389,7 @@ static int gguf_segments(gguf_build *b, nck_layout *l, const gguf_tensor *t, uin
 	if ((type == NCK_GGML_BF16 && dt == NCK_DTYPE_BF16) ||
 	    (type == NCK_GGML_F16 && dt == NCK_DTYPE_F16) ||
 	    (type == NCK_GGML_F32 && dt == NCK_DTYPE_F32))
-		return nck_gpt_cut_segments(l, &t->cut); /* as stored */
+		return gguf_source(l, o, t, b->gm); /* as stored */
 	if (type == NCK_GGML_Q8_0 || type == NCK_GGML_Q4_0) {
 		o->quantized = true;
 		o->qc = b->ctx->qcache;
@@ -344,11 +398,11 @@ static int gguf_segments(gguf_build *b, nck_layout *l, const gguf_tensor *t, uin
 				    .cols = t->ne[0],
 				    .algo = type == NCK_GGML_Q8_0 ? NCK_QALGO_GGML_Q8_0
 								  : NCK_QALGO_GGML_Q4_0};
-		if ((rc = nck_gpt_cut_segments(&o->q.src, &t->cut)) < 0)
+		if ((rc = gguf_source(&o->q.src, o, t, b->gm)) < 0)
 			return rc;
 		return nck_layout_fn(l, gguf_fn_blocks, o, 0, nbytes);
 	}
-	if ((rc = nck_gpt_cut_segments(&o->src, &t->cut)) < 0)
+	if ((rc = gguf_source(&o->src, o, t, b->gm)) < 0)
 		return rc;
 	return nck_layout_fn(l, gguf_fn_convert, o, 0, nbytes);
 }
