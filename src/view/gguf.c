@@ -316,33 +316,74 @@ static int gguf_fn_blocks(const nck_catalog *cat, const void *arg, uint64_t pos,
 	return nck_qcache_read(o->qc, &o->q, 0, pos, buf, len);
 }
 
+/* Reads `n` consecutive QKV rows from `row0` into out (a bias: elements). */
+static int gguf_qkv_rows(const nck_catalog *cat, const gguf_perm *p, uint64_t row0, uint64_t n,
+			 unsigned char *out)
+{
+	if (n == 0)
+		return 0;
+	if (p->t->ndim == 2)
+		return nck_catalog_read_window(cat, p->t, 0, p->t->shape[1], row0 * p->rb, out,
+					       (size_t)(n * p->rb));
+	return nck_catalog_read_window(cat, p->t, row0, n, 0, out, (size_t)(n * p->rb));
+}
+
 /*
- * Bytes [pos, pos+len) of a permuted attn_q / attn_k: new row 2i + j of
- * head h is row j * d/2 + i of that head in the HF layout (spec 1.9), i.e.
- * that row of head h's block of the QKV.
+ * Rows [k0, k1) of head h in ggml's order into out: new row k = 2i + j is
+ * row j * d/2 + i of the head (spec 1.9), so the even rows are one run of
+ * the head's first half and the odd rows one run of its second half: two
+ * reads, then the rows are interleaved in place from the back.
  */
+static int gguf_perm_head(const nck_catalog *cat, const gguf_perm *p, uint64_t h, uint64_t k0,
+			  uint64_t k1, unsigned char *out)
+{
+	uint64_t half = p->gm->d / 2, base = nck_gpt_qkv_row(p->gm, p->kind, h);
+	uint64_t e0 = (k0 + 1) / 2, e1 = (k1 + 1) / 2; /* even k: first-half rows i */
+	uint64_t o0 = k0 / 2, o1 = k1 / 2;	       /* odd k: second-half rows i */
+	uint64_t ne = e1 - e0, no = o1 - o0;
+	unsigned char *odd = out + ne * p->rb;
+	int rc;
+
+	if ((rc = gguf_qkv_rows(cat, p, base + e0, ne, out)) < 0 ||
+	    (rc = gguf_qkv_rows(cat, p, base + half + o0, no, odd)) < 0)
+		return rc;
+	/* out holds [evens][odds]; interleave through a copy of the odds */
+	if (no) {
+		unsigned char *tmp = malloc((size_t)(no * p->rb));
+
+		if (!tmp)
+			return -ENOMEM;
+		memcpy(tmp, odd, (size_t)(no * p->rb));
+		for (uint64_t k = k1; k-- > k0;) {
+			const unsigned char *src =
+			    k % 2 ? tmp + (k / 2 - o0) * p->rb : out + (k / 2 - e0) * p->rb;
+
+			memmove(out + (k - k0) * p->rb, src, (size_t)p->rb);
+		}
+		free(tmp);
+	}
+	return 0;
+}
+
+/* Bytes [pos, pos+len) of a permuted attn_q / attn_k: the whole rows that
+ * hold them, head by head, then the requested bytes. */
 static int gguf_fn_perm(const nck_catalog *cat, const void *arg, uint64_t pos, void *buf,
 			size_t len)
 {
 	const gguf_perm *p = arg;
-	uint64_t d = p->gm->d;
-	unsigned char *out = buf;
-	int rc = 0;
+	uint64_t d = p->gm->d, r0 = pos / p->rb, r1 = (pos + len + p->rb - 1) / p->rb;
+	unsigned char *rows = malloc((size_t)((r1 - r0) * p->rb));
+	int rc = rows ? 0 : -ENOMEM;
 
-	while (len > 0 && rc == 0) {
-		uint64_t r = pos / p->rb, in = pos % p->rb, k = r % d;
-		uint64_t old = nck_gpt_qkv_row(p->gm, p->kind, r / d) + (k % 2) * (d / 2) + k / 2;
-		size_t n = p->rb - in < len ? (size_t)(p->rb - in) : len;
+	for (uint64_t r = r0; r < r1 && rc == 0;) {
+		uint64_t h = r / d, k1 = (h + 1) * d < r1 ? d : r1 - h * d;
 
-		if (p->t->ndim == 2)
-			rc = nck_catalog_read_window(cat, p->t, 0, p->t->shape[1], old * p->rb + in,
-						     out, n);
-		else
-			rc = nck_catalog_read_window(cat, p->t, old, 1, in, out, n);
-		out += n;
-		pos += n;
-		len -= n;
+		rc = gguf_perm_head(cat, p, h, r % d, k1, rows + (r - r0) * p->rb);
+		r = h * d + k1;
 	}
+	if (rc == 0)
+		memcpy(buf, rows + (pos - r0 * p->rb), len);
+	free(rows);
 	return rc;
 }
 
