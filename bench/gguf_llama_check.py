@@ -3,11 +3,12 @@
 """llama.cpp itself loads gguf/ from a mount (docs/DECISIONS.md, gguf/).
 
 Run with an interpreter that has llama-cpp-python (which builds llama.cpp
-from source), numpy and sentencepiece, e.g.
+from source), numpy, sentencepiece and pytest (the mount harness,
+tests/integration/nemofs.py, imports it), e.g.
 
   python3 -m venv /tmp/llama-venv
   CMAKE_ARGS="-DGGML_NATIVE=OFF" /tmp/llama-venv/bin/pip install \\
-      llama-cpp-python==0.3.36 numpy sentencepiece
+      llama-cpp-python==0.3.36 numpy sentencepiece pytest
   NEMOCKPTFS=build/bin/nemockptfs /tmp/llama-venv/bin/python bench/gguf_llama_check.py
 
 For each Llama fixture given (default: a tied GQA TP=2 .nemo and an untied
