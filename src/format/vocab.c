@@ -475,3 +475,65 @@ int nck_vocab_sp_special(nck_sp_special *out, const void *data, size_t len, cons
 	}
 	return 0;
 }
+
+/* ---- SentencePiece pieces ------------------------------------------------- */
+
+/* SentencePiece fields: score (2, float), type (3, enum); NORMAL is type 1. */
+#define VOCAB_SP_PIECE_SCORE 2u
+#define VOCAB_SP_PIECE_TYPE 3u
+#define VOCAB_SP_NORMAL 1
+
+int nck_vocab_sp_iter_init(nck_sp_iter *it, const void *data, size_t len, const char *name,
+			   nck_diag *diag)
+{
+	const unsigned char *p = data ? data : (const void *)"";
+	uint64_t n = 0;
+	int rc;
+
+	memset(it, 0, sizeof(*it));
+	if ((rc = vocab_sentencepiece(&n, p, data ? len : 0, name, diag)) < 0)
+		return rc;
+	it->p = p;
+	it->len = data ? len : 0;
+	return 0;
+}
+
+/* Fills piece *out from the fields of piece message f. */
+static void vocab_sp_fields(nck_sp_piece *out, const vocab_field *f)
+{
+	size_t pos = 0;
+	vocab_field g;
+
+	out->text = "";
+	out->len = 0;
+	out->score = 0.0f;
+	out->type = VOCAB_SP_NORMAL;
+	while (vocab_next(f->data, f->len, &pos, &g)) {
+		if (g.num == VOCAB_SP_PIECE_TEXT && g.wire == 2) {
+			out->text = (const char *)g.data;
+			out->len = g.len;
+		} else if (g.num == VOCAB_SP_PIECE_SCORE && g.wire == 5) {
+			/* fixed32: the float's bits, little-endian (the walk checked 4 bytes) */
+			const unsigned char *b = f->data + pos - 4;
+			uint32_t u = (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 |
+				     (uint32_t)b[3] << 24;
+
+			memcpy(&out->score, &u, sizeof(u));
+		} else if (g.num == VOCAB_SP_PIECE_TYPE && g.wire == 0) {
+			out->type = (int32_t)(uint32_t)g.v;
+		}
+	}
+}
+
+bool nck_vocab_sp_next(nck_sp_iter *it, nck_sp_piece *out)
+{
+	vocab_field f;
+
+	while (it->p && vocab_next(it->p, it->len, &it->pos, &f)) {
+		if (f.num == VOCAB_SP_PIECES && f.wire == 2) {
+			vocab_sp_fields(out, &f);
+			return true;
+		}
+	}
+	return false;
+}

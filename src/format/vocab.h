@@ -72,4 +72,31 @@ typedef struct nck_sp_special {
 int nck_vocab_sp_special(nck_sp_special *out, const void *data, size_t len, const char *name,
 			 nck_diag *diag);
 
+/* One piece of a SentencePiece model (ModelProto.pieces, in id order). */
+typedef struct nck_sp_piece {
+	const char *text;  /* SentencePiece.piece (1): borrowed from the model, not NUL-terminated */
+	size_t len;
+	float score;       /* SentencePiece.score (2); 0 when absent */
+	int32_t type;      /* SentencePiece.type (3): 1 NORMAL (default), 2 UNKNOWN, 3 CONTROL,
+			    * 4 USER_DEFINED, 5 UNUSED, 6 BYTE */
+} nck_sp_piece;
+
+/* Walks the pieces of a model validated by nck_vocab_sp_iter_init. */
+typedef struct nck_sp_iter {
+	const unsigned char *p;
+	size_t len, pos;
+} nck_sp_iter;
+
+/*
+ * Starts a walk over the pieces of the SentencePiece ModelProto in
+ * data[0..len) (borrowed: it must outlive the walk). The whole message is
+ * validated first, as nck_vocab_count does: 0, or -EBADMSG (diag: offset).
+ */
+int nck_vocab_sp_iter_init(nck_sp_iter *it, const void *data, size_t len, const char *name,
+			   nck_diag *diag);
+
+/* The next piece: true with *out set, false after the last. Bounded: no
+ * allocation, no recursion; a field of the wrong wire type is ignored. */
+bool nck_vocab_sp_next(nck_sp_iter *it, nck_sp_piece *out);
+
 #endif

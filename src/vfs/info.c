@@ -120,6 +120,25 @@ static int info_hf(json_t *root, const nck_vfs *vfs)
 	return hf ? json_object_set_new(root, "hf", hf) : -1;
 }
 
+/* Adds "gguf": the gguf/ directory and its files, or why the model has none. */
+static int info_gguf(json_t *root, const nck_vfs *vfs)
+{
+	const nck_viewset *vs = vfs->fixed[NCK_VIEW_GGUF];
+	char why[256] = "no tensor catalog";
+	json_t *files;
+
+	if (!vs) {
+		if (vfs->catalog && nck_view_applies_why(&vfs->view_ctx, NCK_VIEW_GGUF, why, sizeof(why)))
+			snprintf(why, sizeof(why), "the view could not be built");
+		return json_object_set_new(root, "gguf", json_pack("{s:n, s:s}", "directory", "reason", why));
+	}
+	if (!(files = json_array()))
+		return -1;
+	for (size_t i = 0; i < vs->n_files; i++)
+		json_array_append_new(files, json_string(vs->files[i].path));
+	return json_object_set_new(root, "gguf", json_pack("{s:s, s:o}", "directory", "gguf", "files", files));
+}
+
 int nck_vfs_info_build(nck_vfs *vfs)
 {
 	const nck_container *c = vfs->container;
@@ -141,7 +160,7 @@ int nck_vfs_info_build(nck_vfs *vfs)
 	    json_object_set_new(root, "skipped", json_integer((json_int_t)c->n_skipped)))
 		goto out;
 	if (info_catalog(root, vfs) < 0 || info_gzip(root, c) < 0 || info_views(root, vfs) < 0 ||
-	    info_hf(root, vfs) < 0)
+	    info_hf(root, vfs) < 0 || info_gguf(root, vfs) < 0)
 		goto out;
 	/* json_string() returns NULL for invalid UTF-8 paths, which fails above. */
 	text = json_dumps(root, JSON_INDENT(2));

@@ -345,12 +345,12 @@ void nck_vfs_sets_free(nck_vfs *vfs)
 	vfs->n_sets = 0;
 	free(vfs->config);
 	vfs->config = NULL;
-	nck_qcache_free(vfs->qcache);
-	vfs->qcache = NULL;
-	for (size_t k = 0; k < NCK_VIEW_COUNT; k++) {
+	for (size_t k = 0; k < NCK_VIEW_COUNT; k++) { /* before the cache they forget into (gguf/) */
 		nck_viewset_free(vfs->fixed[k]);
 		vfs->fixed[k] = NULL;
 	}
+	nck_qcache_free(vfs->qcache);
+	vfs->qcache = NULL;
 	nck_view_release(&vfs->view_ctx);
 	free(vfs->tokenizer);
 	vfs->tokenizer = NULL;

@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "quant/ggml.h"
+
 #define QCACHE_BUCKETS 1024
 #define QCACHE_DEFAULT_BUDGET (256ull << 20)
 /* Bytes of a merged tensor read at a time for its amax. */
@@ -50,6 +52,12 @@ uint64_t nck_qslice_fp8_bytes(const nck_qslice *q)
 uint64_t nck_qslice_int4_bytes(const nck_qslice *q)
 {
 	return q->rows / 2 * q->cols;
+}
+
+uint64_t nck_qslice_ggml_bytes(const nck_qslice *q)
+{
+	return nck_ggml_bytes(q->algo == NCK_QALGO_GGML_Q8_0 ? NCK_GGML_Q8_0 : NCK_GGML_Q4_0,
+			      q->rows * q->cols);
 }
 
 uint64_t nck_qslice_scales_bytes(const nck_qslice *q)
@@ -256,6 +264,8 @@ static uint64_t qcache_second(const nck_qslice *q)
 		return nck_qslice_fp8_bytes(q);
 	if (q->algo == NCK_QALGO_NVFP4)
 		return nck_qslice_nvfp4_bytes(q);
+	if (q->algo == NCK_QALGO_GGML_Q8_0 || q->algo == NCK_QALGO_GGML_Q4_0)
+		return nck_qslice_ggml_bytes(q);
 	return (nck_qslice_int4_bytes(q) + 7) & ~7ull;
 }
 
@@ -264,7 +274,10 @@ static int qcache_compute(nck_qcache *qc, const nck_qslice *q, unsigned char **o
 {
 	uint64_t n = q->rows * q->cols, in = n * nck_dtype_size(q->dtype);
 	uint64_t w = qcache_second(q);
-	uint64_t total = w + (q->algo == NCK_QALGO_FP8 ? 0 : nck_qslice_scales_bytes(q));
+	/* INT4 and NVFP4 have block scales after the codes; FP8 and ggml blocks do not */
+	uint64_t total = w + (q->algo == NCK_QALGO_INT4_AWQ || q->algo == NCK_QALGO_NVFP4
+				      ? nck_qslice_scales_bytes(q)
+				      : 0);
 	unsigned char *src = malloc(in ? in : 1), *dst = malloc(total ? total : 1);
 	const nck_quant_backend *be;
 	float scale;
@@ -276,6 +289,13 @@ static int qcache_compute(nck_qcache *qc, const nck_qslice *q, unsigned char **o
 	}
 	if ((rc = nck_layout_read(qc->cat, &q->src, 0, src, in)) < 0)
 		goto out;
+	if (q->algo == NCK_QALGO_GGML_Q8_0 || q->algo == NCK_QALGO_GGML_Q4_0) {
+		/* no device kernel: the CPU quantizer (the same bytes on every machine) */
+		rc = nck_ggml_quantize(dst, q->algo == NCK_QALGO_GGML_Q8_0 ? NCK_GGML_Q8_0
+									  : NCK_GGML_Q4_0,
+				       src, q->dtype, q->rows, q->cols, nck_quant_cpu_threads());
+		goto out;
+	}
 	be = qcache_backend(qc);
 	if (q->algo == NCK_QALGO_FP8) {
 		qcache_amax_from_slice(qc, q, be, src);

@@ -33,6 +33,8 @@ typedef enum nck_qalgo {
 	NCK_QALGO_FP8 = 0,
 	NCK_QALGO_INT4_AWQ = 1,
 	NCK_QALGO_NVFP4 = 2,
+	NCK_QALGO_GGML_Q8_0 = 3, /* gguf/: ggml blocks (quant/ggml.h), CPU */
+	NCK_QALGO_GGML_Q4_0 = 4,
 } nck_qalgo;
 
 typedef struct nck_qcache nck_qcache;
@@ -54,6 +56,8 @@ uint64_t nck_qslice_fp8_bytes(const nck_qslice *q);
 uint64_t nck_qslice_int4_bytes(const nck_qslice *q);
 uint64_t nck_qslice_scales_bytes(const nck_qslice *q);
 uint64_t nck_qslice_nvfp4_bytes(const nck_qslice *q);
+/* Bytes of the ggml blocks of a GGML_* slice (cols a multiple of 32). */
+uint64_t nck_qslice_ggml_bytes(const nck_qslice *q);
 
 /* A cache over `cat` computing on `be` (NULL: the "auto" backend, chosen
  * at the first computation), holding at most `budget` bytes of results (0:
@@ -67,8 +71,9 @@ int nck_qcache_fp8_scale(nck_qcache *qc, const nck_qslice *q, float *scale);
 /* The NVFP4 global scale of slice q (amax of its merged tensors / 2688). 0, -EIO, -ENOMEM. */
 int nck_qcache_nvfp4_global(nck_qcache *qc, const nck_qslice *q, float *global);
 
-/* Part of a computed form. `what` is 0 for the FP8 codes or the packed
- * INT4 or NVFP4 weight, 1 for the INT4 or NVFP4 block scales. Bytes [pos, pos+len). 0, -EIO, -ENOMEM. */
+/* Part of a computed form. `what` is 0 for the FP8 codes, the packed INT4
+ * or NVFP4 weight or the ggml blocks, 1 for the INT4 or NVFP4 block scales.
+ * Bytes [pos, pos+len). 0, -EIO, -ENOMEM. */
 int nck_qcache_read(nck_qcache *qc, const nck_qslice *q, int what, uint64_t pos, void *buf,
 		    size_t len);
 

@@ -57,6 +57,8 @@ static const nck_view_ops view_ops[NCK_VIEW_COUNT] = {
 				   .check = nck_trtllm_check, .build = nck_trtllm_build },
 	[NCK_VIEW_HF] = { .abi = NCK_VIEW_OPS_ABI, .name = "hf", .layouts = false,
 			  .check = nck_hf_check, .build = nck_hf_build },
+	[NCK_VIEW_GGUF] = { .abi = NCK_VIEW_OPS_ABI, .name = "gguf", .layouts = false,
+			    .check = nck_gguf_check, .build = nck_gguf_build },
 };
 
 const nck_view_ops *nck_view_get_ops(nck_view_kind kind)

@@ -33,6 +33,7 @@ typedef enum nck_view_kind {
 	NCK_VIEW_QNEMO_INT4,  /* qnemo/int4_awq/tpXppY/: W4A16 AWQ (round to nearest) */
 	NCK_VIEW_QNEMO_NVFP4, /* qnemo/nvfp4/tpXppY/: NVFP4 (FP4 E2M1, E4M3 scales per 16) */
 	NCK_VIEW_HF,          /* hf/: a Hugging Face Llama model directory (one layout) */
+	NCK_VIEW_GGUF,        /* gguf/: GGUF v3 files for llama.cpp (one layout) */
 	NCK_VIEW_COUNT
 } nck_view_kind;
 
@@ -156,11 +157,15 @@ int nck_trtllm_build(nck_viewset *vs, const nck_view_ctx *ctx, nck_view_kind kin
 		     uint32_t P);
 int nck_hf_build(nck_viewset *vs, const nck_view_ctx *ctx, nck_view_kind kind, uint32_t T,
 		 uint32_t P);
+int nck_gguf_build(nck_viewset *vs, const nck_view_ctx *ctx, nck_view_kind kind, uint32_t T,
+		   uint32_t P);
 
 /* The checks of each view kind. */
 int nck_trtllm_check(const nck_view_ctx *ctx, nck_view_kind kind, uint32_t T, uint32_t P,
 		     char *why, size_t why_len);
 int nck_hf_check(const nck_view_ctx *ctx, nck_view_kind kind, uint32_t T, uint32_t P, char *why,
 		 size_t why_len);
+int nck_gguf_check(const nck_view_ctx *ctx, nck_view_kind kind, uint32_t T, uint32_t P,
+		   char *why, size_t why_len);
 
 #endif

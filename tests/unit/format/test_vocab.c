@@ -518,3 +518,63 @@ NCK_TEST(vocab_sp_special_pieces_that_are_not_utf8_are_left_empty)
 	ASSERT_EQ_INT(sp.eos, 2);
 	ASSERT_EQ_STR(sp.eos_piece, "");
 }
+
+NCK_TEST(vocab_sentencepiece_pieces_equal_sentencepiece)
+{
+	char cwd[4096], cmd[4096], here[4096], line[512];
+	unsigned char *buf;
+	nck_sp_iter it;
+	nck_sp_piece p;
+	size_t len, k = 0;
+	nck_diag d;
+	FILE *out;
+
+	if (system("/usr/bin/python3 -c 'import sentencepiece' >/dev/null 2>&1") != 0) {
+		fprintf(stderr, "SKIP: python3-sentencepiece is not installed\n");
+		if (getcwd(cwd, sizeof(cwd)) && chdir("/") == 0)
+			rmdir(cwd);
+		exit(77);
+	}
+	buf = vocab_read_corpus("sp_bpe_57.model", &len);
+	snprintf(here, sizeof(here), "%s", __FILE__);
+	/* The oracle: sentencepiece's own view of every id (hex text, score
+	 * bits, type from its predicates; 0 = NORMAL or USER_DEFINED). */
+	snprintf(cmd, sizeof(cmd),
+		 "/usr/bin/python3 -c '\n"
+		 "import struct, sentencepiece as spm\n"
+		 "sp = spm.SentencePieceProcessor(model_file=\"%s/../../fuzz/corpus/vocab/sp_bpe_57.model\")\n"
+		 "for i in range(sp.get_piece_size()):\n"
+		 "    t = 2 if sp.is_unknown(i) else 3 if sp.is_control(i) else 5 if sp.is_unused(i) else 6 if sp.is_byte(i) else 0\n"
+		 "    print(sp.id_to_piece(i).encode().hex() or \"-\", struct.unpack(\"<I\", struct.pack(\"<f\", sp.get_score(i)))[0], t)\n"
+		 "'", dirname(here));
+	nck_diag_init(&d);
+	ASSERT_EQ_INT(nck_vocab_sp_iter_init(&it, buf, len, "m.model", &d), 0);
+	out = popen(cmd, "r");
+	ASSERT_TRUE(out != NULL);
+	while (fgets(line, sizeof(line), out)) {
+		char hex[256], mine[256] = "-";
+		unsigned long long bits;
+		uint32_t u;
+		int type;
+
+		ASSERT_EQ_INT(sscanf(line, "%255s %llu %d", hex, &bits, &type), 3);
+		ASSERT_TRUE(nck_vocab_sp_next(&it, &p));
+		for (size_t i = 0; i < p.len && i < 100; i++)
+			snprintf(mine + 2 * i, sizeof(mine) - 2 * i, "%02x", (unsigned char)p.text[i]);
+		ASSERT_EQ_STR(mine, hex);
+		memcpy(&u, &p.score, sizeof(u));
+		ASSERT_EQ_INT(u, bits);
+		if (type)
+			ASSERT_EQ_INT(p.type, type);
+		else
+			ASSERT_TRUE(p.type == 1 || p.type == 4);
+		k++;
+	}
+	ASSERT_EQ_INT(pclose(out), 0);
+	ASSERT_EQ_INT(k, 57);
+	ASSERT_TRUE(!nck_vocab_sp_next(&it, &p)); /* no more pieces than sentencepiece has */
+	/* A model cut short is refused before any piece is handed out. */
+	ASSERT_EQ_INT(nck_vocab_sp_iter_init(&it, buf, len - 1, "m.model", &d), -EBADMSG);
+	ASSERT_TRUE(!nck_vocab_sp_next(&it, &p));
+	free(buf);
+}
