@@ -390,10 +390,11 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	nck_vfs_file *file;
 	int rc = nck_vfs_file_open(&file, vfs, ino, fi->flags), fd = -1, kind = OPS_KIND_VIEW;
 
-	if (rc == 0 && (kind = ops_classify(vfs, file, ino, &fd)) < 0) {
-		rc = kind;
-		nck_vfs_file_close(file);
-	}
+	/* A file whose source cannot be planned now (it changed, it is
+	 * damaged) still opens, on the FUSE path: its reads answer EIO for
+	 * the bytes they cannot serve, as for any damaged range. */
+	if (rc == 0 && (kind = ops_classify(vfs, file, ino, &fd)) < 0)
+		kind = OPS_KIND_VIEW;
 	if (rc < 0) {
 		fuse_reply_err(req, -rc);
 		return;
@@ -648,6 +649,18 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset,
 	(void)length;
 	(void)fi;
 	fuse_reply_err(req, EROFS);
+}
+
+void nck_fuse_backing_free(nck_fuse_ctx *ctx)
+{
+	pthread_mutex_lock(&ctx->backing_lock);
+	while (ctx->backing) {
+		nck_fuse_backing *next = ctx->backing->next;
+
+		free(ctx->backing);
+		ctx->backing = next;
+	}
+	pthread_mutex_unlock(&ctx->backing_lock);
 }
 
 const struct fuse_lowlevel_ops nck_fuse_ops = {

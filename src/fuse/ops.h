@@ -45,6 +45,11 @@ typedef struct nck_fuse_ctx {
  * this build can use. */
 const char *nck_fuse_features(void);
 
+/* Frees the records of passed-through inodes whose release never came (the
+ * kernel sends none for files still open when the connection ends). Call
+ * after the session loop. */
+void nck_fuse_backing_free(nck_fuse_ctx *ctx);
+
 /* The operation table; the session's userdata must be an nck_fuse_ctx. */
 extern const struct fuse_lowlevel_ops nck_fuse_ops;
 

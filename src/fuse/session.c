@@ -357,6 +357,7 @@ out:
 	fuse_opt_free_args(&args);
 	free(mopts);
 	free(ctx.mountpoint);
+	nck_fuse_backing_free(&ctx);
 	pthread_mutex_destroy(&ctx.backing_lock);
 	return status;
 }
