@@ -6,7 +6,7 @@
  *
  * Symlinks are never followed (left out with a warning), nor are device
  * nodes, FIFOs and sockets: nothing outside the directory can appear in the
- * mount. Each file's identity (device, inode, size, mtime) is recorded so
+ * mount. Each file's identity (device, inode, size, mtime, ctime) is recorded so
  * that a read through a path swapped after the scan is refused with EIO.
  *
  * Thread-safety: runs once, on one thread, while a mount is built.
