@@ -16,8 +16,9 @@
  * Entries carry normalized relative paths: no leading "./" or "/", no empty,
  * "." or ".." components; the root itself is never an entry. Members whose
  * names are absolute or contain "..", links, device nodes and sparse members
- * are left out with a warning and counted in n_skipped. Later duplicates
- * replace earlier ones (tar semantics) in the vfs layer.
+ * are left out with a warning and counted in n_skipped. Of regular files
+ * with the same path only the last is kept, as `tar -x` does, with a
+ * warning naming it (and counted in n_skipped).
  *
  * Ownership: entries and their paths live in the container's arena and are
  * freed by nck_container_close().

@@ -159,3 +159,29 @@ def test_duplicate_member_last_wins_with_warning(nemo, tmp_path):
     with nemo.mount(p) as mnt:
         assert (mnt / "raw" / "notes" / "a.txt").read_bytes() == want
         assert "notes/a.txt" in nemo.daemon(mnt).log()
+
+
+@pytest.mark.allow_stderr(r"duplicate")
+def test_duplicate_config_same_in_every_layer(nemo, fixtures_dir, tmp_path):
+    """A .nemo with two model_config.yaml members: raw/, merged/ and the
+    nemo/ view's config all come from the last (tar -x's) one."""
+    src = fixtures_dir / "nemo1_single" / "nemo1_single.nemo"
+    p = nemo.path("dup.nemo")
+    shutil.copy(src, p)
+    with tarfile.open(src) as tf:
+        m = [x for x in tf.getmembers() if x.name.endswith("model_config.yaml")][0]
+        cfg = tf.extractfile(m).read()
+    second = cfg + b"# the second copy\n"
+    with tarfile.open(p, "a") as tf:
+        ti = tarfile.TarInfo(m.name)
+        ti.size = len(second)
+        tf.addfile(ti, io.BytesIO(second))
+    out = tmp_path / "x"
+    tarmaker.gnu_tar_extract(p, out)
+    want = (out / tarmaker.norm_member_name(m.name)).read_bytes()
+    assert want == second
+    with nemo.mount(p) as mnt:
+        assert (mnt / "raw" / "model_config.yaml").read_bytes() == want
+        assert (mnt / "merged" / "model_config.yaml").read_bytes() == want
+        log = nemo.daemon(mnt).log()
+    assert len([l for l in log.splitlines() if "duplicate member" in l]) == 1, log
