@@ -308,6 +308,21 @@ void nck_catalog_artifacts(const nck_catalog *cat, const char **config_out,
 		       : cat->layout.tokenizer ? cat->layout.tokenizer->path : NULL;
 }
 
+uint32_t nck_catalog_source_mode(const nck_catalog *cat)
+{
+	uint32_t m = 0777;
+
+	for (size_t i = 0; i < cat->n_files; i++)
+		m &= cat->files[i].entry->mode;
+	if (cat->layout.config)
+		m &= cat->layout.config->mode;
+	if (cat->cfg.tokenizer)
+		m &= cat->cfg.tokenizer->mode;
+	else if (cat->layout.tokenizer)
+		m &= cat->layout.tokenizer->mode;
+	return m & 0777;
+}
+
 uint64_t nck_tensor_bytes(const nck_tensor *t)
 {
 	uint64_t n = nck_dtype_size(t->dtype);

@@ -82,6 +82,7 @@ int main(int argc, char **argv)
 	if (opts.gid_set)
 		vopts.gid = opts.gid;
 	vopts.umask = opts.umask;
+	vopts.umask_set = opts.umask_set;
 	vopts.cache_dir = opts.cache_dir;
 	vopts.cache_size = opts.cache_size;
 	vopts.shard_size = opts.shard_size;
