@@ -17,8 +17,17 @@
 
 nck_tensor *nck_catalog_add(nck_catalog *cat, const char *name, size_t n_chunks)
 {
+	size_t len = strlen(name);
 	nck_tensor *t;
 
+	if (cat->n_tensors >= NCK_CATALOG_MAX_TENSORS)
+		cat->over_limit = "tensors";
+	else if (n_chunks > NCK_CATALOG_MAX_CHUNKS - cat->n_chunks)
+		cat->over_limit = "chunks";
+	else if (len > NCK_CATALOG_MAX_NAME_BYTES - cat->name_bytes)
+		cat->over_limit = "bytes of tensor names";
+	if (cat->over_limit)
+		return NULL;
 	if (cat->n_tensors == cat->cap_tensors) {
 		size_t cap = cat->cap_tensors ? 2 * cat->cap_tensors : 256;
 
@@ -30,12 +39,14 @@ nck_tensor *nck_catalog_add(nck_catalog *cat, const char *name, size_t n_chunks)
 	}
 	t = &cat->tensors[cat->n_tensors];
 	memset(t, 0, sizeof(*t));
-	t->name = nck_arena_strndup(&cat->arena, name, strlen(name));
+	t->name = nck_arena_strndup(&cat->arena, name, len);
 	t->chunks = n_chunks ? nck_arena_alloc(&cat->arena, n_chunks * sizeof(nck_chunk)) : NULL;
 	if (!t->name || (n_chunks && !t->chunks))
 		return NULL;
 	t->n_chunks = n_chunks;
 	cat->n_tensors++;
+	cat->n_chunks += n_chunks;
+	cat->name_bytes += len;
 	return t;
 }
 
@@ -197,12 +208,27 @@ static int catalog_read_layout(nck_catalog *cat, nck_diag *diag)
 	}
 }
 
+/* The one-line error of a catalog over one of its limits. */
+static int catalog_limit_error(const nck_catalog *cat, nck_diag *diag)
+{
+	const char *what = cat->over_limit;
+	size_t lim = strcmp(what, "tensors") == 0  ? NCK_CATALOG_MAX_TENSORS
+		     : strcmp(what, "chunks") == 0 ? NCK_CATALOG_MAX_CHUNKS
+						   : NCK_CATALOG_MAX_NAME_BYTES;
+
+	return nck_diag_set(diag, -E2BIG, cat->container->path, -1,
+			    "the metadata lists more than %zu %s: refused (a limit of this version)",
+			    lim, what);
+}
+
 int nck_catalog_build(nck_catalog **out, nck_container *c, nck_diag *diag)
 {
 	nck_catalog *cat = calloc(1, sizeof(*cat));
+	nck_diag rdiag;
 	int rc;
 
 	*out = NULL;
+	nck_diag_init(&rdiag);
 	if (!cat)
 		return nck_diag_set(diag, -ENOMEM, c->path, -1, "out of memory");
 	nck_arena_init(&cat->arena);
@@ -212,8 +238,12 @@ int nck_catalog_build(nck_catalog **out, nck_container *c, nck_diag *diag)
 		goto fail;
 	if (cat->cfg.vocab_error[0])
 		nck_catalog_warn(cat, "vocabulary size unknown: %s", cat->cfg.vocab_error);
-	if ((rc = catalog_read_layout(cat, diag)) < 0)
+	if ((rc = catalog_read_layout(cat, &rdiag)) < 0 || cat->over_limit) {
+		rc = cat->over_limit ? catalog_limit_error(cat, diag) : rc;
+		if (!cat->over_limit && diag)
+			*diag = rdiag;
 		goto fail;
+	}
 	if (cat->n_tensors > 1)
 		qsort(cat->tensors, cat->n_tensors, sizeof(*cat->tensors), catalog_cmp);
 	for (size_t i = 0; i < cat->n_tensors; i++) {

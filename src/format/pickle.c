@@ -24,8 +24,11 @@
 #include <string.h>
 
 #define PKL_DEF_DEPTH	 1000u
-#define PKL_DEF_ITEMS	 ((size_t)16 << 20)
-#define PKL_DEF_BYTES	 ((size_t)1 << 30)
+/* Values and bytes: a state dict of 100,000 tensors takes about 20 values
+ * and 1.5 KiB each; a bound well above that keeps a crafted pickle from
+ * taking more than the 256 MiB `nemockpt info` is allowed (issue 12). */
+#define PKL_DEF_ITEMS	 ((size_t)4 << 20)
+#define PKL_DEF_BYTES	 ((size_t)128 << 20)
 #define PKL_MAX_PROTO	 5  /* pickle.HIGHEST_PROTOCOL in CPython 3.8-3.14 */
 #define PKL_MAX_NUM_TEXT 64 /* longest protocol-0 number we convert */
 

@@ -85,8 +85,8 @@ struct nck_pv {
 
 typedef struct nck_pkl_limits {
 	size_t max_depth; /* value nesting and open MARKs (default 1000, as Python's recursion) */
-	size_t max_items; /* values created plus container slots (default 16 Mi) */
-	size_t max_bytes; /* bytes taken from the arena (default 1 GiB) */
+	size_t max_items; /* values created plus container slots (default 4 Mi) */
+	size_t max_bytes; /* bytes taken from the arena (default 128 MiB) */
 	bool any_global;  /* accept globals outside the weights-only set (tests of the machine) */
 } nck_pkl_limits;
 
