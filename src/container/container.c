@@ -334,8 +334,19 @@ int nck_container_path_normalize(const char **out, nck_arena *arena, const char 
 	return 0;
 }
 
+int nck_container_add_error(const nck_container *c, nck_diag *diag)
+{
+	if (c->n_entries >= NCK_CONTAINER_MAX_ENTRIES)
+		return nck_diag_set(diag, -E2BIG, c->path, -1,
+				    "more than %u members: refused (a limit of this version)",
+				    NCK_CONTAINER_MAX_ENTRIES);
+	return nck_diag_set(diag, -ENOMEM, c->path, -1, "out of memory");
+}
+
 nck_entry *nck_container_add(nck_container *c)
 {
+	if (c->n_entries >= NCK_CONTAINER_MAX_ENTRIES)
+		return NULL;
 	if (c->n_entries == c->cap_entries) {
 		size_t cap = c->cap_entries ? c->cap_entries * 2 : 256;
 		nck_entry *e;

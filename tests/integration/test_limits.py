@@ -138,3 +138,19 @@ def test_pickle_with_millions_of_values_refused(tmp_path, fixtures_dir):
     assert rc != 0
     _one_line(err, "model_weights.ckpt", "pickle", "more than")
     assert rss < _bound(), "RSS %d MiB" % (rss // MiB)
+
+
+def test_listing_with_too_many_members_refused(tmp_path):
+    """A tar of 262,145 empty members (zarr-like listings): refused with one
+    line, in bounded memory."""
+    import tarfile
+    p = tmp_path / "many.tar"
+    with open(p, "wb") as f:
+        for i in range((256 << 10) + 1):
+            ti = tarfile.TarInfo("c/%d" % i)
+            f.write(ti.tobuf(tarfile.USTAR_FORMAT))
+        f.write(bytes(1024))
+    rc, err, rss, _ = _info(p)
+    assert rc != 0
+    _one_line(err, "more than 262144 members", "refused")
+    assert rss < _bound(), "RSS %d MiB" % (rss // MiB)
