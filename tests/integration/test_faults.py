@@ -174,7 +174,14 @@ def test_stress_every_view(nemo, fixtures_dir):
     meta, srcs = sources(fixtures_dir, "nemo1_tp2pp2")
     npz = np.load(fixtures_dir / "nemo1_tp2pp2" / "oracle.npz")
     src = srcs[0]
-    with nemo.mount(src) as mnt:
+    # AddressSanitizer's quarantine (256 MiB by default) would fill as freed
+    # memory: cut it, and allow for its allocator caches.
+    sanitized = "libasan" in subprocess.run(["ldd", nemofs.daemon_bin()], capture_output=True,
+                                            text=True).stdout
+    env = {"ASAN_OPTIONS": ":".join(filter(None, [os.environ.get("ASAN_OPTIONS"),
+                                                  "quarantine_size_mb=16"]))}
+    slack = (48 if sanitized else 16) * MiB
+    with nemo.mount(src, env=env) as mnt:
         pid = nemo.daemon(mnt).pid
         expect = {}
         for root, _, names in os.walk(mnt):
@@ -238,4 +245,4 @@ def test_stress_every_view(nemo, fixtures_dir):
               % (seconds, reads, nbytes // MiB, fds0, fds1, rss0 // MiB, rss1 // MiB))
         assert reads > 1000
         assert fds1 <= fds0 + 2, (fds0, fds1)
-        assert rss1 <= rss0 + 16 * MiB, (rss0, rss1)
+        assert rss1 <= rss0 + slack, (rss0, rss1)
