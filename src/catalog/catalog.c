@@ -184,28 +184,26 @@ static void catalog_summarize(nck_catalog *cat)
 	in->warnings = cat->warnings;
 }
 
+/* The catalog readers, asked in order (libarchive's format table). */
+static const nck_catalog_reader *const catalog_readers[] = {
+	&nck_catalog_legacy_reader,
+	&nck_catalog_dist_reader,
+	&nck_catalog_qnemo_reader,
+	&nck_catalog_safetensors_reader,
+	NULL,
+};
+
 /* Runs the reader of the detected layout. */
 static int catalog_read_layout(nck_catalog *cat, nck_diag *diag)
 {
-	switch (cat->layout.kind) {
-	case NCK_LAYOUT_NONE:
+	if (cat->layout.kind == NCK_LAYOUT_NONE)
 		return 0;
-	case NCK_LAYOUT_NEMO_SINGLE:
-	case NCK_LAYOUT_NEMO_TP:
-	case NCK_LAYOUT_NEMO_TP_PP:
-	case NCK_LAYOUT_MEGATRON:
-		return nck_catalog_read_legacy(cat, diag);
-	case NCK_LAYOUT_DIST:
-		return nck_catalog_read_dist(cat, diag);
-	case NCK_LAYOUT_QNEMO:
-		return nck_catalog_read_qnemo(cat, diag);
-	case NCK_LAYOUT_SAFETENSORS:
-		return nck_catalog_read_safetensors(cat, diag);
-	default:
-		return nck_diag_set(diag, -ENOTSUP, cat->container->path, -1,
-				    "%s %s checkpoints are not cataloged yet", cat->layout.format,
-				    cat->layout.name);
-	}
+	for (size_t i = 0; catalog_readers[i]; i++)
+		if (catalog_readers[i]->handles(cat->layout.kind))
+			return catalog_readers[i]->read(cat, diag);
+	return nck_diag_set(diag, -ENOTSUP, cat->container->path, -1,
+			    "%s %s checkpoints are not cataloged yet", cat->layout.format,
+			    cat->layout.name);
 }
 
 /* The one-line error of a catalog over one of its limits. */

@@ -167,16 +167,29 @@ void nck_catalog_warn(nck_catalog *cat, const char *fmt, ...) __attribute__((for
 
 /* ---- per-layout readers --------------------------------------------------- */
 
+/*
+ * A catalog reader (libarchive's registration pattern): the layouts it
+ * reads, and the function that fills the catalog's tensor table for them.
+ * Adding a reader is its file plus one line in catalog.c's table.
+ */
+typedef struct nck_catalog_reader {
+	const char *name;
+	/* True when the reader reads this detected layout kind. */
+	bool (*handles)(nck_layout_kind kind);
+	/* Adds the layout's tensors (nck_catalog_add); 0 or a negative errno with diag. */
+	int (*read)(nck_catalog *cat, nck_diag *diag);
+} nck_catalog_reader;
+
 /* Legacy per-rank torch files (NeMo 1 single/tp/tp_pp, Megatron-LM). */
-int nck_catalog_read_legacy(nck_catalog *cat, nck_diag *diag);
+extern const nck_catalog_reader nck_catalog_legacy_reader;
 
 /* Distributed checkpoints (torch_dist or zarr), layers unstacked. */
-int nck_catalog_read_dist(nck_catalog *cat, nck_diag *diag);
+extern const nck_catalog_reader nck_catalog_dist_reader;
 
 /* .qnemo TensorRT-LLM checkpoints merged back to TP=1, PP=1. */
-int nck_catalog_read_qnemo(nck_catalog *cat, nck_diag *diag);
+extern const nck_catalog_reader nck_catalog_qnemo_reader;
 
 /* Plain safetensors files (Hugging Face directories): tensor by tensor. */
-int nck_catalog_read_safetensors(nck_catalog *cat, nck_diag *diag);
+extern const nck_catalog_reader nck_catalog_safetensors_reader;
 
 #endif
