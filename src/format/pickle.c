@@ -15,6 +15,7 @@
  * Thread-safety: a parse touches only its own state and the caller's arena.
  */
 #include "format/pickle.h"
+#include "format/pickle_allow.h"
 
 #include <errno.h>
 #include <locale.h>
@@ -881,73 +882,6 @@ static const char *pkl_py3_module(const char *m)
 	return m;
 }
 
-/* ---- the allowed globals --------------------------------------------------------- */
-
-/* torch dtype names a `torch <name>` global may carry (`getDtypeNames` in
- * c10/core/ScalarType.cpp, plus the legacy aliases torch accepts). */
-static const char *const pkl_torch_names[] = {
-	"float64", "float32", "float16", "bfloat16", "int64", "int32", "int16", "int8",
-	"uint8", "bool", "complex32", "complex64", "complex128", "float8_e5m2",
-	"float8_e4m3fn", "float8_e5m2fnuz", "float8_e4m3fnuz", "float8_e8m0fnu",
-	"float4_e2m1fn_x2", "uint16", "uint32", "uint64", "qint8", "quint8", "qint32",
-	"quint4x2", "quint2x4", "bits8", "bits16", "bits1x8", "bits2x4", "bits4x2",
-	"double", "float", "half", "long", "int", "short", "cfloat", "cdouble",
-	"Size", "device", "Tensor", "strided", "contiguous_format", "channels_last",
-	"preserve_format", NULL,
-};
-
-/* Globals by exact module and name ("*": any name). The weights-only set of
- * `torch/_weights_only_unpickler.py` (`_get_allowed_globals`), plus the plain
- * data classes NeMo and Megatron pickle next to their weights (argparse
- * namespaces, BytesIO extra states, numpy RNG states); module prefixes below. */
-static const struct {
-	const char *module, *name;
-} pkl_allowed[] = {
-	{ "collections", "OrderedDict" }, { "collections", "Counter" },
-	{ "builtins", "set" }, { "builtins", "frozenset" }, { "builtins", "bytearray" },
-	{ "builtins", "bytes" }, { "builtins", "slice" }, { "builtins", "list" },
-	{ "builtins", "dict" }, { "builtins", "tuple" }, { "builtins", "int" },
-	{ "builtins", "float" }, { "builtins", "complex" }, { "builtins", "str" },
-	{ "builtins", "bool" }, { "builtins", "object" },
-	{ "_codecs", "encode" }, { "copyreg", "_reconstructor" },
-	{ "torch._utils", "*" }, { "torch._tensor", "_rebuild_from_type_v2" },
-	{ "torch.serialization", "_get_layout" }, { "torch.nn.parameter", "Parameter" },
-	{ "argparse", "Namespace" }, { "io", "BytesIO" }, { "_io", "BytesIO" },
-	{ "numpy", "ndarray" }, { "numpy", "dtype" },
-	{ "numpy.core.multiarray", "_reconstruct" }, { "numpy.core.multiarray", "scalar" },
-	{ "numpy._core.multiarray", "_reconstruct" }, { "numpy._core.multiarray", "scalar" },
-	{ "numpy.dtypes", "*" }, { "pathlib", "PosixPath" }, { "pathlib", "Path" },
-};
-
-/* Modules of the checkpoints' own software, whose globals are data classes
- * and enums (DCP metadata, Megatron and NeMo configs, Transformer Engine). */
-static const char *const pkl_allowed_prefix[] = {
-	"torch.distributed.", "megatron.", "nemo.", "transformer_engine.", "omegaconf.", NULL,
-};
-
-/* True when GLOBAL module.name is one a weights-only loader would accept. */
-static bool pkl_global_allowed(const char *module, const char *name)
-{
-	for (size_t i = 0; i < sizeof(pkl_allowed) / sizeof(pkl_allowed[0]); i++)
-		if (strcmp(module, pkl_allowed[i].module) == 0 &&
-		    (strcmp(pkl_allowed[i].name, "*") == 0 || strcmp(name, pkl_allowed[i].name) == 0))
-			return true;
-	if (strcmp(module, "torch") == 0 || strcmp(module, "torch.cuda") == 0) {
-		size_t n = strlen(name);
-
-		if (n > 7 && strcmp(name + n - 7, "Storage") == 0)
-			return true;
-		for (size_t i = 0; module[5] == '\0' && pkl_torch_names[i]; i++)
-			if (strcmp(name, pkl_torch_names[i]) == 0)
-				return true;
-		return false;
-	}
-	for (size_t i = 0; pkl_allowed_prefix[i]; i++)
-		if (strncmp(module, pkl_allowed_prefix[i], strlen(pkl_allowed_prefix[i])) == 0)
-			return true;
-	return false;
-}
-
 /* Pushes GLOBAL module.name from raw bytes (UTF-8, no NUL). */
 static int pkl_push_global(pkl_vm *vm, const char *mod, size_t mlen, const char *name, size_t nlen)
 {
@@ -964,7 +898,7 @@ static int pkl_push_global(pkl_vm *vm, const char *mod, size_t mlen, const char 
 	v->global.name = n->str.s;
 	/* Never executed here, but a file torch's weights-only loader refuses
 	 * (os.system, builtins.eval) is refused the same way. */
-	if (!vm->lim.any_global && !pkl_global_allowed(v->global.module, v->global.name))
+	if (!vm->lim.any_global && !nck_pkl_global_allowed(v->global.module, v->global.name))
 		return pkl_err(vm, -ENOTSUP, "global %s.%s is not allowed (torch's weights_only loader refuses it)",
 			       v->global.module, v->global.name);
 	return pkl_push(vm, v);

@@ -12,7 +12,7 @@
  * BYTES, Python 2 module names (`__builtin__`, `copy_reg`) are mapped to
  * Python 3 ones as `Lib/_compat_pickle.py` does. A GLOBAL outside the set
  * torch's weights-only loader accepts (plus the data classes of NeMo,
- * Megatron and Transformer Engine; see pickle.c) fails the parse with
+ * Megatron and Transformer Engine; see pickle_allow.h) fails the parse with
  * -ENOTSUP naming it, as `torch.load(weights_only=True)` does.
  *
  * Values live in a caller-supplied arena and form a DAG (memo entries share
