@@ -100,6 +100,13 @@ void nck_catalog_artifacts(const nck_catalog *cat, const char **config_out,
  * "a/4978…_tokenizer.model". Points into `path`. */
 const char *nck_artifact_name(const char *path);
 
+/*
+ * The permission bits (0777 mask) common to every file the catalog reads
+ * (weights, config, tokenizer): views computed from them show no wider
+ * mode. 0777 when it reads no file.
+ */
+uint32_t nck_catalog_source_mode(const nck_catalog *cat);
+
 /* How a weight is split over tensor-parallel ranks (spec A.1, A.2). */
 typedef enum nck_split {
 	NCK_SPLIT_NONE = 0, /* replicated on every rank */

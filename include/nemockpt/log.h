@@ -11,6 +11,7 @@
 #define NCK_NEMOCKPT_LOG_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 typedef enum nck_log_level {
 	NCK_LOG_ERROR = 0,
@@ -26,6 +27,15 @@ void nck_log_init(const char *progname, nck_log_level max_level);
 void nck_log_use_syslog(bool on);
 
 /* Logs one line; a trailing newline in fmt is not needed. */
+/*
+ * Copies the string `src` into `dst` (capacity `cap` > 0, always
+ * NUL-terminated, truncated) with control characters (below 0x20, and
+ * 0x7f) written as `\xNN` so that an untrusted name
+ * cannot forge a log line or drive a terminal. Returns the length written.
+ */
+size_t nck_log_escape(char *dst, size_t cap, const char *src);
+
+/* Logs one line; control characters in the formatted text are escaped. */
 void nck_log(nck_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Receives progress lines of long start-up work (a gzip index build). */

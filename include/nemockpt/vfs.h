@@ -49,7 +49,8 @@ typedef struct nck_vfs_file nck_vfs_file;
 typedef struct nck_vfs_opts {
 	uid_t uid;
 	gid_t gid;
-	mode_t umask;         /* removed from 0555 (dirs) and 0444/0555 (files) */
+	mode_t umask;         /* with umask_set: removed from 0555 (dirs) and 0444/0555 (files) */
+	bool umask_set;       /* else: the source's bits less write bits (views: their sources') */
 	bool require_catalog; /* a catalog error fails the open (CLI); else raw/ only */
 	uint64_t shard_size;  /* merged/ safetensors shard size; 0: 5 GiB */
 	const char *cache_dir; /* gzip index directory; NULL: $XDG_CACHE_HOME/nemockpt,

@@ -17,8 +17,17 @@
 
 nck_tensor *nck_catalog_add(nck_catalog *cat, const char *name, size_t n_chunks)
 {
+	size_t len = strlen(name);
 	nck_tensor *t;
 
+	if (cat->n_tensors >= NCK_CATALOG_MAX_TENSORS)
+		cat->over_limit = "tensors";
+	else if (n_chunks > NCK_CATALOG_MAX_CHUNKS - cat->n_chunks)
+		cat->over_limit = "chunks";
+	else if (len > NCK_CATALOG_MAX_NAME_BYTES - cat->name_bytes)
+		cat->over_limit = "bytes of tensor names";
+	if (cat->over_limit)
+		return NULL;
 	if (cat->n_tensors == cat->cap_tensors) {
 		size_t cap = cat->cap_tensors ? 2 * cat->cap_tensors : 256;
 
@@ -30,12 +39,14 @@ nck_tensor *nck_catalog_add(nck_catalog *cat, const char *name, size_t n_chunks)
 	}
 	t = &cat->tensors[cat->n_tensors];
 	memset(t, 0, sizeof(*t));
-	t->name = nck_arena_strndup(&cat->arena, name, strlen(name));
+	t->name = nck_arena_strndup(&cat->arena, name, len);
 	t->chunks = n_chunks ? nck_arena_alloc(&cat->arena, n_chunks * sizeof(nck_chunk)) : NULL;
 	if (!t->name || (n_chunks && !t->chunks))
 		return NULL;
 	t->n_chunks = n_chunks;
 	cat->n_tensors++;
+	cat->n_chunks += n_chunks;
+	cat->name_bytes += len;
 	return t;
 }
 
@@ -173,36 +184,49 @@ static void catalog_summarize(nck_catalog *cat)
 	in->warnings = cat->warnings;
 }
 
+/* The catalog readers, asked in order (libarchive's format table). */
+static const nck_catalog_reader *const catalog_readers[] = {
+	&nck_catalog_legacy_reader,
+	&nck_catalog_dist_reader,
+	&nck_catalog_qnemo_reader,
+	&nck_catalog_safetensors_reader,
+	NULL,
+};
+
 /* Runs the reader of the detected layout. */
 static int catalog_read_layout(nck_catalog *cat, nck_diag *diag)
 {
-	switch (cat->layout.kind) {
-	case NCK_LAYOUT_NONE:
+	if (cat->layout.kind == NCK_LAYOUT_NONE)
 		return 0;
-	case NCK_LAYOUT_NEMO_SINGLE:
-	case NCK_LAYOUT_NEMO_TP:
-	case NCK_LAYOUT_NEMO_TP_PP:
-	case NCK_LAYOUT_MEGATRON:
-		return nck_catalog_read_legacy(cat, diag);
-	case NCK_LAYOUT_DIST:
-		return nck_catalog_read_dist(cat, diag);
-	case NCK_LAYOUT_QNEMO:
-		return nck_catalog_read_qnemo(cat, diag);
-	case NCK_LAYOUT_SAFETENSORS:
-		return nck_catalog_read_safetensors(cat, diag);
-	default:
-		return nck_diag_set(diag, -ENOTSUP, cat->container->path, -1,
-				    "%s %s checkpoints are not cataloged yet", cat->layout.format,
-				    cat->layout.name);
-	}
+	for (size_t i = 0; catalog_readers[i]; i++)
+		if (catalog_readers[i]->handles(cat->layout.kind))
+			return catalog_readers[i]->read(cat, diag);
+	return nck_diag_set(diag, -ENOTSUP, cat->container->path, -1,
+			    "%s %s checkpoints are not cataloged yet", cat->layout.format,
+			    cat->layout.name);
+}
+
+/* The one-line error of a catalog over one of its limits. */
+static int catalog_limit_error(const nck_catalog *cat, nck_diag *diag)
+{
+	const char *what = cat->over_limit;
+	size_t lim = strcmp(what, "tensors") == 0  ? NCK_CATALOG_MAX_TENSORS
+		     : strcmp(what, "chunks") == 0 ? NCK_CATALOG_MAX_CHUNKS
+						   : NCK_CATALOG_MAX_NAME_BYTES;
+
+	return nck_diag_set(diag, -E2BIG, cat->container->path, -1,
+			    "the metadata lists more than %zu %s: refused (a limit of this version)",
+			    lim, what);
 }
 
 int nck_catalog_build(nck_catalog **out, nck_container *c, nck_diag *diag)
 {
 	nck_catalog *cat = calloc(1, sizeof(*cat));
+	nck_diag rdiag;
 	int rc;
 
 	*out = NULL;
+	nck_diag_init(&rdiag);
 	if (!cat)
 		return nck_diag_set(diag, -ENOMEM, c->path, -1, "out of memory");
 	nck_arena_init(&cat->arena);
@@ -212,8 +236,12 @@ int nck_catalog_build(nck_catalog **out, nck_container *c, nck_diag *diag)
 		goto fail;
 	if (cat->cfg.vocab_error[0])
 		nck_catalog_warn(cat, "vocabulary size unknown: %s", cat->cfg.vocab_error);
-	if ((rc = catalog_read_layout(cat, diag)) < 0)
+	if ((rc = catalog_read_layout(cat, &rdiag)) < 0 || cat->over_limit) {
+		rc = cat->over_limit ? catalog_limit_error(cat, diag) : rc;
+		if (!cat->over_limit && diag)
+			*diag = rdiag;
 		goto fail;
+	}
 	if (cat->n_tensors > 1)
 		qsort(cat->tensors, cat->n_tensors, sizeof(*cat->tensors), catalog_cmp);
 	for (size_t i = 0; i < cat->n_tensors; i++) {
@@ -306,6 +334,21 @@ void nck_catalog_artifacts(const nck_catalog *cat, const char **config_out,
 	*config_out = cat->layout.config ? cat->layout.config->path : NULL;
 	*tokenizer_out = cat->cfg.tokenizer ? cat->cfg.tokenizer->path
 		       : cat->layout.tokenizer ? cat->layout.tokenizer->path : NULL;
+}
+
+uint32_t nck_catalog_source_mode(const nck_catalog *cat)
+{
+	uint32_t m = 0777;
+
+	for (size_t i = 0; i < cat->n_files; i++)
+		m &= cat->files[i].entry->mode;
+	if (cat->layout.config)
+		m &= cat->layout.config->mode;
+	if (cat->cfg.tokenizer)
+		m &= cat->cfg.tokenizer->mode;
+	else if (cat->layout.tokenizer)
+		m &= cat->layout.tokenizer->mode;
+	return m & 0777;
 }
 
 uint64_t nck_tensor_bytes(const nck_tensor *t)

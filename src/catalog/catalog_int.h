@@ -19,6 +19,17 @@
 #include "util/arena.h"
 
 #define NCK_CATALOG_MAX_WARNINGS 16
+/*
+ * Bounds on what metadata may make the catalog hold, so that memory stays a
+ * small multiple of the metadata read and `nemockpt info` stays under
+ * 256 MiB on any input (issue 12; docs/RELIABILITY.md has the figures).
+ * Real checkpoints are far below: a 175B GPT has ~1,200 tensors, a NeMo
+ * MoE with 64 unstacked experts per layer ~20,000. Beyond a limit the
+ * catalog fails with one line naming it (-E2BIG).
+ */
+#define NCK_CATALOG_MAX_TENSORS 65536u
+#define NCK_CATALOG_MAX_CHUNKS (256u << 10)
+#define NCK_CATALOG_MAX_NAME_BYTES (8u << 20)
 #define NCK_CATALOG_MAX_RANKS 1024
 /* make_vocab_size_divisible_by values above this are ignored (the default
  * 128 applies): real ones are small powers of two, and padding arithmetic
@@ -128,9 +139,13 @@ struct nck_catalog {
 	nck_split *splits;        /* per tensor, same order */
 	const char *warnings[NCK_CATALOG_MAX_WARNINGS + 1];
 	size_t n_warnings;
+	size_t n_chunks, name_bytes; /* totals, against the limits */
+	const char *over_limit;      /* the limit nck_catalog_add() hit, or NULL */
 };
 
-/* Adds a tensor (name copied) with room for n_chunks chunks; NULL on ENOMEM. */
+/* Adds a tensor (name copied) with room for n_chunks chunks; NULL on ENOMEM
+ * or past a limit (then cat->over_limit says which, and the build fails
+ * with -E2BIG whatever error the reader reports). */
 nck_tensor *nck_catalog_add(nck_catalog *cat, const char *name, size_t n_chunks);
 
 /* Returns the file index of `e`, opening its source on first use. */
@@ -152,16 +167,29 @@ void nck_catalog_warn(nck_catalog *cat, const char *fmt, ...) __attribute__((for
 
 /* ---- per-layout readers --------------------------------------------------- */
 
+/*
+ * A catalog reader (libarchive's registration pattern): the layouts it
+ * reads, and the function that fills the catalog's tensor table for them.
+ * Adding a reader is its file plus one line in catalog.c's table.
+ */
+typedef struct nck_catalog_reader {
+	const char *name;
+	/* True when the reader reads this detected layout kind. */
+	bool (*handles)(nck_layout_kind kind);
+	/* Adds the layout's tensors (nck_catalog_add); 0 or a negative errno with diag. */
+	int (*read)(nck_catalog *cat, nck_diag *diag);
+} nck_catalog_reader;
+
 /* Legacy per-rank torch files (NeMo 1 single/tp/tp_pp, Megatron-LM). */
-int nck_catalog_read_legacy(nck_catalog *cat, nck_diag *diag);
+extern const nck_catalog_reader nck_catalog_legacy_reader;
 
 /* Distributed checkpoints (torch_dist or zarr), layers unstacked. */
-int nck_catalog_read_dist(nck_catalog *cat, nck_diag *diag);
+extern const nck_catalog_reader nck_catalog_dist_reader;
 
 /* .qnemo TensorRT-LLM checkpoints merged back to TP=1, PP=1. */
-int nck_catalog_read_qnemo(nck_catalog *cat, nck_diag *diag);
+extern const nck_catalog_reader nck_catalog_qnemo_reader;
 
 /* Plain safetensors files (Hugging Face directories): tensor by tensor. */
-int nck_catalog_read_safetensors(nck_catalog *cat, nck_diag *diag);
+extern const nck_catalog_reader nck_catalog_safetensors_reader;
 
 #endif

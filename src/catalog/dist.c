@@ -413,7 +413,7 @@ static int dist_backend(char *out, size_t size, nck_catalog *cat, nck_diag *diag
 	return rc;
 }
 
-int nck_catalog_read_dist(nck_catalog *cat, nck_diag *diag)
+static int nck_catalog_read_dist(nck_catalog *cat, nck_diag *diag)
 {
 	char backend[32];
 	int rc;
@@ -440,3 +440,16 @@ int nck_catalog_read_dist(nck_catalog *cat, nck_diag *diag)
 	}
 	return rc;
 }
+
+/* ---- registration ---------------------------------------------------------- */
+
+static bool dist_handles(nck_layout_kind kind)
+{
+	return kind == NCK_LAYOUT_DIST;
+}
+
+const nck_catalog_reader nck_catalog_dist_reader = {
+	.name = "dist",
+	.handles = dist_handles,
+	.read = nck_catalog_read_dist,
+};

@@ -199,7 +199,10 @@ int nck_catalog_gather(const nck_catalog *cat, const nck_tensor *t, uint64_t col
  * per-thread buffer and scattered from there, instead of one pread each.
  */
 #define GATHER_SHORT_RUN (64u << 10)
-/* The per-thread block buffer, and the largest hole a block may span. */
+/* The largest block of neighbouring runs, and the largest hole a block may
+ * span. Blocks of a file-backed source are scattered by preadv, their holes
+ * into a per-thread sink of GATHER_MAX_GAP bytes; only other sources (gzip)
+ * read a block into a per-thread buffer of GATHER_BLOCK bytes. */
 #define GATHER_BLOCK (4u << 20)
 #define GATHER_MAX_GAP (64u << 10)
 /* iovecs per preadv (IOV_MAX is 1024 on Linux). */
@@ -265,18 +268,17 @@ static int gather_run_cmp(const void *a, const void *b)
 /*
  * Reads runs [i, j) of one file-backed source (sorted, within one block)
  * with preadv: the kernel scatters them straight into the reply buffer, one
- * copy; the small holes between them go to the thread's block buffer.
+ * copy; the small holes between them go to the thread's sink.
  */
 static int gather_preadv(const gather_batch *b, size_t i, size_t j)
 {
 	const nck_src *src = b->runs[i].src;
 	int fd = nck_src_fd(src);
 	uint64_t base = nck_src_base(src);
-	unsigned char *sink = gather_thread_block();
+	/* Every hole is at most GATHER_MAX_GAP: they may all share one sink. */
+	static _Thread_local unsigned char sink[GATHER_MAX_GAP];
 	struct iovec iov[GATHER_IOV];
 
-	if (!sink)
-		return -ENOMEM;
 	while (i < j) {
 		uint64_t at = b->runs[i].pos, cur = at;
 		int n = 0;

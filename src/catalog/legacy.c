@@ -440,7 +440,7 @@ static int legacy_walk_extra(legacy_state *st, const nck_torch_file *f, const nc
 	return rc;
 }
 
-int nck_catalog_read_legacy(nck_catalog *cat, nck_diag *diag)
+static int nck_catalog_read_legacy(nck_catalog *cat, nck_diag *diag)
 {
 	legacy_state st = { .cat = cat };
 	nck_arena tmp;
@@ -482,3 +482,17 @@ out:
 	nck_arena_dispose(&tmp);
 	return rc;
 }
+
+/* ---- registration ---------------------------------------------------------- */
+
+static bool legacy_handles(nck_layout_kind kind)
+{
+	return kind == NCK_LAYOUT_NEMO_SINGLE || kind == NCK_LAYOUT_NEMO_TP ||
+	       kind == NCK_LAYOUT_NEMO_TP_PP || kind == NCK_LAYOUT_MEGATRON;
+}
+
+const nck_catalog_reader nck_catalog_legacy_reader = {
+	.name = "legacy",
+	.handles = legacy_handles,
+	.read = nck_catalog_read_legacy,
+};

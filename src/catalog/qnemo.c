@@ -256,7 +256,7 @@ static int qn_open_ranks(qn_state *st, nck_diag *diag)
 	return 0;
 }
 
-int nck_catalog_read_qnemo(nck_catalog *cat, nck_diag *diag)
+static int nck_catalog_read_qnemo(nck_catalog *cat, nck_diag *diag)
 {
 	qn_state st = { .cat = cat };
 	nck_strmap seen = { 0 };
@@ -316,7 +316,7 @@ out:
 
 /* ---- plain safetensors ---------------------------------------------------- */
 
-int nck_catalog_read_safetensors(nck_catalog *cat, nck_diag *diag)
+static int nck_catalog_read_safetensors(nck_catalog *cat, nck_diag *diag)
 {
 	const nck_container *c = cat->container;
 	int rc = 0;
@@ -354,3 +354,27 @@ int nck_catalog_read_safetensors(nck_catalog *cat, nck_diag *diag)
 	cat->info.model = gpt ? "gpt" : "other";
 	return rc;
 }
+
+/* ---- registration ---------------------------------------------------------- */
+
+static bool qnemo_handles(nck_layout_kind kind)
+{
+	return kind == NCK_LAYOUT_QNEMO;
+}
+
+const nck_catalog_reader nck_catalog_qnemo_reader = {
+	.name = "qnemo",
+	.handles = qnemo_handles,
+	.read = nck_catalog_read_qnemo,
+};
+
+static bool safetensors_handles(nck_layout_kind kind)
+{
+	return kind == NCK_LAYOUT_SAFETENSORS;
+}
+
+const nck_catalog_reader nck_catalog_safetensors_reader = {
+	.name = "safetensors",
+	.handles = safetensors_handles,
+	.read = nck_catalog_read_safetensors,
+};

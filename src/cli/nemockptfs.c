@@ -11,6 +11,7 @@
 #include <fuse_lowlevel.h>
 #include <limits.h>
 #include <locale.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,6 +59,14 @@ int main(int argc, char **argv)
 	if (!setlocale(LC_CTYPE, "C.UTF-8"))
 		setlocale(LC_CTYPE, "");
 	nck_raise_nofile();
+	/* Bounded memory (docs/RELIABILITY.md): a fixed mmap threshold keeps
+	 * glibc from raising it (up to 32 MiB) after frees, which left freed
+	 * quantized tensors and staging blocks in the heaps of up to 8 arenas
+	 * per core; allocations of 2 MiB and more go back to the system when
+	 * freed, so RSS follows what is live. */
+	mallopt(M_MMAP_THRESHOLD, 2 << 20);
+	mallopt(M_TRIM_THRESHOLD, 4 << 20);
+	mallopt(M_ARENA_MAX, 8);
 	nck_log_set_status_hook(status_to_notify);
 	nck_log_init("nemockptfs", NCK_LOG_INFO);
 	nck_diag_init(&diag);
@@ -84,6 +93,7 @@ int main(int argc, char **argv)
 	if (opts.gid_set)
 		vopts.gid = opts.gid;
 	vopts.umask = opts.umask;
+	vopts.umask_set = opts.umask_set;
 	vopts.cache_dir = opts.cache_dir;
 	vopts.cache_size = opts.cache_size;
 	vopts.shard_size = opts.shard_size;

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "nemockpt/log.h"
 #include "util/ckd.h"
 
 const nck_container_ops *const nck_container_readers[] = {
@@ -76,6 +77,61 @@ static nck_container *container_alloc(const char *path)
 	return c;
 }
 
+/* ---- duplicate members ------------------------------------------------------ */
+
+/* Orders entry indexes by path, then by position in the archive. */
+static int container_cmp_index(const void *a, const void *b, void *payload)
+{
+	const nck_entry *e = payload;
+	size_t i = *(const size_t *)a, j = *(const size_t *)b;
+	int d = strcmp(e[i].path, e[j].path);
+
+	return d ? d : (i > j) - (i < j);
+}
+
+/*
+ * One rule for every layer: of regular files with the same path, the last
+ * one wins, as `tar -x` leaves it, with a warning naming the member. raw/,
+ * the catalog and every view then see the same bytes.
+ */
+static int container_dedupe(nck_container *c, nck_diag *diag)
+{
+	size_t *idx = NULL, w = 0;
+	bool *drop = NULL;
+
+	if (c->n_entries < 2)
+		return 0;
+	idx = malloc(c->n_entries * sizeof(*idx));
+	drop = calloc(c->n_entries, sizeof(*drop));
+	if (!idx || !drop) {
+		free(idx);
+		free(drop);
+		return nck_diag_set(diag, -ENOMEM, c->path, -1, "out of memory");
+	}
+	for (size_t i = 0; i < c->n_entries; i++)
+		idx[i] = i;
+	qsort_r(idx, c->n_entries, sizeof(*idx), container_cmp_index, c->entries);
+	for (size_t k = 0; k + 1 < c->n_entries; k++) {
+		const nck_entry *a = &c->entries[idx[k]], *b = &c->entries[idx[k + 1]];
+
+		if (a->kind != NCK_ENTRY_FILE || b->kind != NCK_ENTRY_FILE ||
+		    strcmp(a->path, b->path) != 0)
+			continue;
+		drop[idx[k]] = true;
+		nck_log(NCK_LOG_WARN,
+			"%s: duplicate member '%s': the later copy (data at offset %llu) is used, as tar -x does",
+			c->path, b->path, (unsigned long long)b->offset);
+	}
+	for (size_t i = 0; i < c->n_entries; i++)
+		if (!drop[i])
+			c->entries[w++] = c->entries[i];
+	c->n_skipped += c->n_entries - w;
+	c->n_entries = w;
+	free(idx);
+	free(drop);
+	return 0;
+}
+
 /* Runs the bidding and the chosen reader over c->src or c->dirfd. */
 static int container_build(nck_container *c, nck_diag *diag)
 {
@@ -91,7 +147,9 @@ static int container_build(nck_container *c, nck_diag *diag)
 	rc = container_select(&c->ops, c->path, c->src ? head : NULL, (size_t)n, !c->src, diag);
 	if (rc < 0)
 		return rc;
-	return c->ops->open(c, diag);
+	if ((rc = c->ops->open(c, diag)) < 0)
+		return rc;
+	return container_dedupe(c, diag);
 }
 
 int nck_container_open(nck_container **out, const char *path, nck_diag *diag)
@@ -276,8 +334,19 @@ int nck_container_path_normalize(const char **out, nck_arena *arena, const char 
 	return 0;
 }
 
+int nck_container_add_error(const nck_container *c, nck_diag *diag)
+{
+	if (c->n_entries >= NCK_CONTAINER_MAX_ENTRIES)
+		return nck_diag_set(diag, -E2BIG, c->path, -1,
+				    "more than %u members: refused (a limit of this version)",
+				    NCK_CONTAINER_MAX_ENTRIES);
+	return nck_diag_set(diag, -ENOMEM, c->path, -1, "out of memory");
+}
+
 nck_entry *nck_container_add(nck_container *c)
 {
+	if (c->n_entries >= NCK_CONTAINER_MAX_ENTRIES)
+		return NULL;
 	if (c->n_entries == c->cap_entries) {
 		size_t cap = c->cap_entries ? c->cap_entries * 2 : 256;
 		nck_entry *e;

@@ -16,8 +16,9 @@
  * Entries carry normalized relative paths: no leading "./" or "/", no empty,
  * "." or ".." components; the root itself is never an entry. Members whose
  * names are absolute or contain "..", links, device nodes and sparse members
- * are left out with a warning and counted in n_skipped. Later duplicates
- * replace earlier ones (tar semantics) in the vfs layer.
+ * are left out with a warning and counted in n_skipped. Of regular files
+ * with the same path only the last is kept, as `tar -x` does, with a
+ * warning naming it (and counted in n_skipped).
  *
  * Ownership: entries and their paths live in the container's arena and are
  * freed by nck_container_close().
@@ -160,8 +161,18 @@ int nck_members_load(nck_container *c, const char *path);
  */
 int nck_container_path_normalize(const char **out, nck_arena *arena, const char *name);
 
-/* Appends a zeroed entry and returns it, or NULL when out of memory. */
+/* Most members a container may list: memory stays bounded by a listing
+ * (a zarr directory of millions of chunk files, a tar of empty members).
+ * Real checkpoints list thousands. */
+#define NCK_CONTAINER_MAX_ENTRIES (256u << 10)
+
+/* Appends a zeroed entry and returns it, or NULL when out of memory or
+ * past NCK_CONTAINER_MAX_ENTRIES (see nck_container_add_error()). */
 nck_entry *nck_container_add(nck_container *c);
+
+/* The error of a failed nck_container_add(): -E2BIG with a line naming the
+ * limit, or -ENOMEM. */
+int nck_container_add_error(const nck_container *c, nck_diag *diag);
 
 /* The registered readers, NULL-terminated (for tests and docs). */
 extern const nck_container_ops *const nck_container_readers[];

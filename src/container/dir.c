@@ -6,7 +6,7 @@
  *
  * Symlinks are never followed (left out with a warning), nor are device
  * nodes, FIFOs and sockets: nothing outside the directory can appear in the
- * mount. Each file's identity (device, inode, size, mtime) is recorded so
+ * mount. Each file's identity (device, inode, size, mtime, ctime) is recorded so
  * that a read through a path swapped after the scan is refused with EIO.
  *
  * Thread-safety: runs once, on one thread, while a mount is built.
@@ -54,7 +54,7 @@ static int dir_add(nck_container *c, const char *path, const struct stat *st)
 	nck_entry *e = nck_container_add(c);
 
 	if (!e)
-		return -ENOMEM;
+		return c->n_entries >= NCK_CONTAINER_MAX_ENTRIES ? -E2BIG : -ENOMEM;
 	e->path = path;
 	e->kind = S_ISDIR(st->st_mode) ? NCK_ENTRY_DIR : NCK_ENTRY_FILE;
 	e->mode = (uint32_t)(st->st_mode & 07777);
@@ -100,7 +100,7 @@ static int dir_scan(nck_container *c, int dfd, const char *rel, int depth, nck_d
 			continue;
 		}
 		if ((rc = dir_add(c, path, &st)) < 0) {
-			nck_diag_set(diag, rc, c->path, -1, "out of memory");
+			nck_container_add_error(c, diag);
 			break;
 		}
 		if (!S_ISDIR(st.st_mode))

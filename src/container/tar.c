@@ -175,7 +175,7 @@ static int tar_add_entry(nck_container *c, struct archive *a, struct archive_ent
 	}
 	e = nck_container_add(c);
 	if (!e)
-		return nck_diag_set(diag, -ENOMEM, c->path, -1, "out of memory");
+		return nck_container_add_error(c, diag);
 	e->path = path;
 	e->kind = type == AE_IFDIR ? NCK_ENTRY_DIR : NCK_ENTRY_FILE;
 	e->mode = (uint32_t)archive_entry_perm(ae);

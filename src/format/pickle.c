@@ -15,6 +15,7 @@
  * Thread-safety: a parse touches only its own state and the caller's arena.
  */
 #include "format/pickle.h"
+#include "format/pickle_allow.h"
 
 #include <errno.h>
 #include <locale.h>
@@ -24,8 +25,11 @@
 #include <string.h>
 
 #define PKL_DEF_DEPTH	 1000u
-#define PKL_DEF_ITEMS	 ((size_t)16 << 20)
-#define PKL_DEF_BYTES	 ((size_t)1 << 30)
+/* Values and bytes: a state dict of 100,000 tensors takes about 20 values
+ * and 1.5 KiB each; a bound well above that keeps a crafted pickle from
+ * taking more than the 256 MiB `nemockpt info` is allowed (issue 12). */
+#define PKL_DEF_ITEMS	 ((size_t)4 << 20)
+#define PKL_DEF_BYTES	 ((size_t)128 << 20)
 #define PKL_MAX_PROTO	 5  /* pickle.HIGHEST_PROTOCOL in CPython 3.8-3.14 */
 #define PKL_MAX_NUM_TEXT 64 /* longest protocol-0 number we convert */
 
@@ -892,6 +896,11 @@ static int pkl_push_global(pkl_vm *vm, const char *mod, size_t mlen, const char 
 		return rc;
 	v->global.module = pkl_py3_module(m->str.s);
 	v->global.name = n->str.s;
+	/* Never executed here, but a file torch's weights-only loader refuses
+	 * (os.system, builtins.eval) is refused the same way. */
+	if (!vm->lim.any_global && !nck_pkl_global_allowed(v->global.module, v->global.name))
+		return pkl_err(vm, -ENOTSUP, "global %s.%s is not allowed (torch's weights_only loader refuses it)",
+			       v->global.module, v->global.name);
 	return pkl_push(vm, v);
 }
 

@@ -10,7 +10,10 @@
  * every reader needs them: `collections.OrderedDict()` becomes a DICT,
  * `_codecs.encode(str, 'latin1')`, `bytes()` and `bytearray(...)` become
  * BYTES, Python 2 module names (`__builtin__`, `copy_reg`) are mapped to
- * Python 3 ones as `Lib/_compat_pickle.py` does.
+ * Python 3 ones as `Lib/_compat_pickle.py` does. A GLOBAL outside the set
+ * torch's weights-only loader accepts (plus the data classes of NeMo,
+ * Megatron and Transformer Engine; see pickle_allow.h) fails the parse with
+ * -ENOTSUP naming it, as `torch.load(weights_only=True)` does.
  *
  * Values live in a caller-supplied arena and form a DAG (memo entries share
  * pointers; a pickle may even build cycles through APPEND on a memoized
@@ -82,8 +85,9 @@ struct nck_pv {
 
 typedef struct nck_pkl_limits {
 	size_t max_depth; /* value nesting and open MARKs (default 1000, as Python's recursion) */
-	size_t max_items; /* values created plus container slots (default 16 Mi) */
-	size_t max_bytes; /* bytes taken from the arena (default 1 GiB) */
+	size_t max_items; /* values created plus container slots (default 4 Mi) */
+	size_t max_bytes; /* bytes taken from the arena (default 128 MiB) */
+	bool any_global;  /* accept globals outside the weights-only set (tests of the machine) */
 } nck_pkl_limits;
 
 /*

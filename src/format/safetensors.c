@@ -294,15 +294,79 @@ static int st_tensor_cmp(const void *a, const void *b)
 
 /* ---- open ----------------------------------------------------------------- */
 
+/*
+ * Counts the members of the top-level JSON object without building it:
+ * commas at depth 1 outside strings, plus one; *longest_key is the longest
+ * string at depth 1 (the keys: tensor names), *deep the bytes of strings
+ * deeper (dtypes and __metadata__ text). A DOM of a crafted header
+ * (1.5 million empty tensors in 89 MB) would take gigabytes before any
+ * count could be checked. Malformed text is left to the parser.
+ */
+static size_t st_count_members(const char *s, size_t len, size_t *longest_key, size_t *deep)
+{
+	size_t depth = 0, n = 0, start = 0;
+	bool str = false, any = false;
+
+	*longest_key = *deep = 0;
+	for (size_t i = 0; i < len; i++) {
+		char c = s[i];
+
+		if (str) {
+			if (c == '\\') {
+				i++;
+			} else if (c == '"') {
+				str = false;
+				if (depth == 1 && i - start > *longest_key)
+					*longest_key = i - start;
+				if (depth > 1)
+					*deep += i - start;
+			}
+			continue;
+		}
+		if (c == '"') {
+			str = true;
+			start = i + 1;
+			any |= depth == 1;
+		} else if (c == '{' || c == '[') {
+			depth++;
+		} else if ((c == '}' || c == ']') && depth > 0) {
+			depth--;
+		} else if (c == ',' && depth == 1) {
+			n++;
+		}
+	}
+	return any ? n + 1 : 0;
+}
+
 /* Parses the JSON object and fills p->f; p->hdr holds the header bytes. */
 static int st_parse_header(st_parse *p)
 {
 	json_error_t jerr;
 	json_t *root = NULL, *v;
 	const char *key;
-	size_t n = 0, cap;
+	size_t n = 0, cap, longest = 0, deep = 0;
 	int rc = 0;
 
+	/* +1: "__metadata__" is a member too. */
+	if ((n = st_count_members(p->hdr, (size_t)p->hdr_len, &longest, &deep)) > NCK_ST_MAX_TENSORS + 1) {
+		rc = nck_diag_set(p->diag, -E2BIG, p->path, (int64_t)p->hdr_off,
+				  "header lists %zu tensors, more than %u: refused (a limit of this version)",
+				  n, NCK_ST_MAX_TENSORS);
+		goto out;
+	}
+	if (longest > NCK_ST_MAX_NAME) {
+		rc = nck_diag_set(p->diag, -E2BIG, p->path, (int64_t)p->hdr_off,
+				  "header has a tensor name of %zu bytes, more than %u: refused",
+				  longest, NCK_ST_MAX_NAME);
+		goto out;
+	}
+	if (deep > NCK_ST_MAX_TEXT) {
+		rc = nck_diag_set(p->diag, -E2BIG, p->path, (int64_t)p->hdr_off,
+				  "header has %zu bytes of __metadata__ and dtype text, more than %u: refused",
+				  deep, NCK_ST_MAX_TEXT);
+		goto out;
+	}
+	n = 0;
 	root = json_loadb(p->hdr, (size_t)p->hdr_len, JSON_REJECT_DUPLICATES, &jerr);
 	if (!root) {
 		rc = nck_diag_set(p->diag, -EBADMSG, p->path, (int64_t)p->hdr_off + jerr.position,

@@ -32,6 +32,13 @@
 
 /* Largest header accepted: `MAX_HEADER_SIZE` in safetensors `tensor.rs`. */
 #define NCK_ST_MAX_HEADER 100000000u
+/* Most tensors one header may list (the catalog's NCK_CATALOG_MAX_TENSORS):
+ * counted before the JSON is parsed, so memory stays bounded (issue 12). */
+#define NCK_ST_MAX_TENSORS 65536u
+/* Longest tensor name (JSON text bytes) a header may hold. */
+#define NCK_ST_MAX_NAME 4096u
+/* Most bytes of strings inside the entries (dtypes, __metadata__ values). */
+#define NCK_ST_MAX_TEXT (16u << 20)
 
 typedef struct nck_st_tensor {
 	const char *name;             /* UTF-8 tensor name, arena-owned */
@@ -58,7 +65,10 @@ typedef struct nck_st_file {
  * during the call.
  * Errors: -EBADMSG malformed (too short, header too large or past the end,
  * bad JSON, bad tensor entry, hole, overlap, size mismatch, trailing bytes;
- * diag has the absolute offset of the problem); -ENOTSUP a valid dtype we do
+ * diag has the absolute offset of the problem); -E2BIG more than
+ * NCK_ST_MAX_TENSORS tensors or a name over NCK_ST_MAX_NAME bytes, more than
+ * NCK_ST_MAX_TEXT bytes of other strings (checked
+ * before parsing); -ENOTSUP a valid dtype we do
  * not handle (F4, F6_*, F8_E8M0, *FNUZ, C64) or more than NCK_MAX_DIMS
  * dimensions; -EOVERFLOW shape arithmetic overflowed; -EINVAL the range lies
  * outside `src`; -EIO; -ENOMEM.

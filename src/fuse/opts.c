@@ -251,7 +251,7 @@ const char *nck_fuse_opts_usage(void)
 	       "  -o allow_other         let other users see the mount\n"
 	       "  -o default_permissions let the kernel check permissions\n"
 	       "  -o uid=N,gid=N         owner shown for every file (default: the caller)\n"
-	       "  -o umask=OOO           permission bits removed (octal, default 022 shown as 0444/0555)\n"
+	       "  -o umask=OOO           show 0444/0555 less OOO (default: the source's modes less write bits)\n"
 	       "  -o max_threads=N       upper bound of FUSE worker threads\n"
 	       "  -o read_ahead_kb=N     kernel readahead of the mount (root only; default 512,\n"
 	       "                         0 keeps the kernel's 128)\n"

@@ -218,7 +218,11 @@ int nck_src_check_fd(int fd, const struct stat *expect)
 		return -EIO;
 	if (st.st_ino != expect->st_ino || st.st_dev != expect->st_dev ||
 	    st.st_size != expect->st_size || st.st_mtim.tv_sec != expect->st_mtim.tv_sec ||
-	    st.st_mtim.tv_nsec != expect->st_mtim.tv_nsec)
+	    st.st_mtim.tv_nsec != expect->st_mtim.tv_nsec ||
+	    /* A rewrite in place followed by `touch -r` keeps size and mtime;
+	     * only the change time tells. */
+	    st.st_ctim.tv_sec != expect->st_ctim.tv_sec ||
+	    st.st_ctim.tv_nsec != expect->st_ctim.tv_nsec)
 		return -EIO;
 	return 0;
 }

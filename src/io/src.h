@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * nck_src: a random-access, read-only byte source. A file source owns one fd
- * (O_CLOEXEC) and remembers the file's identity (device, inode, size, mtime)
+ * (O_CLOEXEC) and remembers the file's identity (device, inode, size, mtime, ctime)
  * when it was opened, so that a later change of the file is detected and
  * turned into EIO instead of wrong bytes. A memory source wraps a buffer
  * (fuzzers and unit tests). An implemented source (nck_src_new_impl_take)
@@ -32,7 +32,7 @@ int nck_src_open_file(nck_src **out, int dirfd, const char *path, bool nofollow,
 /*
  * Makes a file source of an open fd (takes ownership of `fd`, also on
  * failure); `expect`, if not NULL, is the identity the file must have
- * (device, inode, size, mtime), else -EIO.
+ * (device, inode, size, mtime, ctime), else -EIO.
  */
 int nck_src_new_fd_take(nck_src **out, int fd, const char *name, const struct stat *expect);
 

@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "nemockpt/log.h"
+
 void nck_diag_init(nck_diag *diag)
 {
 	if (!diag)
@@ -19,20 +21,20 @@ void nck_diag_init(nck_diag *diag)
 
 int nck_diag_set(nck_diag *diag, int code, const char *path, int64_t offset, const char *fmt, ...)
 {
+	char raw[sizeof(diag->msg)];
 	va_list ap;
 
 	if (!diag || diag->code != 0)
 		return code;
 	diag->code = code;
 	diag->offset = offset;
-	snprintf(diag->path, sizeof(diag->path), "%s", path ? path : "");
+	/* Messages are one line: untrusted names could carry newlines and
+	 * terminal escapes, so control characters are escaped. */
+	nck_log_escape(diag->path, sizeof(diag->path), path ? path : "");
 	va_start(ap, fmt);
-	vsnprintf(diag->msg, sizeof(diag->msg), fmt, ap);
+	vsnprintf(raw, sizeof(raw), fmt, ap);
 	va_end(ap);
-	/* Messages are one line: untrusted names could carry newlines. */
-	for (char *p = diag->msg; *p; p++)
-		if (*p == '\n' || *p == '\r')
-			*p = ' ';
+	nck_log_escape(diag->msg, sizeof(diag->msg), raw);
 	return code;
 }
 

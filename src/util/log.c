@@ -30,31 +30,56 @@ void nck_log_use_syslog(bool on)
 	log_syslog = on;
 }
 
+size_t nck_log_escape(char *dst, size_t cap, const char *src)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t n = 0;
+
+	for (; *src; src++) {
+		unsigned char c = (unsigned char)*src;
+		size_t need = c < 0x20 || c == 0x7f ? 4 : 1;
+
+		if (n + need >= cap)
+			break;
+		if (need == 4) {
+			dst[n++] = '\\';
+			dst[n++] = 'x';
+			dst[n++] = hex[c >> 4];
+			dst[n++] = hex[c & 15];
+		} else {
+			dst[n++] = (char)c;
+		}
+	}
+	dst[n] = '\0';
+	return n;
+}
+
 void nck_log(nck_log_level level, const char *fmt, ...)
 {
 	static const char *const names[] = { "error", "warning", "info", "debug" };
 	static const int prios[] = { LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG };
-	char line[2048];
+	char msg[2048], line[2048];
 	va_list ap;
 	int n;
 
 	if (level > log_max)
 		return;
 	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
 	if (log_syslog) {
-		vsnprintf(line, sizeof(line), fmt, ap);
+		nck_log_escape(line, sizeof(line), msg);
 		syslog(prios[level], "%s", line);
 	} else {
 		n = snprintf(line, sizeof(line), "%s: %s: ", log_progname, names[level]);
 		if (n > 0 && (size_t)n < sizeof(line))
-			vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
+			nck_log_escape(line + n, sizeof(line) - (size_t)n, msg);
 		n = (int)strnlen(line, sizeof(line) - 2);
 		line[n++] = '\n';
 		if (write(STDERR_FILENO, line, (size_t)n) < 0) {
 			/* Nowhere left to report a failed log write. */
 		}
 	}
-	va_end(ap);
 }
 
 void nck_log_set_status_hook(nck_status_hook hook)

@@ -87,7 +87,12 @@ static int sets_load_calib(nck_vfs *vfs, const char *path, nck_diag *diag)
 	json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &err);
 
 	if (!root)
-		return nck_diag_set(diag, -EBADMSG, path, err.position, "calibration: %s", err.text);
+		/* jansson's text quotes the bytes near the error: never echo a file's content. */
+		return json_error_code(&err) == json_error_cannot_open_file
+			       ? nck_diag_set(diag, -ENOENT, path, -1, "calibration: cannot open the file")
+			       : nck_diag_set(diag, -EBADMSG, path, err.position,
+					      "calibration: not valid JSON (line %d, column %d)", err.line,
+					      err.column);
 	if (!json_is_object(root)) {
 		json_decref(root);
 		return nck_diag_set(diag, -EBADMSG, path, 0,

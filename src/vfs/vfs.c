@@ -210,6 +210,21 @@ static void vfs_count(nck_vfs *vfs)
 	}
 }
 
+/* Nothing is shown wider than the source itself (the archive file, or the
+ * directory: a class that may read it may read and search everything in
+ * it), and computed files no wider than the files they come from. */
+static void vfs_masks(nck_vfs *vfs)
+{
+	mode_t m = vfs->container->st.st_mode;
+
+	vfs->src_mask = 0;
+	for (int sh = 0; sh <= 6; sh += 3)
+		if (m & ((S_ISDIR(m) ? 05u : 04u) << sh))
+			vfs->src_mask |= 05u << sh;
+	vfs->view_mask = 0444 & vfs->src_mask &
+			 (vfs->catalog ? nck_catalog_source_mode(vfs->catalog) : 0777);
+}
+
 /* Builds the whole tree: raw/ from the container, then info.json. */
 static int vfs_build(nck_vfs *vfs, nck_diag *diag)
 {
@@ -219,6 +234,7 @@ static int vfs_build(nck_vfs *vfs, nck_diag *diag)
 	size_t raw_ino_slot;
 	int rc;
 
+	vfs_masks(vfs);
 	dir.mtime_sec = (int64_t)st->st_mtim.tv_sec;
 	dir.mtime_nsec = (uint32_t)st->st_mtim.tv_nsec;
 	info.mtime_sec = dir.mtime_sec;
@@ -383,12 +399,16 @@ int nck_vfs_getattr(const nck_vfs *vfs, uint64_t ino, struct stat *st)
 	st->st_uid = vfs->opts.uid;
 	st->st_gid = vfs->opts.gid;
 	if (n->kind == NCK_NODE_DIR || n->kind == NCK_NODE_VIEWDIR) {
-		perm = 0555;
+		perm = vfs->opts.umask_set ? 0555 : n->perm & 0555 & vfs->src_mask;
 		st->st_mode = S_IFDIR;
 		st->st_nlink = 2 + (n->kind == NCK_NODE_DIR ? n->n_subdirs : n->n_listing);
 	} else {
-		/* Read-only everywhere; execute bits survive from the source. */
-		perm = 0444 | ((n->perm & 0111) ? 0111 : 0);
+		/* Read-only everywhere. With umask=, 0444 plus the source's
+		 * execute bits; else the source's bits less write bits (as
+		 * squashfuse), computed files the mode of their sources. */
+		perm = vfs->opts.umask_set ? 0444 | ((n->perm & 0111) ? 0111 : 0)
+		       : n->kind == NCK_NODE_RAW ? n->perm & 0555 & vfs->src_mask
+						 : n->perm & vfs->view_mask;
 		st->st_mode = S_IFREG;
 		st->st_nlink = 1;
 		st->st_size = (off_t)n->size;

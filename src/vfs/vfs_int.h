@@ -41,6 +41,8 @@ struct nck_vfs {
 	nck_node *nodes;          /* inode table; slot 0 unused */
 	size_t n_nodes;           /* slots, including slot 0 */
 	nck_vfs_opts opts;
+	mode_t src_mask;          /* widest bits anything shows: the source's own mode */
+	mode_t view_mask;         /* computed files: src_mask & the catalog's sources' modes */
 	const char *info_json;    /* arena */
 	size_t info_len;
 	uint64_t n_files;         /* regular files under raw/ */

@@ -17,8 +17,17 @@
 
 #define QCACHE_BUCKETS 1024
 #define QCACHE_DEFAULT_BUDGET (256ull << 20)
-/* Bytes of a merged tensor read at a time for its amax. */
-#define QCACHE_AMAX_BLOCK (8u << 20)
+/*
+ * Memory outside the budget is bounded (issue 12, docs/RELIABILITY.md):
+ * the unquantized input is read and quantized in blocks of QCACHE_STAGE
+ * bytes (an amax pass in blocks of the same size), never staged whole, and
+ * at most QCACHE_WORKERS computations run at once (each quantization is
+ * split over the backend's own threads anyway), so staging takes at most
+ * QCACHE_WORKERS * QCACHE_STAGE bytes whatever the number of readers.
+ */
+#define QCACHE_STAGE (4u << 20)
+#define QCACHE_AMAX_BLOCK QCACHE_STAGE
+#define QCACHE_WORKERS 2
 
 typedef struct qentry {
 	const nck_qslice *key;
@@ -35,7 +44,8 @@ enum { AMAX_NONE = 0, AMAX_BUSY = 1, AMAX_DONE = 2 };
 struct nck_qcache {
 	const nck_catalog *cat;
 	const nck_quant_backend *be;
-	uint64_t budget, used;
+	uint64_t budget, used; /* used: results cached and being computed */
+	int computing;         /* computations running (at most QCACHE_WORKERS) */
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	qentry *buckets[QCACHE_BUCKETS];
@@ -269,60 +279,100 @@ static uint64_t qcache_second(const nck_qslice *q)
 	return (nck_qslice_int4_bytes(q) + 7) & ~7ull;
 }
 
-/* Quantizes slice q whole: FP8 codes, or packed INT4 followed by scales. */
-static int qcache_compute(nck_qcache *qc, const nck_qslice *q, unsigned char **out, uint64_t *size)
+/* Bytes of slice q's computed form: FP8 codes or ggml blocks; packed INT4
+ * or NVFP4 codes, then their block scales. */
+static uint64_t qcache_size(const nck_qslice *q)
 {
-	uint64_t n = q->rows * q->cols, in = n * nck_dtype_size(q->dtype);
-	uint64_t w = qcache_second(q);
-	/* INT4 and NVFP4 have block scales after the codes; FP8 and ggml blocks do not */
-	uint64_t total = w + (q->algo == NCK_QALGO_INT4_AWQ || q->algo == NCK_QALGO_NVFP4
-				      ? nck_qslice_scales_bytes(q)
-				      : 0);
-	unsigned char *src = malloc(in ? in : 1), *dst = malloc(total ? total : 1);
-	const nck_quant_backend *be;
-	float scale;
-	int rc;
+	bool scales = q->algo == NCK_QALGO_INT4_AWQ || q->algo == NCK_QALGO_NVFP4;
 
-	if (!src || !dst) {
-		rc = -ENOMEM;
-		goto out;
-	}
-	if ((rc = nck_layout_read(qc->cat, &q->src, 0, src, in)) < 0)
-		goto out;
-	if (q->algo == NCK_QALGO_GGML_Q8_0 || q->algo == NCK_QALGO_GGML_Q4_0) {
-		/* no device kernel: the CPU quantizer (the same bytes on every machine) */
-		rc = nck_ggml_quantize(dst, q->algo == NCK_QALGO_GGML_Q8_0 ? NCK_GGML_Q8_0
-									  : NCK_GGML_Q4_0,
-				       src, q->dtype, q->rows, q->cols, nck_quant_cpu_threads());
-		goto out;
-	}
-	be = qcache_backend(qc);
-	if (q->algo == NCK_QALGO_FP8) {
-		qcache_amax_from_slice(qc, q, be, src);
-		if ((rc = nck_qcache_fp8_scale(qc, q, &scale)) == 0)
-			rc = nck_quant_fp8(be, dst, src, q->dtype, n, scale);
-	} else if (q->algo == NCK_QALGO_NVFP4) {
-		/* Row-major [rows, cols] with cols % 16 == 0: blocks never straddle rows. */
-		qcache_amax_from_slice(qc, q, be, src);
-		if ((rc = nck_qcache_nvfp4_global(qc, q, &scale)) == 0)
-			rc = nck_quant_nvfp4(be, dst, dst + w, src, q->dtype, n, scale);
-	} else {
-		float *scales = (float *)(void *)(dst + w);
+	return qcache_second(q) + (scales ? nck_qslice_scales_bytes(q) : 0);
+}
 
-		if ((rc = nck_quant_int4_scales(be, scales, src, q->dtype, q->rows, q->cols,
-						q->group)) == 0)
-			rc = nck_quant_int4_pack(be, dst, src, q->dtype, q->rows, q->cols, q->group,
-						 scales);
+static bool qcache_ggml(const nck_qslice *q)
+{
+	return q->algo == NCK_QALGO_GGML_Q8_0 || q->algo == NCK_QALGO_GGML_Q4_0;
+}
+
+/* Rows of q read and quantized at a time: as many as fit in QCACHE_STAGE
+ * bytes, an even number (INT4 packs row pairs), at least two. */
+static uint64_t qcache_block_rows(const nck_qslice *q)
+{
+	uint64_t row = q->cols * nck_dtype_size(q->dtype), r = row ? QCACHE_STAGE / row : q->rows;
+
+	r &= ~1ull;
+	return r < 2 ? 2 : r;
+}
+
+/* Quantizes rows [r0, r0+nr) of q (read into src) into their place in dst.
+ * Every format's blocks lie inside rows, so row blocks are independent. */
+static int qcache_compute_rows(nck_qcache *qc, const nck_qslice *q, const nck_quant_backend *be,
+			       unsigned char *dst, const unsigned char *src, uint64_t r0,
+			       uint64_t nr, float scale)
+{
+	uint64_t n = nr * q->cols, w = qcache_second(q);
+
+	if (qcache_ggml(q)) { /* no device kernel: the CPU quantizer, the same bytes everywhere */
+		uint32_t t = q->algo == NCK_QALGO_GGML_Q8_0 ? NCK_GGML_Q8_0 : NCK_GGML_Q4_0;
+
+		(void)qc;
+		return nck_ggml_quantize(dst + nck_ggml_bytes(t, r0 * q->cols), t, src, q->dtype, nr,
+					 q->cols, nck_quant_cpu_threads());
 	}
-out:
+	if (q->algo == NCK_QALGO_FP8)
+		return nck_quant_fp8(be, dst + r0 * q->cols, src, q->dtype, n, scale);
+	if (q->algo == NCK_QALGO_NVFP4)
+		return nck_quant_nvfp4(be, dst + r0 * (q->cols / 2),
+				       dst + w + r0 * (q->cols / NCK_QUANT_NVFP4_BLOCK), src, q->dtype, n,
+				       scale);
+	{
+		float *scales = (float *)(void *)(dst + w) + r0 * (q->cols / q->group);
+		int rc = nck_quant_int4_scales(be, scales, src, q->dtype, nr, q->cols, q->group);
+
+		return rc < 0 ? rc
+			      : nck_quant_int4_pack(be, dst + r0 / 2 * q->cols, src, q->dtype, nr,
+						    q->cols, q->group, scales);
+	}
+}
+
+/*
+ * Quantizes slice q into dst (qcache_size(q) bytes) block by block of rows:
+ * FP8 codes with the scale of the merged tensors, NVFP4 codes and block
+ * scales with its global scale, packed INT4 rows followed by their block
+ * scales, or ggml blocks (all may be produced piecewise, quant.h, ggml.h).
+ */
+static int qcache_compute(nck_qcache *qc, const nck_qslice *q, unsigned char *dst)
+{
+	uint64_t esz = nck_dtype_size(q->dtype), br = qcache_block_rows(q);
+	uint64_t in = q->rows * q->cols * esz;
+	size_t stage = (size_t)(br < q->rows ? br : q->rows) * (size_t)(q->cols * esz);
+	unsigned char *src = malloc(stage ? stage : 1);
+	const nck_quant_backend *be = qcache_ggml(q) ? NULL : qcache_backend(qc);
+	bool global = q->algo == NCK_QALGO_FP8 || q->algo == NCK_QALGO_NVFP4, whole = in <= stage;
+	float scale = 1.0f;
+	int rc = 0;
+
+	if (!src)
+		return -ENOMEM;
+	if (global) {
+		/* A slice read in one block gives its tensor's amax on the way
+		 * (qcache_amax_from_slice); a larger one costs a separate pass. */
+		if (whole && (rc = nck_layout_read(qc->cat, &q->src, 0, src, in)) == 0)
+			qcache_amax_from_slice(qc, q, be, src);
+		if (rc == 0)
+			rc = q->algo == NCK_QALGO_FP8 ? nck_qcache_fp8_scale(qc, q, &scale)
+						      : nck_qcache_nvfp4_global(qc, q, &scale);
+	}
+	for (uint64_t r0 = 0; r0 < q->rows && rc == 0; r0 += br) {
+		uint64_t nr = q->rows - r0 < br ? q->rows - r0 : br;
+
+		if (!(global && whole) &&
+		    (rc = nck_layout_read(qc->cat, &q->src, r0 * q->cols * esz, src,
+					  nr * q->cols * esz)) < 0)
+			break;
+		rc = qcache_compute_rows(qc, q, be, dst, src, r0, nr, scale);
+	}
 	free(src);
-	if (rc < 0) {
-		free(dst);
-		return rc == -ENOMEM ? rc : -EIO;
-	}
-	*out = dst;
-	*size = total;
-	return 0;
+	return rc < 0 && rc != -ENOMEM ? -EIO : rc;
 }
 
 static void qcache_unlink_lru(nck_qcache *qc, qentry *e)
@@ -384,9 +434,17 @@ static void qcache_trim(nck_qcache *qc)
 	}
 }
 
-/* Finds or computes q's entry and takes a reference. Lock not held. */
+/*
+ * Finds or computes q's entry and takes a reference. Lock not held. A new
+ * computation waits while QCACHE_WORKERS run, or while its result would
+ * not fit in the budget beside those being computed; its result's bytes
+ * count as used from the start, so what is cached plus what is being
+ * computed stays within the budget, or is one tensor when that alone is
+ * larger.
+ */
 static int qcache_get(nck_qcache *qc, const nck_qslice *q, qentry **out)
 {
+	uint64_t size = qcache_size(q);
 	qentry *e;
 	int rc;
 
@@ -394,9 +452,15 @@ static int qcache_get(nck_qcache *qc, const nck_qslice *q, qentry **out)
 	for (;;) {
 		for (e = qc->buckets[qcache_bucket(q)]; e && e->key != q; e = e->hnext)
 			;
-		if (!e || e->state == 1)
+		if (e && e->state == 1)
 			break;
-		pthread_cond_wait(&qc->cond, &qc->lock); /* being computed */
+		if (!e) {
+			qcache_trim(qc);
+			if (qc->computing == 0 ||
+			    (qc->computing < QCACHE_WORKERS && qc->used + size <= qc->budget))
+				break;
+		}
+		pthread_cond_wait(&qc->cond, &qc->lock); /* being computed, or no room */
 	}
 	if (e) {
 		e->refs++;
@@ -406,27 +470,33 @@ static int qcache_get(nck_qcache *qc, const nck_qslice *q, qentry **out)
 		*out = e;
 		return 0;
 	}
-	if (!(e = calloc(1, sizeof(*e)))) {
+	if (!(e = calloc(1, sizeof(*e))) || !(e->data = malloc(size ? size : 1))) {
+		free(e);
 		pthread_mutex_unlock(&qc->lock);
 		return -ENOMEM;
 	}
 	e->key = q;
+	e->size = size;
 	e->refs = 1;
 	e->hnext = qc->buckets[qcache_bucket(q)];
 	qc->buckets[qcache_bucket(q)] = e;
+	qc->used += size;
+	qc->computing++;
 	pthread_mutex_unlock(&qc->lock);
 
-	rc = qcache_compute(qc, q, &e->data, &e->size);
+	rc = qcache_compute(qc, q, e->data);
 
 	pthread_mutex_lock(&qc->lock);
+	qc->computing--;
 	if (rc < 0) {
 		qcache_unlink_table(qc, e);
+		qc->used -= e->size;
+		free(e->data);
 		free(e);
 		e = NULL;
 	} else {
 		e->state = 1;
 		qcache_push_front(qc, e);
-		qc->used += e->size;
 	}
 	pthread_cond_broadcast(&qc->cond);
 	pthread_mutex_unlock(&qc->lock);

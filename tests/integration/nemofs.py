@@ -727,13 +727,21 @@ def assert_same_tree(mounted_root, ref_root, check_bytes: bool = True,
     return mdirs, mfiles
 
 
-def expected_file_mode(member_mode: int, umask: int = 0) -> int:
+def expected_file_mode(member_mode: int, umask: Optional[int] = None) -> int:
+    """Without -o umask=: the source's bits less write bits (squashfuse);
+    with it: 0444, or 0555 if executable in the source, less the umask."""
+    if umask is None:
+        return member_mode & 0o555
     m = 0o444 | (0o111 if member_mode & 0o111 else 0)
     return m & ~umask
 
 
-def expected_dir_mode(umask: int = 0) -> int:
-    return 0o555 & ~umask
+def expected_dir_mode(member_mode: Optional[int] = None, umask: int = 0) -> int:
+    """A directory member's bits less write bits; 0555 for a directory only
+    implied by paths, or with -o umask= (less the umask)."""
+    if member_mode is None:
+        return 0o555 & ~umask
+    return member_mode & 0o555
 
 
 def read_info(mnt) -> dict:

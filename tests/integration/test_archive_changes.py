@@ -100,3 +100,44 @@ def test_small_member_after_truncation(nemo, arc):
         os.truncate(path, last.offset)
         _expect_eio(mnt / "raw" / tarmaker.norm_member_name(last.name),
                     0, 4096)
+
+
+@pytest.mark.allow_stderr(r".")
+def test_rewritten_same_size_and_mtime(nemo, arc):
+    """dd conv=notrunc, then touch -r: only ctime tells (issue 12, 8)."""
+    path, files, table = arc
+    big = table["weights/big.distcp"]
+    with nemo.mount(path) as mnt:
+        p = mnt / "raw" / "weights" / "big.distcp"
+        with open(p, "rb") as f:
+            assert f.read(4096) == files["weights/big.distcp"][:4096]
+        st = os.stat(path)
+        with open(path, "r+b") as f:
+            f.seek(big.offset_data + (10 << 20))
+            f.write(b"\xff" * 65536)
+        os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+        st2 = os.stat(path)
+        assert (st2.st_size, st2.st_mtime_ns) == (st.st_size, st.st_mtime_ns)
+        _expect_eio(p, 10 << 20, 65536)
+        assert os.listdir(mnt / "raw")
+
+
+@pytest.mark.allow_stderr(r".")
+def test_dir_file_rewritten_same_size_and_mtime(nemo):
+    """The same for a file of a directory source."""
+    root = nemo.path("srcdir")
+    os.makedirs(os.path.join(root, "weights"))
+    data = tarmaker.rand_bytes(BIG, 3)
+    f = os.path.join(root, "weights", "big.distcp")
+    with open(f, "wb") as fh:
+        fh.write(data)
+    with nemo.mount(root) as mnt:
+        p = mnt / "raw" / "weights" / "big.distcp"
+        with open(p, "rb") as fh:
+            assert fh.read(4096) == data[:4096]
+        st = os.stat(f)
+        with open(f, "r+b") as fh:
+            fh.seek(10 << 20)
+            fh.write(b"\xff" * 65536)
+        os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns))
+        _expect_eio(p, 10 << 20, 65536)

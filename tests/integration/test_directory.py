@@ -65,7 +65,8 @@ def check_dir_mount(nemo, src, ignore_symlinks=False):
             src_files[rel] = st.st_size
         for d in dirs | {""}:
             st = os.stat(raw / d)
-            assert stat.S_IMODE(st.st_mode) == 0o555, d
+            assert stat.S_IMODE(st.st_mode) == nemofs.expected_dir_mode(
+                stat.S_IMODE(os.lstat(src / d).st_mode)), d
         check_info(mnt, src, "directory", files)
     return dirs, files
 

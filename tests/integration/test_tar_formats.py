@@ -47,7 +47,8 @@ def check_tar_mount(nemo, archive, *opts, ref=None):
         for d in dirs | {""}:
             st = os.stat(raw / d)
             assert stat.S_ISDIR(st.st_mode), d
-            assert stat.S_IMODE(st.st_mode) == expected_dir_mode(), (
+            dm = dir_members[d].mode if d in dir_members and d != "" else None
+            assert stat.S_IMODE(st.st_mode) == expected_dir_mode(dm), (
                 d, oct(st.st_mode))
             assert (st.st_uid, st.st_gid) == (uid, gid), d
             if d in dir_members and d != "":

@@ -20,6 +20,16 @@ static int parse(nck_pv **out, nck_arena *arena, const void *data, size_t len, n
 	return nck_pkl_parse(out, arena, data, len, "test.pkl", NULL, d);
 }
 
+/* The same, accepting any global (the machine's tests use made-up classes). */
+static int parse_any(nck_pv **out, nck_arena *arena, const void *data, size_t len, nck_diag *d)
+{
+	static const nck_pkl_limits any = { .any_global = true };
+
+	nck_diag_init(d);
+	nck_arena_init(arena);
+	return nck_pkl_parse(out, arena, data, len, "test.pkl", &any, d);
+}
+
 /* Item i of a TUPLE/LIST; a missing one fails the test. */
 static const nck_pv *item(const nck_pv *seq, size_t i) __attribute__((returns_nonnull));
 
@@ -299,7 +309,7 @@ NCK_TEST(pkl_stack_global_newobj_ex_build)
 	nck_pv *root;
 	nck_diag d;
 
-	ASSERT_EQ_INT(parse(&root, &a, p, sizeof(p) - 1, &d), 0);
+	ASSERT_EQ_INT(parse_any(&root, &a, p, sizeof(p) - 1, &d), 0);
 	ASSERT_TRUE(nck_pv_is_call_of(root, "mymod", "NewEx"));
 	ASSERT_EQ_INT(item(root->call.args, 0)->i, 5);
 	ASSERT_TRUE(nck_pv_is_str(get(root->call.kwargs, "k"), "z"));
@@ -624,7 +634,7 @@ NCK_TEST(pkl_stack_ops_and_helpers)
 	nck_diag d;
 	int64_t v = 0;
 
-	ASSERT_EQ_INT(parse(&root, &a, p, sizeof(p) - 1, &d), 0);
+	ASSERT_EQ_INT(parse_any(&root, &a, p, sizeof(p) - 1, &d), 0);
 	ASSERT_EQ_INT(root->kind, NCK_PV_TUPLE);
 	ASSERT_EQ_INT(item(root, 0)->i, 5);
 	ASSERT_EQ_INT(get(item(root, 1), "k")->i, 2);
@@ -651,7 +661,7 @@ NCK_TEST(pkl_python2_module_names_and_object_items)
 	nck_pv *root;
 	nck_diag d;
 
-	ASSERT_EQ_INT(parse(&root, &a, p, sizeof(p) - 1, &d), 0);
+	ASSERT_EQ_INT(parse_any(&root, &a, p, sizeof(p) - 1, &d), 0);
 	ASSERT_TRUE(nck_pv_is_call_of(item(root, 0), "builtins", "set"));
 	ASSERT_TRUE(nck_pv_is_global(item(root, 1), "copyreg", "_reconstructor"));
 	ASSERT_TRUE(nck_pv_is_call_of(item(root, 2), "collections", "defaultdict"));
@@ -675,5 +685,30 @@ NCK_TEST(pkl_floats)
 	ASSERT_TRUE(isnan(item(root, 2)->f));
 	nck_arena_dispose(&a);
 	ASSERT_EQ_INT(parse(&root, &a, "F1.5x\n.", 7, &d), -EBADMSG);
+	nck_arena_dispose(&a);
+}
+
+NCK_TEST(pkl_global_outside_weights_only_set_refused)
+{
+	/* pickle.dumps(os.system, 2) and a REDUCE of builtins.eval('1'):
+	 * torch.load(weights_only=True) refuses both. */
+	static const char sys_p[] = "\x80\x02" "cposix\nsystem\nq\x00.";
+	static const char eval_p[] = "\x80\x02" "c__builtin__\neval\nX\x01\x00\x00\x00"
+				     "1\x85R.";
+	static const char ok_p[] = "\x80\x02" "ccollections\nOrderedDict\n)R.";
+	nck_arena a;
+	nck_pv *root;
+	nck_diag d;
+
+	ASSERT_EQ_INT(parse(&root, &a, sys_p, sizeof(sys_p) - 1, &d), -ENOTSUP);
+	ASSERT_CONTAINS(d.msg, "global posix.system is not allowed");
+	ASSERT_EQ_INT((int)d.offset, 2);
+	nck_arena_dispose(&a);
+	ASSERT_EQ_INT(parse(&root, &a, eval_p, sizeof(eval_p) - 1, &d), -ENOTSUP);
+	ASSERT_CONTAINS(d.msg, "builtins.eval");
+	nck_arena_dispose(&a);
+	ASSERT_EQ_INT(parse(&root, &a, ok_p, sizeof(ok_p) - 1, &d), 0);
+	nck_arena_dispose(&a);
+	ASSERT_EQ_INT(parse_any(&root, &a, sys_p, sizeof(sys_p) - 1, &d), 0);
 	nck_arena_dispose(&a);
 }

@@ -606,7 +606,7 @@ NCK_TEST(torch_rebuild_v1_from_type_and_size_argument)
 	pb_global(&p, "torch._tensor", "_rebuild_from_type_v2");
 	pb_op(&p, '(');
 	pb_global(&p, "torch._utils", "_rebuild_tensor_v2");
-	pb_global(&p, "mymodule", "MyTensor");
+	pb_global(&p, "transformer_engine.pytorch", "MyTensor");
 	pb_op(&p, '(');
 	pb_storage(&p, "HalfStorage", "0", 4);
 	pb_int(&p, 1);
