@@ -13,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "nemockpt/log.h"
 #include "util/ckd.h"
 
 const nck_container_ops *const nck_container_readers[] = {
@@ -99,6 +100,38 @@ int nck_container_open(nck_container **out, const char *path, nck_diag *diag)
 	return nck_container_open_opts(out, path, NULL, diag);
 }
 
+/* Opens an http(s) tarball: a remote source read like a local file. */
+static int container_open_url(nck_container **out, const char *url, const nck_container_opts *opts,
+			      nck_diag *diag)
+{
+	char disp[2048], dir[1024];
+	nck_remote_opts ro = opts ? opts->remote : (nck_remote_opts){ 0 };
+	nck_container *c;
+	int rc;
+
+	nck_url_redact(disp, sizeof(disp), url);
+	if (!(c = container_alloc(disp)))
+		return nck_diag_set(diag, -ENOMEM, disp, -1, "out of memory");
+	if (opts)
+		c->opts = *opts;
+	if (!(opts && opts->gz_no_persist) &&
+	    nck_gz_cache_dir(dir, sizeof(dir), opts ? opts->cache_dir : NULL) == 0)
+		ro.cache_dir = dir;
+	if ((rc = nck_src_open_remote(&c->src, url, &ro, diag)) < 0)
+		goto out;
+	c->remote = c->src;
+	c->st = *nck_src_stat(c->src);
+	rc = container_build(c, diag);
+	c->opts.cache_dir = NULL;
+	if (rc < 0)
+		goto out;
+	*out = c;
+	return 0;
+out:
+	nck_container_close(c);
+	return rc;
+}
+
 int nck_container_open_opts(nck_container **out, const char *path, const nck_container_opts *opts,
 			    nck_diag *diag)
 {
@@ -108,6 +141,8 @@ int nck_container_open_opts(nck_container **out, const char *path, const nck_con
 	int rc;
 
 	*out = NULL;
+	if (nck_url_is_remote(path))
+		return container_open_url(out, path, opts, diag);
 	if (stat(path, &st) < 0)
 		return nck_diag_set(diag, -errno, path, -1, "%s", strerror(errno));
 	/* Absolute, so that info.json and messages name the file unambiguously. */
@@ -160,6 +195,15 @@ int nck_container_open_src_take(nck_container **out, nck_src *src, nck_diag *dia
 	}
 	*out = c;
 	return 0;
+}
+
+void nck_container_seal(nck_container *c)
+{
+	int rc;
+
+	if (c && c->remote && (rc = nck_src_remote_seal(c->remote)) < 0)
+		nck_log(NCK_LOG_WARN, "%s: cannot keep the mount-time reads: %s", c->path,
+			strerror(-rc));
 }
 
 void nck_container_close(nck_container *c)

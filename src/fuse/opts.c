@@ -20,6 +20,7 @@ enum {
 	KEY_CACHE_SIZE, /* cache_size=N[KMG] */
 	KEY_SHARD_SIZE, /* shard_size=N[KMG] */
 	KEY_GROUP_SIZE, /* group_size=N */
+	KEY_REMOTE_CACHE_SIZE, /* remote_cache_size=N[KMG] */
 };
 
 #define OPT(t, p) { t, offsetof(nck_fuse_opts, p), 1 }
@@ -50,6 +51,12 @@ static const struct fuse_opt opts_table[] = {
 	OPTV("calib=%s", calib),
 	OPTV("gpu=%s", gpu),
 	FUSE_OPT_KEY("group_size=", KEY_GROUP_SIZE),
+	OPTV("token_file=%s", token_file),
+	OPTV("ca_file=%s", ca_file),
+	OPTV("retries=%u", retries),
+	OPT("retries=", retries_set),
+	OPTV("timeout=%u", timeout),
+	FUSE_OPT_KEY("remote_cache_size=", KEY_REMOTE_CACHE_SIZE),
 	FUSE_OPT_KEY("defaults", KEY_IGNORE),
 	FUSE_OPT_KEY("nofail", KEY_IGNORE),
 	FUSE_OPT_KEY("_netdev", KEY_IGNORE),
@@ -154,6 +161,8 @@ static int opts_proc(void *data, const char *arg, int key, struct fuse_args *out
 		return opts_size(o, arg, &o->cache_size);
 	case KEY_SHARD_SIZE:
 		return opts_size(o, arg, &o->shard_size);
+	case KEY_REMOTE_CACHE_SIZE:
+		return opts_size(o, arg, &o->remote_cache_size);
 	case KEY_GROUP_SIZE:
 		if (opts_size(o, arg, &o->group_size) < 0)
 			return -1;
@@ -188,6 +197,10 @@ static int opts_validate(nck_fuse_opts *o)
 		snprintf(o->error, sizeof(o->error), "max_threads=%u is over 1024", o->max_threads);
 	else if (o->read_ahead_kb > 65536)
 		snprintf(o->error, sizeof(o->error), "read_ahead_kb=%u is over 65536", o->read_ahead_kb);
+	else if (o->retries_set && o->retries > 100)
+		snprintf(o->error, sizeof(o->error), "retries=%u is over 100", o->retries);
+	else if (o->timeout > 3600)
+		snprintf(o->error, sizeof(o->error), "timeout=%u is over 3600", o->timeout);
 	else if (!o->show_help && !o->show_version && (!o->source || !o->mountpoint))
 		snprintf(o->error, sizeof(o->error), "a source and a mountpoint are needed");
 	return o->error[0] ? -EINVAL : 0;
@@ -226,13 +239,17 @@ void nck_fuse_opts_dispose(nck_fuse_opts *opts)
 	free(opts->gpu);
 	opts->source = opts->mountpoint = opts->mount_flags = opts->cache_dir = NULL;
 	opts->calib = opts->gpu = NULL;
+	free(opts->token_file);
+	free(opts->ca_file);
+	opts->token_file = opts->ca_file = NULL;
 }
 
 const char *nck_fuse_opts_usage(void)
 {
 	return "usage: nemockptfs SOURCE MOUNTPOINT [-f] [-d] [-o OPTION[,OPTION...]]\n"
 	       "\n"
-	       "Mounts a NeMo checkpoint (.nemo/.qnemo tar file or checkpoint directory)\n"
+	       "Mounts a NeMo checkpoint (.nemo/.qnemo tar file or checkpoint directory,\n"
+	       "or an http:// or https:// URL of a tar file)\n"
 	       "read-only at MOUNTPOINT. Returns once the mount is live.\n"
 	       "\n"
 	       "  -f                     stay in the foreground\n"
@@ -253,6 +270,11 @@ const char *nck_fuse_opts_usage(void)
 	       "  -o calib=FILE          activation amax per module (JSON) for qnemo/fp8\n"
 	       "  -o group_size=N        qnemo/int4_awq block size (default 128)\n"
 	       "  -o gpu=auto|off|N      quantize on GPU N, on the CPU, or on a GPU if one works\n"
+	       "  -o token_file=FILE     http(s): bearer token (default: $HF_TOKEN for Hugging Face)\n"
+	       "  -o ca_file=FILE        https: CA certificates to trust (PEM)\n"
+	       "  -o retries=N           http(s): retries of a failed request (default 5)\n"
+	       "  -o timeout=S           http(s): connect and stall timeout (default 30)\n"
+	       "  -o remote_cache_size=N[KMG] http(s): fetched blocks kept in memory (256M)\n"
 	       "  -o notify_fd=N         write \"READY=1\\n\" to fd N once the mount is live\n"
 	       "  -o ro                  accepted; the mount is always read-only\n"
 	       "fstab words (defaults, nofail, _netdev, auto, noauto, user, users, x-*) are ignored.\n";

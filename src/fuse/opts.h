@@ -42,6 +42,12 @@ typedef struct nck_fuse_opts {
 	uint64_t group_size;   /* qnemo/int4_awq block size; 0: default */
 	char *calib;           /* activation calibration file for qnemo/fp8, or NULL */
 	char *gpu;             /* quantization backend: "auto" (NULL), "off" or a device number */
+	char *token_file;      /* http(s): bearer token file, or NULL */
+	char *ca_file;         /* https: CA bundle, or NULL */
+	uint64_t remote_cache_size; /* http(s): fetched blocks kept; 0: default */
+	unsigned retries;      /* http(s): retries of a failed request (valid when retries_set) */
+	int retries_set;
+	unsigned timeout;      /* http(s): connect/stall timeout in seconds; 0: default */
 	char error[256];       /* why parsing failed */
 } nck_fuse_opts;
 
