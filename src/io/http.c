@@ -608,10 +608,7 @@ int nck_http_get(nck_http *h, void *buf, uint64_t off, size_t len, const char *e
 		if (err == -ESTALE)
 			nck_log(NCK_LOG_ERROR, "%s: the object changed on the server (ETag %s): "
 					     "reads fail with EIO", h->display, etag);
-		else if (err == -ENOTSUP)
-			nck_log(NCK_LOG_ERROR, "%s: bytes %" PRIu64 "+%zu: the server ignored the range",
-				h->display, off, len);
-		else
+		else if (err != -ENOTSUP) /* the caller says it, in its words */
 			nck_log(NCK_LOG_ERROR, "%s: bytes %" PRIu64 "+%zu: %s (HTTP %ld) after %u attempts",
 				h->display, off, len, cc == CURLE_OK ? "bad answer" : curl_easy_strerror(cc),
 				r.status, attempt + 1);

@@ -483,6 +483,9 @@ static int remote_fetch(remote *r, void *buf, uint64_t off, size_t len)
 	rc = nck_http_get(r->http, buf, off, len, r->meta.etag, r->meta.etag_linked);
 	if (rc == -ESTALE)
 		atomic_store(&r->changed, true);
+	if (rc == -ENOTSUP)
+		nck_log(NCK_LOG_ERROR, "%s: bytes %" PRIu64 "+%zu: the server ignored the range",
+			r->display, off, len);
 	if (rc < 0)
 		return rc == -ENOMEM ? -ENOMEM : rc == -ENOTSUP ? -ENOTSUP : -EIO;
 	pthread_mutex_lock(&r->lock);
