@@ -65,6 +65,8 @@ typedef struct nck_vfs_opts {
 	uint64_t remote_cache_size; /* bytes of fetched blocks kept; 0: 256 MiB */
 	unsigned retries;           /* retries of a failed request; 0: 5, UINT_MAX: none */
 	unsigned timeout;           /* connect/stall timeout, seconds; 0: 30 */
+	const char *endpoint;       /* s3: S3-compatible endpoint URL, or NULL */
+	bool path_style;            /* s3: path-style addressing on AWS */
 } nck_vfs_opts;
 
 typedef enum nck_extent_kind {

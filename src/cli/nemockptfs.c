@@ -135,6 +135,8 @@ int main(int argc, char **argv)
 	if (absolute_option(&opts.token_file, &diag) < 0 || absolute_option(&opts.ca_file, &diag) < 0)
 		goto fail;
 	vopts.token_file = opts.token_file;
+	vopts.endpoint = opts.endpoint;
+	vopts.path_style = opts.s3_path_style;
 	vopts.ca_file = opts.ca_file;
 	if (nck_url_is_remote(opts.source)) {
 		if (remote_source(&opts, &url, argc, argv) < 0) {

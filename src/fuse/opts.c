@@ -56,6 +56,8 @@ static const struct fuse_opt opts_table[] = {
 	OPTV("retries=%u", retries),
 	OPT("retries=", retries_set),
 	OPTV("timeout=%u", timeout),
+	OPTV("endpoint=%s", endpoint),
+	OPT("s3_path_style", s3_path_style),
 	FUSE_OPT_KEY("remote_cache_size=", KEY_REMOTE_CACHE_SIZE),
 	FUSE_OPT_KEY("defaults", KEY_IGNORE),
 	FUSE_OPT_KEY("nofail", KEY_IGNORE),
@@ -241,7 +243,8 @@ void nck_fuse_opts_dispose(nck_fuse_opts *opts)
 	opts->calib = opts->gpu = NULL;
 	free(opts->token_file);
 	free(opts->ca_file);
-	opts->token_file = opts->ca_file = NULL;
+	free(opts->endpoint);
+	opts->token_file = opts->ca_file = opts->endpoint = NULL;
 }
 
 const char *nck_fuse_opts_usage(void)
@@ -249,7 +252,7 @@ const char *nck_fuse_opts_usage(void)
 	return "usage: nemockptfs SOURCE MOUNTPOINT [-f] [-d] [-o OPTION[,OPTION...]]\n"
 	       "\n"
 	       "Mounts a NeMo checkpoint (.nemo/.qnemo tar file or checkpoint directory,\n"
-	       "or an http:// or https:// URL of a tar file)\n"
+	       "or an http://, https:// or s3://BUCKET/KEY URL of a tar file)\n"
 	       "read-only at MOUNTPOINT. Returns once the mount is live.\n"
 	       "\n"
 	       "  -f                     stay in the foreground\n"
@@ -275,6 +278,8 @@ const char *nck_fuse_opts_usage(void)
 	       "  -o retries=N           http(s): retries of a failed request (default 5)\n"
 	       "  -o timeout=S           http(s): connect and stall timeout (default 30)\n"
 	       "  -o remote_cache_size=N[KMG] http(s): fetched blocks kept in memory (256M)\n"
+	       "  -o endpoint=URL        s3: an S3-compatible endpoint (default $AWS_ENDPOINT_URL)\n"
+	       "  -o s3_path_style       s3: path-style addressing on AWS\n"
 	       "  -o notify_fd=N         write \"READY=1\\n\" to fd N once the mount is live\n"
 	       "  -o ro                  accepted; the mount is always read-only\n"
 	       "fstab words (defaults, nofail, _netdev, auto, noauto, user, users, x-*) are ignored.\n";

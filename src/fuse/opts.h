@@ -48,6 +48,8 @@ typedef struct nck_fuse_opts {
 	unsigned retries;      /* http(s): retries of a failed request (valid when retries_set) */
 	int retries_set;
 	unsigned timeout;      /* http(s): connect/stall timeout in seconds; 0: default */
+	char *endpoint;        /* s3: S3-compatible endpoint URL, or NULL */
+	int s3_path_style;     /* s3: path-style addressing on AWS */
 	char error[256];       /* why parsing failed */
 } nck_fuse_opts;
 

@@ -33,6 +33,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "io/s3_int.h"
 #include "nemockpt/log.h"
 
 #define HTTP_POOL_MAX 64
@@ -53,6 +54,7 @@ struct nck_http {
 	CURL *pool[HTTP_POOL_MAX];
 	size_t n_pool;
 	atomic_uint_fast64_t requests;
+	nck_s3 *s3;      /* s3:// objects: addressing and keys (owned, wiped on free) */
 };
 
 /* What one response told (the last hop's, except X-Linked-*). */
@@ -236,7 +238,8 @@ static CURL *http_take(nck_http *h)
 	if (!(c = curl_easy_init()))
 		return NULL;
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
+	/* A signed S3 request is for one host: a redirect is not followed. */
+	curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, h->s3 ? 0L : 1L);
 	curl_easy_setopt(c, CURLOPT_MAXREDIRS, 10L);
 	curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
@@ -340,6 +343,17 @@ int nck_http_new(nck_http **out, const char *url, const char *display, const nck
 		pthread_mutex_init(&h->share_locks[i], NULL);
 	h->retries = o->retries == NCK_REMOTE_NO_RETRY ? 0 : o->retries ? o->retries : 5;
 	h->timeout_s = o->timeout_s ? o->timeout_s : 30;
+	if (strncasecmp(url, "s3://", 5) == 0) {
+		if (!(h->s3 = calloc(1, sizeof(*h->s3)))) {
+			nck_http_free(h);
+			return nck_diag_set(diag, -ENOMEM, display, -1, "out of memory");
+		}
+		if ((rc = nck_s3_resolve(h->s3, url, o, diag)) < 0) {
+			nck_http_free(h);
+			return rc;
+		}
+		url = h->s3->url;
+	}
 	h->url = strdup(url);
 	h->display = strdup(display);
 	h->ca_file = o->ca_file ? strdup(o->ca_file) : NULL;
@@ -353,7 +367,9 @@ int nck_http_new(nck_http **out, const char *url, const char *display, const nck
 	curl_share_setopt(h->share, CURLSHOPT_USERDATA, h);
 	curl_share_setopt(h->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
 	curl_share_setopt(h->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
-	if (o->token_file) {
+	if (h->s3) {
+		/* S3 authenticates by signature, never by bearer token. */
+	} else if (o->token_file) {
 		if ((rc = http_read_token(&h->token, o->token_file, diag)) < 0) {
 			nck_http_free(h);
 			return rc;
@@ -386,6 +402,10 @@ void nck_http_free(nck_http *h)
 	if (h->url) {
 		memset(h->url, 0, strlen(h->url));
 		free(h->url);
+	}
+	if (h->s3) {
+		memset(h->s3, 0, sizeof(*h->s3));
+		free(h->s3);
 	}
 	free(h->display);
 	free(h->ca_file);
@@ -455,11 +475,31 @@ static void http_backoff(unsigned attempt, unsigned retry_after)
 static CURLcode http_perform(nck_http *h, http_resp *r, bool head, const char *range,
 			     struct curl_slist *hdrs)
 {
-	CURL *c = http_take(h);
+	CURL *c;
 	CURLcode cc;
+	struct curl_slist *signed_hdrs = NULL;
 
-	if (!c)
+	if (h->s3) {
+		/* A fresh signature per attempt: its date must be current. */
+		for (struct curl_slist *p = hdrs; p; p = p->next) {
+			struct curl_slist *t = curl_slist_append(signed_hdrs, p->data);
+
+			if (!t) {
+				curl_slist_free_all(signed_hdrs);
+				return CURLE_OUT_OF_MEMORY;
+			}
+			signed_hdrs = t;
+		}
+		if (nck_s3_sign(&signed_hdrs, h->s3, head ? "HEAD" : "GET", h->url) < 0) {
+			curl_slist_free_all(signed_hdrs);
+			return CURLE_OUT_OF_MEMORY;
+		}
+		hdrs = signed_hdrs;
+	}
+	if (!(c = http_take(h))) {
+		curl_slist_free_all(signed_hdrs);
 		return CURLE_OUT_OF_MEMORY;
+	}
 	atomic_fetch_add(&h->requests, 1);
 	curl_easy_setopt(c, CURLOPT_NOBODY, head ? 1L : 0L);
 	if (!head)
@@ -474,6 +514,11 @@ static CURLcode http_perform(nck_http *h, http_resp *r, bool head, const char *r
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, NULL);
 	curl_easy_setopt(c, CURLOPT_RANGE, NULL);
 	http_give(h, c);
+	if (signed_hdrs) {
+		for (struct curl_slist *p = signed_hdrs; p; p = p->next)
+			memset(p->data, 0, strlen(p->data));
+		curl_slist_free_all(signed_hdrs);
+	}
 	return cc;
 }
 

@@ -121,7 +121,8 @@ static const nck_src_vtab remote_vtab;
 
 bool nck_url_is_remote(const char *s)
 {
-	return strncasecmp(s, "http://", 7) == 0 || strncasecmp(s, "https://", 8) == 0;
+	return strncasecmp(s, "http://", 7) == 0 || strncasecmp(s, "https://", 8) == 0 ||
+	       strncasecmp(s, "s3://", 5) == 0;
 }
 
 void nck_url_redact(char *out, size_t n, const char *url)

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The remote source: an nck_src over an object served by HTTP(S) range
- * requests (libcurl), for `http://` and `https://` URLs.
+ * requests (libcurl), for `http://` and `https://` URLs, and `s3://BUCKET/KEY`
+ * (an S3 or S3-compatible object, requests signed with SigV4: s3.c).
  *
  * At open, one HEAD gives the size and the validator (ETag, or the Hugging
  * Face X-Linked-Size / X-Linked-Etag of the first hop); a missing object or
@@ -46,11 +47,13 @@ typedef struct nck_remote_opts {
 	uint64_t cache_size;    /* bytes of blocks kept in memory; 0: 256 MiB */
 	unsigned retries;       /* attempts after the first; 0: 5 (NCK_REMOTE_NO_RETRY: none) */
 	unsigned timeout_s;     /* connect and stall timeout; 0: 30 s */
+	const char *endpoint;   /* s3: an S3-compatible endpoint URL; NULL: AWS_ENDPOINT_URL*, AWS */
+	bool path_style;        /* s3: path-style addressing on AWS */
 } nck_remote_opts;
 
 #define NCK_REMOTE_NO_RETRY 0xffffffffu
 
-/* True for http:// and https:// URLs (case-insensitive scheme). */
+/* True for http://, https:// and s3:// URLs (case-insensitive scheme). */
 bool nck_url_is_remote(const char *s);
 
 /*

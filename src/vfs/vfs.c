@@ -276,7 +276,9 @@ int nck_vfs_open(nck_vfs **out, const char *source, const nck_vfs_opts *opts, nc
 				      .gz_cache_size = opts->cache_size,
 				      .remote = { .token_file = opts->token_file, .ca_file = opts->ca_file,
 						  .cache_size = opts->remote_cache_size,
-						  .retries = opts->retries, .timeout_s = opts->timeout } };
+						  .retries = opts->retries, .timeout_s = opts->timeout,
+						  .endpoint = opts->endpoint,
+						  .path_style = opts->path_style } };
 	vfs->opts.cache_dir = NULL; /* borrowed for the open only */
 	if ((rc = nck_container_open_opts(&vfs->container, source, &copts, diag)) < 0 ||
 	    (rc = vfs_catalog(vfs, diag)) < 0 || (rc = nck_vfs_views_init(vfs, diag)) < 0 ||
