@@ -500,3 +500,104 @@ def test_bearer_token_from_file_and_bad_token(www, faulty, nemo, mounted, tmp_pa
     tok.write_text("hf_bad\n")
     res = nemo.expect_failure(url, nemo.mkdir("mnt"), "token_file=%s" % tok)
     assert "HTTP 401" in res.stderr and "hf_bad" not in res.stderr
+
+
+# ---- S3 (moto's server mode, SigV4 checked) ----------------------------------------
+
+MOTO_PIN = "moto[server]==5.2.5"
+SEED = r'''
+import json, sys, boto3
+ep, path, key = sys.argv[1], sys.argv[2], sys.argv[3]
+kw = dict(endpoint_url=ep, region_name="us-east-1",
+          aws_access_key_id="AKIAIOSFODNN7EXAMPLE", aws_secret_access_key="x")
+iam = boto3.client("iam", **kw)
+iam.create_user(UserName="u")
+iam.put_user_policy(UserName="u", PolicyName="all", PolicyDocument=json.dumps(
+    {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}))
+k = iam.create_access_key(UserName="u")["AccessKey"]
+s3 = boto3.client("s3", **dict(kw, aws_access_key_id=k["AccessKeyId"],
+                                aws_secret_access_key=k["SecretAccessKey"]))
+s3.create_bucket(Bucket="ckpt")
+s3.upload_file(path, "ckpt", key)
+print(json.dumps({"id": k["AccessKeyId"], "secret": k["SecretAccessKey"]}))
+'''
+
+
+@pytest.fixture(scope="module")
+def moto(www, tmp_path_factory):
+    """moto_server with IAM authentication on (INITIAL_NO_AUTH_ACTION_COUNT:
+    the seeding's first 3 calls create the user, its policy and its key;
+    every later request must carry a valid SigV4 signature), seeded with
+    big.nemo by boto3. The venv: $NEMOCKPT_TEST_VENV if it has moto_server,
+    else a new one with the pinned moto."""
+    root, _ = www
+    venv = os.environ.get("NEMOCKPT_TEST_VENV")
+    if not venv or not (Path(venv) / "bin" / "moto_server").exists():
+        venv = str(tmp_path_factory.mktemp("venv"))
+        subprocess.run(["/usr/bin/python3", "-m", "venv", venv], check=True, timeout=120)
+        subprocess.run([venv + "/bin/pip", "install", "-q", MOTO_PIN], check=True, timeout=600)
+    port = free_port()
+    env = dict(os.environ, INITIAL_NO_AUTH_ACTION_COUNT="3")
+    proc = subprocess.Popen([venv + "/bin/moto_server", "-H", "127.0.0.1", "-p", str(port)],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_port(port, proc)
+        ep = "http://127.0.0.1:%d" % port
+        out = subprocess.run([venv + "/bin/python", "-c", SEED, ep, str(root / "big.nemo"),
+                              "models/run 1/big.nemo"],
+                             check=True, capture_output=True, text=True, timeout=120).stdout
+        yield ep, json.loads(out)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+def s3_env(keys, secret=None, **extra):
+    e = nemofs.daemon_env(dict(AWS_ACCESS_KEY_ID=keys["id"],
+                               AWS_SECRET_ACCESS_KEY=secret or keys["secret"], **extra))
+    for k in ("AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"):
+        e.pop(k, None)
+    return e
+
+
+@pytest.mark.nemo_timeout(900)
+def test_s3_tarball_signed(www, moto, nemo, tmp_path):
+    _, big = www
+    ep, keys = moto
+    url = "s3://ckpt/models/run 1/big.nemo"  # a space: the key is percent-encoded and signed so
+    d = nemo.start(url, "endpoint=" + ep, env=s3_env(keys))
+    try:
+        assert (d.mnt / "raw" / "big.bin").read_bytes() == big
+        assert json.loads((d.mnt / "info.json").read_text())["source"] == url
+    finally:
+        nemo.stop(d)
+    assert keys["secret"] not in d.log()
+    # The same keys from ~/.aws/credentials + config (profile, endpoint_url).
+    aws = tmp_path / "aws"
+    aws.mkdir()
+    (aws / "credentials").write_text("[other]\naws_access_key_id = %s\naws_secret_access_key = %s\n"
+                                     % (keys["id"], keys["secret"]))
+    (aws / "config").write_text("[profile other]\nregion = us-east-1\nendpoint_url = %s\n" % ep)
+    env = nemofs.daemon_env(dict(AWS_PROFILE="other", AWS_SHARED_CREDENTIALS_FILE=str(aws / "credentials"),
+                                 AWS_CONFIG_FILE=str(aws / "config")))
+    for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL"):
+        env.pop(k, None)
+    d = nemo.start(url, env=env)
+    try:
+        assert (d.mnt / "raw" / "big.bin").read_bytes()[-4096:] == big[-4096:]
+    finally:
+        nemo.stop(d)
+
+
+def test_s3_bad_credentials_fail_at_mount(moto, nemo):
+    ep, keys = moto
+    url = "s3://ckpt/models/run 1/big.nemo"
+    d, state, _ = nemo._spawn_notify(url, nemo.mkdir("mnt"), ["endpoint=" + ep], ("-f",),
+                                     s3_env(keys, secret="not-the-secret"))
+    assert state != "ready"
+    rc = d.proc.wait()
+    d.stopped, d.returncode = True, rc
+    nemo.checked_logs.add(d.log_path)
+    lines = [l for l in d.log().splitlines() if l.strip()]
+    assert rc != 0 and len(lines) == 1 and "HTTP 403" in lines[0] and url in lines[0], lines
+    assert "not-the-secret" not in d.log()
