@@ -182,5 +182,8 @@ extern const nck_container_ops nck_container_tar_ops;
 extern const nck_container_ops nck_container_dir_ops;
 extern const nck_container_ops nck_container_compressed_ops;
 extern const nck_container_ops nck_container_gztar_ops;
+/* s3://BUCKET/PREFIX/: not in the registry (no bytes to bid on); its
+ * entries are objects at offsets of a listing source (io/remote.h). */
+extern const nck_container_ops nck_container_s3dir_ops;
 
 #endif

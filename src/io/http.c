@@ -73,6 +73,8 @@ typedef struct http_resp {
 	unsigned char *dst; /* body destination (GET) */
 	size_t cap, got;
 	bool overflow;
+	bool grow;          /* whole bodies (listings): dst grows up to cap */
+	size_t alloc;
 } http_resp;
 
 static pthread_once_t http_once = PTHREAD_ONCE_INIT;
@@ -192,6 +194,26 @@ static size_t http_write_cb(char *data, size_t size, size_t n, void *payload)
 	http_resp *r = payload;
 	size_t len = size * n;
 
+	if (r->grow) {
+		if (len > r->cap - r->got) {
+			r->overflow = true;
+			return 0;
+		}
+		if (r->got + len > r->alloc) {
+			size_t a = r->alloc ? r->alloc : 65536;
+			unsigned char *p;
+
+			while (a < r->got + len)
+				a *= 2;
+			if (!(p = realloc(r->dst, a)))
+				return 0;
+			r->dst = p;
+			r->alloc = a;
+		}
+		memcpy(r->dst + r->got, data, len);
+		r->got += len;
+		return len;
+	}
 	if (!r->dst)
 		return len <= 65536 ? len : 0; /* error bodies: read a little, then drop */
 	if (len > r->cap - r->got) {
@@ -473,7 +495,7 @@ static void http_backoff(unsigned attempt, unsigned retry_after)
 
 /* Runs one transfer on a pooled handle; *cc and r->status tell how it went. */
 static CURLcode http_perform(nck_http *h, http_resp *r, bool head, const char *range,
-			     struct curl_slist *hdrs)
+			     struct curl_slist *hdrs, const char *url)
 {
 	CURL *c;
 	CURLcode cc;
@@ -490,7 +512,7 @@ static CURLcode http_perform(nck_http *h, http_resp *r, bool head, const char *r
 			}
 			signed_hdrs = t;
 		}
-		if (nck_s3_sign(&signed_hdrs, h->s3, head ? "HEAD" : "GET", h->url) < 0) {
+		if (nck_s3_sign(&signed_hdrs, h->s3, head ? "HEAD" : "GET", url ? url : h->url) < 0) {
 			curl_slist_free_all(signed_hdrs);
 			return CURLE_OUT_OF_MEMORY;
 		}
@@ -501,6 +523,7 @@ static CURLcode http_perform(nck_http *h, http_resp *r, bool head, const char *r
 		return CURLE_OUT_OF_MEMORY;
 	}
 	atomic_fetch_add(&h->requests, 1);
+	curl_easy_setopt(c, CURLOPT_URL, url ? url : h->url);
 	curl_easy_setopt(c, CURLOPT_NOBODY, head ? 1L : 0L);
 	if (!head)
 		curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
@@ -540,7 +563,7 @@ int nck_http_head(nck_http *h, nck_http_meta *m, nck_diag *diag)
 	memset(m, 0, sizeof(*m));
 	for (unsigned attempt = 0;; attempt++) {
 		memset(&r, 0, sizeof(r));
-		cc = http_perform(h, &r, true, NULL, NULL);
+		cc = http_perform(h, &r, true, NULL, NULL, NULL);
 		if (cc == CURLE_OK && r.status >= 200 && r.status < 300)
 			break;
 		if ((cc != CURLE_OK ? http_transient(cc) : http_status_transient(r.status)) &&
@@ -638,7 +661,7 @@ int nck_http_get(nck_http *h, void *buf, uint64_t off, size_t len, const char *e
 		memset(&r, 0, sizeof(r));
 		r.dst = buf;
 		r.cap = len;
-		cc = http_perform(h, &r, false, range, hdrs);
+		cc = http_perform(h, &r, false, range, hdrs, NULL);
 		v = http_judge(h, cc, &r, off, len, etag, linked, &err);
 		if (v == HTTP_OK) {
 			err = 0;
@@ -661,4 +684,44 @@ int nck_http_get(nck_http *h, void *buf, uint64_t off, size_t len, const char *e
 	}
 	curl_slist_free_all(hdrs);
 	return err;
+}
+
+int nck_http_get_body(nck_http *h, const char *url, char **body, size_t *len, nck_diag *diag)
+{
+	http_resp r;
+	CURLcode cc;
+
+	*body = NULL;
+	*len = 0;
+	for (unsigned attempt = 0;; attempt++) {
+		memset(&r, 0, sizeof(r));
+		r.grow = true;
+		r.cap = 64u << 20;
+		cc = http_perform(h, &r, false, NULL, NULL, url);
+		if (cc == CURLE_OK && r.status == 200)
+			break;
+		free(r.dst);
+		if ((cc != CURLE_OK ? http_transient(cc) : http_status_transient(r.status)) &&
+		    attempt < h->retries) {
+			http_backoff(attempt, r.retry_after);
+			continue;
+		}
+		if (cc == CURLE_OUT_OF_MEMORY)
+			return nck_diag_set(diag, -ENOMEM, h->display, -1, "out of memory");
+		if (cc != CURLE_OK)
+			return nck_diag_set(diag, -EIO, h->display, -1, "listing: %s",
+					    curl_easy_strerror(cc));
+		return nck_diag_set(diag, http_status_errno(r.status), h->display, -1,
+				    "listing: HTTP %ld", r.status);
+	}
+	*body = (char *)r.dst;
+	*len = r.got;
+	if (!*body && !(*body = malloc(1)))
+		return nck_diag_set(diag, -ENOMEM, h->display, -1, "out of memory");
+	return 0;
+}
+
+const nck_s3 *nck_http_s3(const nck_http *h)
+{
+	return h->s3;
 }

@@ -41,6 +41,23 @@ int nck_http_head(nck_http *h, nck_http_meta *m, nck_diag *diag);
  */
 int nck_http_get(nck_http *h, void *buf, uint64_t off, size_t len, const char *etag, bool linked);
 
+/* GETs all of `url` (200 only) into a malloc'd *body (retries; up to
+ * 64 MiB). Errors as nck_http_head(), diag says "listing". */
+int nck_http_get_body(nck_http *h, const char *url, char **body, size_t *len, nck_diag *diag);
+
+struct nck_s3;
+/* The S3 addressing and keys of an s3:// client, or NULL. Borrowed. */
+const struct nck_s3 *nck_http_s3(const nck_http *h);
+
+/* A remote source of an object whose size and ETag a listing gave: no
+ * HEAD, no probe (remote.c). Errors as nck_src_open_remote(). */
+int nck_remote_open_known(nck_src **out, const char *url, const nck_remote_opts *opts,
+			  uint64_t size, const char *etag, time_t mtime, nck_diag *diag);
+
+/* Listing sources (rlist.c): recognized, and sealed object by object. */
+bool nck_src_is_remote_listing(const nck_src *src);
+int nck_remote_listing_seal(nck_src *src);
+
 /* Requests sent so far (retries included). */
 uint64_t nck_http_requests(const nck_http *h);
 

@@ -105,6 +105,7 @@ typedef struct remote {
 	bool stop;
 	pthread_t workers[REMOTE_WORKERS];
 	size_t n_workers;
+	bool workers_tried;      /* started at the first readahead (lock) */
 	atomic_uint_fast64_t last_end; /* where the previous read ended */
 	atomic_bool changed;     /* the object changed: every read fails */
 	/* record of fetched ranges (lock) */
@@ -617,11 +618,25 @@ static void remote_readahead(remote *r, uint64_t last)
 	uint64_t window = r->budget / 4 < REMOTE_RA_BYTES ? r->budget / 4 : REMOTE_RA_BYTES;
 	uint64_t end = last + 1 + window / r->bs;
 
-	if (!r->n_workers || atomic_load(&r->changed))
+	if (atomic_load(&r->changed))
 		return;
 	if (end > r->n_blocks)
 		end = r->n_blocks;
 	pthread_mutex_lock(&r->lock);
+	/* Workers start with the first sequential reader: an object that is
+	 * never streamed (most members of a listing) costs no threads. */
+	if (!r->workers_tried) {
+		r->workers_tried = true;
+		for (size_t i = 0; i < REMOTE_WORKERS; i++) {
+			if (pthread_create(&r->workers[i], NULL, remote_worker, r) != 0)
+				break;
+			r->n_workers++;
+		}
+	}
+	if (!r->n_workers) {
+		pthread_mutex_unlock(&r->lock);
+		return;
+	}
 	for (uint64_t i = last + 1; i < end && r->q_len < REMOTE_QUEUE && !r->stop;) {
 		uint32_t n;
 
@@ -769,8 +784,11 @@ static int remote_probe(remote *r, nck_diag *diag)
 	return 0;
 }
 
-int nck_src_open_remote(nck_src **out, const char *url, const nck_remote_opts *opts,
-			nck_diag *diag)
+/* Opens the object at `url`: its size and ETag from `known` (a listing)
+ * or from a HEAD, then a probe that ranges are honoured (not for known
+ * objects: the listing's server answered ranges for the listing's kind). */
+static int remote_new(nck_src **out, const char *url, const nck_remote_opts *opts,
+		      const nck_http_meta *known, nck_diag *diag)
 {
 	nck_remote_opts none = { 0 };
 	char disp[2048], key[17];
@@ -796,10 +814,12 @@ int nck_src_open_remote(nck_src **out, const char *url, const nck_remote_opts *o
 		return nck_diag_set(diag, -ENOMEM, disp, -1, "out of memory");
 	}
 	if ((rc = nck_http_new(&r->http, url, disp, opts, diag)) < 0 ||
-	    (rc = nck_http_head(r->http, &r->meta, diag)) < 0) {
+	    (!known && (rc = nck_http_head(r->http, &r->meta, diag)) < 0)) {
 		remote_free(r);
 		return rc;
 	}
+	if (known)
+		r->meta = *known;
 	r->size = r->meta.size;
 	r->st.st_mode = S_IFREG | 0444;
 	r->st.st_size = (off_t)r->size;
@@ -811,16 +831,26 @@ int nck_src_open_remote(nck_src **out, const char *url, const nck_remote_opts *o
 		return nck_diag_set(diag, rc, disp, -1, "out of memory");
 	}
 	remote_record_load(r);
-	if ((rc = remote_probe(r, diag)) < 0) {
+	if (!known && (rc = remote_probe(r, diag)) < 0) {
 		remote_free(r);
 		return rc;
 	}
-	for (size_t i = 0; i < REMOTE_WORKERS; i++) {
-		if (pthread_create(&r->workers[i], NULL, remote_worker, r) != 0)
-			break;
-		r->n_workers++;
-	}
 	return nck_src_new_impl_take(out, &remote_vtab, r, r->size, disp);
+}
+
+int nck_src_open_remote(nck_src **out, const char *url, const nck_remote_opts *opts,
+			nck_diag *diag)
+{
+	return remote_new(out, url, opts, NULL, diag);
+}
+
+int nck_remote_open_known(nck_src **out, const char *url, const nck_remote_opts *opts,
+			  uint64_t size, const char *etag, time_t mtime, nck_diag *diag)
+{
+	nck_http_meta m = { .size = size, .mtime = mtime };
+
+	snprintf(m.etag, sizeof(m.etag), "%s", etag);
+	return remote_new(out, url, opts, &m, diag);
 }
 
 bool nck_src_is_remote(const nck_src *src)
@@ -833,6 +863,8 @@ int nck_src_remote_seal(nck_src *src)
 	remote *r;
 	int rc = 0;
 
+	if (nck_src_is_remote_listing(src))
+		return nck_remote_listing_seal(src);
 	if (!nck_src_is_remote(src))
 		return 0;
 	r = nck_src_impl_of(src);

@@ -70,13 +70,33 @@ void nck_url_redact(char *out, size_t n, const char *url);
 int nck_src_open_remote(nck_src **out, const char *url, const nck_remote_opts *opts,
 			nck_diag *diag);
 
+/* A member of a listing source: an object under the prefix. */
+typedef struct nck_remote_member {
+	const char *path;  /* its key without the prefix (borrowed from the source) */
+	uint64_t offset;   /* where its bytes start in the listing source */
+	uint64_t size;
+	int64_t mtime;
+} nck_remote_member;
+
+/*
+ * Opens `url`, s3://BUCKET/PREFIX/ (or s3://BUCKET), as one source in
+ * which every object under the prefix occupies [offset, offset+size), in
+ * key order: a directory read as a tar without headers. Objects are
+ * opened on their first read, with the listing's size and ETag (If-Match
+ * as for any remote object). *members (owned by the source, valid until it
+ * closes) and *n describe them; keys ending in '/' (folder markers) are
+ * left out. Errors as nck_src_open_remote(), -ENOENT for an empty listing.
+ */
+int nck_src_open_remote_listing(nck_src **out, const nck_remote_member **members, size_t *n,
+				const char *url, const nck_remote_opts *opts, nck_diag *diag);
+
 /* True when `src` is a remote source. */
 bool nck_src_is_remote(const nck_src *src);
 
 /*
  * Ends the recording of mount-time reads and persists them (if a cache
- * directory was given and something new was fetched). Not a remote
- * source: no-op. Returns 0 or a negative errno (the caller warns).
+ * directory was given and something new was fetched); a listing source
+ * seals each object it opened. Not a remote source: no-op. Returns 0 or a negative errno (the caller warns).
  */
 int nck_src_remote_seal(nck_src *src);
 

@@ -108,7 +108,14 @@ static bool s3_env(char *out, size_t n, const char *a, const char *b)
 
 /* ---- URLs ----------------------------------------------------------------------- */
 
+static size_t s3_encode(char *out, size_t n, size_t at, const char *s, bool keep_slash);
+
 /* Appends `s` URI-encoded (RFC 3986 unreserved kept; '/' kept if keep_slash). */
+size_t nck_s3_encode(char *out, size_t n, size_t at, const char *s, bool keep_slash)
+{
+	return s3_encode(out, n, at, s, keep_slash);
+}
+
 static size_t s3_encode(char *out, size_t n, size_t at, const char *s, bool keep_slash)
 {
 	static const char hex[] = "0123456789ABCDEF";
@@ -142,11 +149,17 @@ int nck_s3_resolve(nck_s3 *s, const char *url, const nck_remote_opts *o, nck_dia
 	int n;
 
 	memset(s, 0, sizeof(*s));
-	if (strncasecmp(url, "s3://", 5) != 0 || !(slash = strchr(p, '/')) || slash == p ||
-	    !slash[1] || (size_t)(slash - p) >= sizeof(s->bucket))
+	if (strncasecmp(url, "s3://", 5) != 0)
+		return nck_diag_set(diag, -EINVAL, url, -1, "expected s3://BUCKET/KEY");
+	slash = strchr(p, '/');
+	if (!slash)
+		slash = p + strlen(p);
+	if (slash == p || (size_t)(slash - p) >= sizeof(s->bucket) ||
+	    strlen(*slash ? slash + 1 : slash) >= sizeof(s->key))
 		return nck_diag_set(diag, -EINVAL, url, -1, "expected s3://BUCKET/KEY");
 	memcpy(s->bucket, p, (size_t)(slash - p));
 	s->bucket[slash - p] = '\0';
+	snprintf(s->key, sizeof(s->key), "%s", *slash ? slash + 1 : "");
 	if (!s3_env(profile, sizeof(profile), "AWS_PROFILE", NULL))
 		snprintf(profile, sizeof(profile), "default");
 	s3_file(cred_file, sizeof(cred_file), "AWS_SHARED_CREDENTIALS_FILE", "credentials");
@@ -187,7 +200,13 @@ int nck_s3_resolve(nck_s3 *s, const char *url, const nck_remote_opts *o, nck_dia
 			     s->region);
 	if (n < 0 || (size_t)n >= sizeof(s->url))
 		return nck_diag_set(diag, -EINVAL, url, -1, "URL too long");
-	at = s3_encode(s->url, sizeof(s->url), (size_t)n, slash + 1, true);
+	/* The bucket's URL (listings): the object URL up to the key. */
+	memcpy(s->base, s->url, (size_t)n + 1);
+	/* ... and where it is listed: "ENDPOINT/BUCKET" path-style, "HOST/" virtual. */
+	memcpy(s->list, s->url, (size_t)n + 1);
+	if (endpoint[0] || o->path_style || strchr(s->bucket, '.'))
+		s->list[n - 1] = '\0';
+	at = s3_encode(s->url, sizeof(s->url), (size_t)n, s->key, true);
 	if (at >= sizeof(s->url))
 		return nck_diag_set(diag, -EINVAL, url, -1, "URL too long");
 	return 0;
@@ -240,11 +259,14 @@ int nck_s3_sign(struct curl_slist **hdrs, const nck_s3 *s, const char *method, c
 	strftime(date, sizeof(date), "%Y%m%dT%H%M%SZ", &tm);
 	memcpy(day, date, 8);
 	day[8] = '\0';
-	/* The object URL has no query; its path is already encoded. */
+	/* The path is already encoded and the query, if any, already
+	 * canonical (sorted, encoded, every name with '='): see s3list.c. */
 	n = snprintf(creq, sizeof(creq),
-		     "%s\n%.*s\n\nhost:%s\nx-amz-content-sha256:UNSIGNED-PAYLOAD\nx-amz-date:%s\n%s%s%s\n"
+		     "%s\n%.*s\n%s\nhost:%s\nx-amz-content-sha256:UNSIGNED-PAYLOAD\nx-amz-date:%s\n%s%s%s\n"
 		     "host;x-amz-content-sha256;x-amz-date%s\nUNSIGNED-PAYLOAD",
-		     method, *path ? (int)strcspn(path, "?") : 1, *path ? path : "/", host, date,
+		     method, *path && *path != '?' ? (int)strcspn(path, "?") : 1,
+		     *path && *path != '?' ? path : "/", strchr(path, '?') ? strchr(path, '?') + 1 : "",
+		     host, date,
 		     s->token[0] ? "x-amz-security-token:" : "", s->token, s->token[0] ? "\n" : "",
 		     s->token[0] ? ";x-amz-security-token" : "");
 	if (n < 0 || (size_t)n >= sizeof(creq))
