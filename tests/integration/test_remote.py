@@ -146,7 +146,7 @@ def normalize(rel, data, source):
         def strip(o):
             if isinstance(o, dict):
                 return {k: ("SRC" if k == "source" and v == source else strip(v))
-                        for k, v in o.items() if k != "index_path"}
+                        for k, v in o.items() if k not in DIFFERING}
             if isinstance(o, list):
                 return [strip(x) for x in o]
             return o
@@ -155,6 +155,12 @@ def normalize(rel, data, source):
         except ValueError:
             return data
     return data
+
+
+# info.json fields that name how the source is held, not what it holds:
+# a remote gzip's index is in memory; a bucket directory is a listing
+# (container "s3 directory", source_bytes the objects' total).
+DIFFERING = {"index_path"}
 
 
 def tree_files(root: Path):
@@ -166,7 +172,8 @@ def tree_files(root: Path):
     return out
 
 
-def compare_mounts(remote_mnt, local_mnt, url, local_src):
+def compare_mounts(remote_mnt, local_mnt, url, local_src, differing=()):
+    DIFFERING.update(differing)
     r, l = tree_files(remote_mnt), tree_files(local_mnt)
     assert sorted(r) == sorted(l)
     # Opening tp layouts in ranks/ and nemo/ is lazy: a walk sees the listed ones.
@@ -507,7 +514,8 @@ def test_bearer_token_from_file_and_bad_token(www, faulty, nemo, mounted, tmp_pa
 MOTO_PIN = "moto[server]==5.2.5"
 SEED = r'''
 import json, sys, boto3
-ep, path, key = sys.argv[1], sys.argv[2], sys.argv[3]
+import os
+ep, path, key, tree = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
 kw = dict(endpoint_url=ep, region_name="us-east-1",
           aws_access_key_id="AKIAIOSFODNN7EXAMPLE", aws_secret_access_key="x")
 iam = boto3.client("iam", **kw)
@@ -519,16 +527,23 @@ s3 = boto3.client("s3", **dict(kw, aws_access_key_id=k["AccessKeyId"],
                                 aws_secret_access_key=k["SecretAccessKey"]))
 s3.create_bucket(Bucket="ckpt")
 s3.upload_file(path, "ckpt", key)
+for d, _, fs in os.walk(tree):
+    for f in fs:
+        p = os.path.join(d, f)
+        s3.upload_file(p, "ckpt", "dirs/nemo2/" + os.path.relpath(p, tree))
+for i in range(1100):
+    s3.put_object(Bucket="ckpt", Key="many/k%04d" % i, Body=b"object %d\n" % i)
 print(json.dumps({"id": k["AccessKeyId"], "secret": k["SecretAccessKey"]}))
 '''
 
 
 @pytest.fixture(scope="module")
-def moto(www, tmp_path_factory):
+def moto(www, fixtures_dir, tmp_path_factory):  # noqa: F811
     """moto_server with IAM authentication on (INITIAL_NO_AUTH_ACTION_COUNT:
     the seeding's first 3 calls create the user, its policy and its key;
     every later request must carry a valid SigV4 signature), seeded with
-    big.nemo by boto3. The venv: $NEMOCKPT_TEST_VENV if it has moto_server,
+    big.nemo, the nemo2 fixture's directory under dirs/nemo2/ and 1,100
+    small objects under many/ (two ListObjectsV2 pages) by boto3. The venv: $NEMOCKPT_TEST_VENV if it has moto_server,
     else a new one with the pinned moto."""
     root, _ = www
     venv = os.environ.get("NEMOCKPT_TEST_VENV")
@@ -544,7 +559,7 @@ def moto(www, tmp_path_factory):
         wait_port(port, proc)
         ep = "http://127.0.0.1:%d" % port
         out = subprocess.run([venv + "/bin/python", "-c", SEED, ep, str(root / "big.nemo"),
-                              "models/run 1/big.nemo"],
+                              "models/run 1/big.nemo", str(fixtures_dir / "nemo2" / "ckpt")],
                              check=True, capture_output=True, text=True, timeout=120).stdout
         yield ep, json.loads(out)
     finally:
@@ -601,3 +616,31 @@ def test_s3_bad_credentials_fail_at_mount(moto, nemo):
     lines = [l for l in d.log().splitlines() if l.strip()]
     assert rc != 0 and len(lines) == 1 and "HTTP 403" in lines[0] and url in lines[0], lines
     assert "not-the-secret" not in d.log()
+
+
+@pytest.mark.nemo_timeout(300)
+def test_s3_directory_every_view_equals_local_mount(moto, nemo, mounted, fixtures_dir):  # noqa: F811
+    ep, keys = moto
+    url = "s3://ckpt/dirs/nemo2/"
+    local = fixtures_dir / "nemo2" / "ckpt"
+    d = nemo.start(url, "endpoint=" + ep, env=s3_env(keys))
+    try:
+        with mounted(local) as lm:
+            compare_mounts(d.mnt, lm, url, local, differing=("container", "source_bytes"))
+        info = json.loads((d.mnt / "info.json").read_text())
+        assert info["container"] == "s3 directory" and info["source"] == url
+    finally:
+        nemo.stop(d)
+        DIFFERING.difference_update(("container", "source_bytes"))
+
+
+def test_s3_listing_pages_past_1000_keys(moto, nemo):
+    ep, keys = moto
+    d = nemo.start("s3://ckpt/many/", "endpoint=" + ep, env=s3_env(keys))
+    try:
+        names = sorted(os.listdir(d.mnt / "raw"))
+        assert names == ["k%04d" % i for i in range(1100)]
+        for i in (0, 999, 1000, 1099):
+            assert (d.mnt / "raw" / ("k%04d" % i)).read_bytes() == b"object %d\n" % i
+    finally:
+        nemo.stop(d)
