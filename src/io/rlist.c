@@ -231,6 +231,14 @@ int nck_src_open_remote_listing(nck_src **out, const nck_remote_member **members
 		return nck_diag_set(diag, -ENOMEM, disp, -1, "out of memory");
 	pthread_mutex_init(&l->lock, NULL);
 	l->opts = *opts;
+	/* Each object has its own block cache: a sixteenth of the budget (at
+	 * least 16 MiB), so a few objects streamed at once stay near it. The
+	 * bound is per opened object, not shared (docs/DECISIONS.md). */
+	{
+		uint64_t total = opts->cache_size ? opts->cache_size : 256u << 20;
+
+		l->opts.cache_size = total / 16 > (16u << 20) ? total / 16 : 16u << 20;
+	}
 	l->display = strdup(disp);
 	if (!l->display | !rlist_dup(&l->opts.token_file, opts->token_file) |
 	    !rlist_dup(&l->opts.ca_file, opts->ca_file) |
