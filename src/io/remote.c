@@ -7,7 +7,7 @@
  * objects over 64 GiB so the table stays under 2^20 entries). Each block
  * has a state, EMPTY, LOADING or READY, as in gzsrc.c: the first reader of
  * an EMPTY block claims it and the EMPTY blocks after it that the read
- * also needs (a run, at most 1 MiB), fetches the run with one request
+ * also needs (a run, at most 2 MiB), fetches the run with one request
  * outside the lock and publishes every block; other readers wait on the
  * condition variable. A failed fetch puts the blocks back to EMPTY (nothing
  * wrong is cached; waiters try themselves). READY blocks sit in an LRU list
@@ -18,7 +18,7 @@
  * and must not pull a block for each.
  *
  * Readahead: a read that starts where the previous one ended claims the
- * EMPTY blocks of the next 8 MiB as runs and queues them for 4 worker
+ * EMPTY blocks of the next 32 MiB as runs and queues them for 4 worker
  * threads, so one sequential reader keeps several requests in flight.
  *
  * Record: until sealed, every fetched range (up to 64 MiB) is kept; seal
@@ -49,9 +49,9 @@
 
 #define REMOTE_BLOCK_MIN (64u * 1024u)
 #define REMOTE_MAX_BLOCKS (1u << 20)
-#define REMOTE_RUN_BYTES (1u << 20)
+#define REMOTE_RUN_BYTES (2u << 20)
 #define REMOTE_SMALL (16u * 1024u)
-#define REMOTE_RA_BYTES (8u << 20)
+#define REMOTE_RA_BYTES (32u << 20)
 #define REMOTE_WORKERS 4
 #define REMOTE_QUEUE 64
 #define REMOTE_RECORD_MAX (64u << 20)
