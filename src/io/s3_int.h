@@ -59,6 +59,16 @@ int nck_s3_list(nck_s3_object **out, size_t *n_out, struct nck_http *h, const ch
 
 void nck_s3_objects_free(nck_s3_object *objs, size_t n);
 
+/* A ListObjectsV2 parse in progress: objects of every page so far, and
+ * the last page's IsTruncated and NextContinuationToken (s3list.c). */
+typedef struct nck_s3_page nck_s3_page;
+nck_s3_page *nck_s3_page_new(void);
+void nck_s3_page_free(nck_s3_page *p);
+size_t nck_s3_page_count(const nck_s3_page *p);
+/* Parses one page, appending its objects. -EBADMSG (bad XML, a Contents
+ * without a Key, a bad Size, a text over 4 KiB), -ENOMEM. */
+int nck_s3_parse_page(nck_s3_page *p, const char *body, size_t len);
+
 /* Appends `s` percent-encoded (RFC 3986; '/' kept if keep_slash) at
  * out[at]; returns the length it needs (>= n: truncated). */
 size_t nck_s3_encode(char *out, size_t n, size_t at, const char *s, bool keep_slash);

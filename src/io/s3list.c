@@ -24,7 +24,7 @@
 #define LIST_MAX_OBJECTS 10000000u
 #define LIST_TEXT_MAX 4096
 
-typedef struct list_parse {
+struct nck_s3_page {
 	nck_s3_object *objs;
 	size_t n, cap;
 	int depth;
@@ -36,7 +36,9 @@ typedef struct list_parse {
 	bool truncated;
 	char next[1100];
 	int err;
-} list_parse;
+};
+
+typedef nck_s3_page list_parse;
 
 static void XMLCALL list_start(void *u, const XML_Char *name, const XML_Char **attrs)
 {
@@ -127,6 +129,50 @@ static void XMLCALL list_end(void *u, const XML_Char *name)
 	p->tlen = 0;
 }
 
+int nck_s3_parse_page(nck_s3_page *p, const char *body, size_t len)
+{
+	XML_Parser x = XML_ParserCreate(NULL);
+	int rc = 0;
+
+	if (!x)
+		return -ENOMEM;
+	p->next[0] = '\0';
+	p->truncated = false;
+	p->depth = 0;
+	p->in_contents = false;
+	p->err = 0;
+	XML_SetUserData(x, p);
+	XML_SetElementHandler(x, list_start, list_end);
+	XML_SetCharacterDataHandler(x, list_text);
+	if (len > INT32_MAX || XML_Parse(x, body, (int)len, 1) != XML_STATUS_OK)
+		rc = -EBADMSG;
+	XML_ParserFree(x);
+	free(p->cur.key);
+	p->cur.key = NULL;
+	if (rc == 0 && p->err)
+		rc = p->err;
+	return rc;
+}
+
+nck_s3_page *nck_s3_page_new(void)
+{
+	return calloc(1, sizeof(nck_s3_page));
+}
+
+void nck_s3_page_free(nck_s3_page *p)
+{
+	if (!p)
+		return;
+	nck_s3_objects_free(p->objs, p->n);
+	free(p->cur.key);
+	free(p);
+}
+
+size_t nck_s3_page_count(const nck_s3_page *p)
+{
+	return p->n;
+}
+
 int nck_s3_list(nck_s3_object **out, size_t *n_out, struct nck_http *h, const char *display,
 		nck_diag *diag)
 {
@@ -144,7 +190,6 @@ int nck_s3_list(nck_s3_object **out, size_t *n_out, struct nck_http *h, const ch
 		size_t at = (size_t)snprintf(url, cap, "%s?", s->list);
 		char *body;
 		size_t len;
-		XML_Parser x;
 
 		if (p.next[0]) {
 			at += (size_t)snprintf(url + at, cap - at, "continuation-token=");
@@ -161,26 +206,11 @@ int nck_s3_list(nck_s3_object **out, size_t *n_out, struct nck_http *h, const ch
 		p.truncated = false;
 		if ((rc = nck_http_get_body(h, url, &body, &len, diag)) < 0)
 			break;
-		if (!(x = XML_ParserCreate(NULL))) {
-			free(body);
-			rc = nck_diag_set(diag, -ENOMEM, display, -1, "out of memory");
-			break;
-		}
-		XML_SetUserData(x, &p);
-		XML_SetElementHandler(x, list_start, list_end);
-		XML_SetCharacterDataHandler(x, list_text);
-		if (len > INT32_MAX || XML_Parse(x, body, (int)len, 1) != XML_STATUS_OK) {
-			rc = nck_diag_set(diag, -EBADMSG, display, (int64_t)XML_GetCurrentByteIndex(x),
-					  "listing page %u: %s", page + 1,
-					  XML_ErrorString(XML_GetErrorCode(x)));
-		}
-		XML_ParserFree(x);
+		rc = nck_s3_parse_page(&p, body, len);
 		free(body);
-		if (rc < 0)
-			break;
-		if (p.err) {
-			rc = nck_diag_set(diag, p.err, display, -1, "listing page %u: %s", page + 1,
-					  p.err == -ENOMEM ? "out of memory" : "malformed ListBucketResult");
+		if (rc < 0) {
+			rc = nck_diag_set(diag, rc, display, -1, "listing page %u: %s", page + 1,
+					  rc == -ENOMEM ? "out of memory" : "malformed ListBucketResult");
 			break;
 		}
 		if (!p.truncated)
