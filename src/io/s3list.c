@@ -90,6 +90,8 @@ static void XMLCALL list_end(void *u, const XML_Char *name)
 	if (p->in_contents && p->depth == 3) {
 		if (p->overflow)
 			p->err = -EBADMSG;
+		else if (strcmp(name, "Key") == 0 && p->cur.key)
+			p->err = -EBADMSG; /* two keys for one object */
 		else if (strcmp(name, "Key") == 0 && !(p->cur.key = strdup(p->text)))
 			p->err = -ENOMEM;
 		else if (strcmp(name, "Size") == 0 && !list_u64(p->text, &p->cur.size))
