@@ -290,7 +290,7 @@ static void remote_record_load(remote *r)
 		goto bad;
 	memcpy(&kl, hdr + 8, 4);
 	memcpy(&count, hdr + 12, 8);
-	if (kl != (uint32_t)klen || count > REMOTE_RECORD_MAX / 1)
+	if (kl != (uint32_t)klen || count > (1u << 20))
 		goto bad;
 	crc = (uint32_t)crc32(0, hdr, sizeof(hdr));
 	if (!(got = malloc(kl)) || fread(got, 1, kl, f) != kl || memcmp(got, key, kl) != 0)
