@@ -60,6 +60,14 @@ typedef struct nck_vfs_opts {
 	uint64_t group_size;  /* qnemo/int4_awq block size; 0: 128 */
 	const char *calib;    /* qnemo/fp8 activation calibration (JSON file), or NULL */
 	const char *gpu;      /* quantization backend: NULL/"auto", "off", or a device number */
+	/* http(s) sources; zero fields take the defaults (see the man page) */
+	const char *token_file;     /* bearer token; NULL: $HF_TOKEN for Hugging Face */
+	const char *ca_file;        /* CA bundle for https */
+	uint64_t remote_cache_size; /* bytes of fetched blocks kept; 0: 256 MiB */
+	unsigned retries;           /* retries of a failed request; 0: 5, UINT_MAX: none */
+	unsigned timeout;           /* connect/stall timeout, seconds; 0: 30 */
+	const char *endpoint;       /* s3: S3-compatible endpoint URL, or NULL */
+	bool path_style;            /* s3: path-style addressing on AWS */
 } nck_vfs_opts;
 
 typedef enum nck_extent_kind {

@@ -22,6 +22,7 @@
 #include "fuse/ops.h"
 #include "fuse/opts.h"
 #include "fuse/session.h"
+#include "io/remote.h"
 #include "nemockpt/common.h"
 #include "nemockpt/diag.h"
 #include "nemockpt/log.h"
@@ -45,10 +46,50 @@ static void status_to_notify(const char *status)
 	nck_notify("STATUS=%s", status);
 }
 
+/*
+ * A URL source: keeps the full URL for the open and shows only its
+ * redacted form everywhere else (findmnt's fsname, status, ps: the
+ * argument is overwritten in place, which /proc/PID/cmdline reflects).
+ */
+static int remote_source(nck_fuse_opts *opts, char **url_out, int argc, char **argv)
+{
+	char disp[2048];
+	char *shown;
+
+	nck_url_redact(disp, sizeof(disp), opts->source);
+	if (!(shown = strdup(disp)))
+		return -ENOMEM;
+	for (int i = 1; i < argc; i++) {
+		size_t n = strlen(argv[i]);
+
+		if (strcmp(argv[i], opts->source) != 0 || strcmp(argv[i], disp) == 0)
+			continue;
+		memset(argv[i], 0, n);
+		memcpy(argv[i], disp, strlen(disp) < n ? strlen(disp) : n);
+	}
+	*url_out = opts->source;
+	opts->source = shown;
+	return 0;
+}
+
+/* Makes an option's file path absolute: the daemon changes to /. */
+static int absolute_option(char **path, nck_diag *diag)
+{
+	char *abs;
+
+	if (!*path || (*path)[0] == '/')
+		return 0;
+	if (!(abs = realpath(*path, NULL)))
+		return nck_diag_set(diag, -errno, *path, -1, "%s", strerror(errno));
+	free(*path);
+	*path = abs;
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	nck_vfs_opts vopts = { .uid = getuid(), .gid = getgid(), .umask = 0 };
-	char line[2048], *abs = NULL;
+	char line[2048], *abs = NULL, *url = NULL;
 	nck_fuse_opts opts;
 	nck_vfs *vfs = NULL;
 	nck_diag diag;
@@ -100,14 +141,30 @@ int main(int argc, char **argv)
 	vopts.group_size = opts.group_size;
 	vopts.calib = opts.calib;
 	vopts.gpu = opts.gpu;
-	/* The daemon changes to / when it detaches: keep an absolute source. */
-	abs = realpath(opts.source, NULL);
-	if (!abs) {
-		nck_diag_set(&diag, -errno, opts.source, -1, "%s", strerror(errno));
+	vopts.retries = !opts.retries_set ? 0 : opts.retries ? opts.retries : UINT_MAX;
+	vopts.timeout = opts.timeout;
+	vopts.remote_cache_size = opts.remote_cache_size;
+	if (absolute_option(&opts.token_file, &diag) < 0 || absolute_option(&opts.ca_file, &diag) < 0)
 		goto fail;
+	vopts.token_file = opts.token_file;
+	vopts.endpoint = opts.endpoint;
+	vopts.path_style = opts.s3_path_style;
+	vopts.ca_file = opts.ca_file;
+	if (nck_url_is_remote(opts.source)) {
+		if (remote_source(&opts, &url, argc, argv) < 0) {
+			nck_diag_set(&diag, -ENOMEM, "nemockptfs", -1, "out of memory");
+			goto fail;
+		}
+	} else {
+		/* The daemon changes to / when it detaches: keep an absolute source. */
+		abs = realpath(opts.source, NULL);
+		if (!abs) {
+			nck_diag_set(&diag, -errno, opts.source, -1, "%s", strerror(errno));
+			goto fail;
+		}
+		free(opts.source);
+		opts.source = abs;
 	}
-	free(opts.source);
-	opts.source = abs;
 	/* A daemon killed with -9 leaves "Transport endpoint is not connected". */
 	if ((rc = nck_fuse_clear_dead_mount(opts.mountpoint)) < 0) {
 		nck_diag_set(&diag, rc, opts.mountpoint, -1, "mountpoint: %s%s", strerror(-rc),
@@ -117,7 +174,7 @@ int main(int argc, char **argv)
 	if (check_mountpoint(opts.mountpoint, &diag) < 0)
 		goto fail;
 	nck_notify("STATUS=Reading %s", opts.source);
-	if (nck_vfs_open(&vfs, opts.source, &vopts, &diag) < 0)
+	if (nck_vfs_open(&vfs, url ? url : opts.source, &vopts, &diag) < 0)
 		goto fail;
 	status = nck_fuse_run(vfs, &opts, argv[0]);
 	goto out;
@@ -128,5 +185,9 @@ fail:
 out:
 	nck_vfs_close(vfs);
 	nck_fuse_opts_dispose(&opts);
+	if (url) {
+		memset(url, 0, strlen(url));
+		free(url);
+	}
 	return status;
 }

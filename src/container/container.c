@@ -11,6 +11,7 @@
 #include <sys/syscall.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "nemockpt/log.h"
@@ -157,6 +158,113 @@ int nck_container_open(nck_container **out, const char *path, nck_diag *diag)
 	return nck_container_open_opts(out, path, NULL, diag);
 }
 
+/* A bucket directory: its objects as entries at offsets of one listing
+ * source, the way a tar's members are (so the vfs reads it as one). */
+static int container_listing(nck_container *c, const char *url, const nck_remote_opts *ro,
+			     nck_diag *diag)
+{
+	const nck_remote_member *m;
+	size_t n;
+	int rc;
+
+	if ((rc = nck_src_open_remote_listing(&c->src, &m, &n, url, ro, diag)) < 0)
+		return rc;
+	c->remote = c->src;
+	c->st = *nck_src_stat(c->src);
+	c->ops = &nck_container_s3dir_ops;
+	for (size_t i = 0; i < n; i++) {
+		const char *path;
+		nck_entry *e;
+
+		rc = nck_container_path_normalize(&path, &c->arena, m[i].path);
+		if (rc == -ENOMEM)
+			return nck_diag_set(diag, rc, c->path, -1, "out of memory");
+		if (rc != 0) {
+			nck_log(NCK_LOG_WARN, "%s: '%s' left out: %s", c->path, m[i].path,
+				rc == 1 ? "names the root" : "absolute name or '..' component");
+			c->n_skipped++;
+			continue;
+		}
+		if (!(e = nck_container_add(c)))
+			return nck_diag_set(diag, -ENOMEM, c->path, -1, "out of memory");
+		e->path = path;
+		e->kind = NCK_ENTRY_FILE;
+		e->mode = 0444;
+		e->mtime_sec = m[i].mtime;
+		e->size = m[i].size;
+		e->offset = m[i].offset;
+	}
+	return 0;
+}
+
+/* Never wins a bid: chosen by container_listing for s3:// prefixes. */
+static int s3dir_bid(const unsigned char *head, size_t len, bool is_dir)
+{
+	(void)head;
+	(void)len;
+	(void)is_dir;
+	return 0;
+}
+
+static int s3dir_open(nck_container *c, nck_diag *diag)
+{
+	return nck_diag_set(diag, -EINVAL, c->path, -1, "not a listing");
+}
+
+const nck_container_ops nck_container_s3dir_ops = {
+	.version = NCK_CONTAINER_OPS_VERSION,
+	.name = "s3 directory",
+	.bid = s3dir_bid,
+	.open = s3dir_open,
+};
+
+/* True for s3://BUCKET and s3://BUCKET/PREFIX/ (a directory). */
+static bool container_is_listing(const char *url)
+{
+	const char *p;
+
+	if (strncasecmp(url, "s3://", 5) != 0)
+		return false;
+	p = strchr(url + 5, '/');
+	return !p || url[strlen(url) - 1] == '/';
+}
+
+/* Opens an http(s) tarball: a remote source read like a local file. */
+static int container_open_url(nck_container **out, const char *url, const nck_container_opts *opts,
+			      nck_diag *diag)
+{
+	char disp[2048], dir[1024];
+	nck_remote_opts ro = opts ? opts->remote : (nck_remote_opts){ 0 };
+	nck_container *c;
+	int rc;
+
+	nck_url_redact(disp, sizeof(disp), url);
+	if (!(c = container_alloc(disp)))
+		return nck_diag_set(diag, -ENOMEM, disp, -1, "out of memory");
+	if (opts)
+		c->opts = *opts;
+	if (!(opts && opts->gz_no_persist) &&
+	    nck_gz_cache_dir(dir, sizeof(dir), opts ? opts->cache_dir : NULL) == 0)
+		ro.cache_dir = dir;
+	if (container_is_listing(url)) {
+		rc = container_listing(c, url, &ro, diag);
+	} else {
+		if ((rc = nck_src_open_remote(&c->src, url, &ro, diag)) < 0)
+			goto out;
+		c->remote = c->src;
+		c->st = *nck_src_stat(c->src);
+		rc = container_build(c, diag);
+	}
+	c->opts.cache_dir = NULL;
+	if (rc < 0)
+		goto out;
+	*out = c;
+	return 0;
+out:
+	nck_container_close(c);
+	return rc;
+}
+
 int nck_container_open_opts(nck_container **out, const char *path, const nck_container_opts *opts,
 			    nck_diag *diag)
 {
@@ -166,6 +274,8 @@ int nck_container_open_opts(nck_container **out, const char *path, const nck_con
 	int rc;
 
 	*out = NULL;
+	if (nck_url_is_remote(path))
+		return container_open_url(out, path, opts, diag);
 	if (stat(path, &st) < 0)
 		return nck_diag_set(diag, -errno, path, -1, "%s", strerror(errno));
 	/* Absolute, so that info.json and messages name the file unambiguously. */
@@ -218,6 +328,15 @@ int nck_container_open_src_take(nck_container **out, nck_src *src, nck_diag *dia
 	}
 	*out = c;
 	return 0;
+}
+
+void nck_container_seal(nck_container *c)
+{
+	int rc;
+
+	if (c && c->remote && (rc = nck_src_remote_seal(c->remote)) < 0)
+		nck_log(NCK_LOG_WARN, "%s: cannot keep the mount-time reads: %s", c->path,
+			strerror(-rc));
 }
 
 void nck_container_close(nck_container *c)

@@ -33,6 +33,7 @@
 #include <sys/stat.h>
 
 #include "io/gzindex.h"
+#include "io/remote.h"
 #include "io/src.h"
 #include "nemockpt/diag.h"
 #include "util/arena.h"
@@ -61,6 +62,7 @@ typedef struct nck_container_opts {
 	uint64_t gz_spacing;    /* gzip checkpoint spacing; 0: $NEMOCKPT_GZ_SPACING or 8 MiB */
 	uint64_t gz_cache_size; /* decompressed-chunk cache of a gzip source; 0: 256 MiB */
 	bool gz_no_persist;     /* keep gzip indexes in memory only */
+	nck_remote_opts remote; /* http(s) sources (its cache_dir: the one above) */
 } nck_container_opts;
 
 typedef struct nck_container_ops {
@@ -95,10 +97,12 @@ struct nck_container {
 	nck_container_opts opts; /* as given to open */
 	nck_gz_report gz;     /* gzip sources: how the seek index was obtained */
 	bool members_loaded;  /* gzip sources: the member table came from the cache */
+	nck_src *remote;      /* http(s) sources: the object (borrowed from src or its gz) */
 };
 
 /*
- * Opens the container at `path` (a file or a directory): detects its kind by
+ * Opens the container at `path` (a file, a directory, or an http:// or
+ * https:// URL of a tarball, whose c->path is then the redacted URL): detects its kind by
  * bidding and builds its entry table. Errors as for ops->open, plus -ENOENT
  * and other open(2) errors, and -EBADMSG for an unrecognized file.
  */
@@ -114,6 +118,14 @@ int nck_container_open_opts(nck_container **out, const char *path, const nck_con
  * source's index is kept in memory only.
  */
 int nck_container_open_src_take(nck_container **out, nck_src *src, nck_diag *diag);
+
+/*
+ * Tells the container that the mount is built (the catalog read what it
+ * needs): a remote source persists the ranges read so far, so that the next
+ * mount of the unchanged object fetches none of them. Others: no-op.
+ * Failures are warnings.
+ */
+void nck_container_seal(nck_container *c);
 
 /* Releases the container, its source and its entries. NULL-safe. */
 void nck_container_close(nck_container *c);
@@ -181,5 +193,8 @@ extern const nck_container_ops nck_container_tar_ops;
 extern const nck_container_ops nck_container_dir_ops;
 extern const nck_container_ops nck_container_compressed_ops;
 extern const nck_container_ops nck_container_gztar_ops;
+/* s3://BUCKET/PREFIX/: not in the registry (no bytes to bid on); its
+ * entries are objects at offsets of a listing source (io/remote.h). */
+extern const nck_container_ops nck_container_s3dir_ops;
 
 #endif

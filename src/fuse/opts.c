@@ -20,6 +20,7 @@ enum {
 	KEY_CACHE_SIZE, /* cache_size=N[KMG] */
 	KEY_SHARD_SIZE, /* shard_size=N[KMG] */
 	KEY_GROUP_SIZE, /* group_size=N */
+	KEY_REMOTE_CACHE_SIZE, /* remote_cache_size=N[KMG] */
 };
 
 #define OPT(t, p) { t, offsetof(nck_fuse_opts, p), 1 }
@@ -54,6 +55,14 @@ static const struct fuse_opt opts_table[] = {
 	OPT("auto_unmount", auto_unmount),
 	OPTV("shutdown_timeout=%u", shutdown_timeout),
 	FUSE_OPT_KEY("group_size=", KEY_GROUP_SIZE),
+	OPTV("token_file=%s", token_file),
+	OPTV("ca_file=%s", ca_file),
+	OPTV("retries=%u", retries),
+	OPT("retries=", retries_set),
+	OPTV("timeout=%u", timeout),
+	OPTV("endpoint=%s", endpoint),
+	OPT("s3_path_style", s3_path_style),
+	FUSE_OPT_KEY("remote_cache_size=", KEY_REMOTE_CACHE_SIZE),
 	FUSE_OPT_KEY("defaults", KEY_IGNORE),
 	FUSE_OPT_KEY("nofail", KEY_IGNORE),
 	FUSE_OPT_KEY("_netdev", KEY_IGNORE),
@@ -158,6 +167,8 @@ static int opts_proc(void *data, const char *arg, int key, struct fuse_args *out
 		return opts_size(o, arg, &o->cache_size);
 	case KEY_SHARD_SIZE:
 		return opts_size(o, arg, &o->shard_size);
+	case KEY_REMOTE_CACHE_SIZE:
+		return opts_size(o, arg, &o->remote_cache_size);
 	case KEY_GROUP_SIZE:
 		if (opts_size(o, arg, &o->group_size) < 0)
 			return -1;
@@ -195,6 +206,10 @@ static int opts_validate(nck_fuse_opts *o)
 	else if (o->cache && strcmp(o->cache, "auto") != 0 && strcmp(o->cache, "kernel") != 0 &&
 		 strcmp(o->cache, "direct") != 0)
 		snprintf(o->error, sizeof(o->error), "cache=%s is not auto, kernel or direct", o->cache);
+	else if (o->retries_set && o->retries > 100)
+		snprintf(o->error, sizeof(o->error), "retries=%u is over 100", o->retries);
+	else if (o->timeout > 3600)
+		snprintf(o->error, sizeof(o->error), "timeout=%u is over 3600", o->timeout);
 	else if (!o->show_help && !o->show_version && (!o->source || !o->mountpoint))
 		snprintf(o->error, sizeof(o->error), "a source and a mountpoint are needed");
 	return o->error[0] ? -EINVAL : 0;
@@ -235,13 +250,18 @@ void nck_fuse_opts_dispose(nck_fuse_opts *opts)
 	opts->cache = NULL;
 	opts->source = opts->mountpoint = opts->mount_flags = opts->cache_dir = NULL;
 	opts->calib = opts->gpu = NULL;
+	free(opts->token_file);
+	free(opts->ca_file);
+	free(opts->endpoint);
+	opts->token_file = opts->ca_file = opts->endpoint = NULL;
 }
 
 const char *nck_fuse_opts_usage(void)
 {
 	return "usage: nemockptfs SOURCE MOUNTPOINT [-f] [-d] [-o OPTION[,OPTION...]]\n"
 	       "\n"
-	       "Mounts a NeMo checkpoint (.nemo/.qnemo tar file or checkpoint directory)\n"
+	       "Mounts a NeMo checkpoint (.nemo/.qnemo tar file or checkpoint directory,\n"
+	       "or an http://, https:// or s3://BUCKET/KEY URL of a tar file)\n"
 	       "read-only at MOUNTPOINT. Returns once the mount is live.\n"
 	       "\n"
 	       "  -f                     stay in the foreground\n"
@@ -271,6 +291,13 @@ const char *nck_fuse_opts_usage(void)
 	       "  -o auto_unmount        unmount when the daemon is killed (fusermount3 3.15+)\n"
 	       "  -o shutdown_timeout=S  after SIGTERM, serve open files at most S seconds\n"
 	       "                         (default: until the last one is closed)\n"
+	       "  -o token_file=FILE     http(s): bearer token (default: $HF_TOKEN for Hugging Face)\n"
+	       "  -o ca_file=FILE        https: CA certificates to trust (PEM)\n"
+	       "  -o retries=N           http(s): retries of a failed request (default 5)\n"
+	       "  -o timeout=S           http(s): connect and stall timeout (default 30)\n"
+	       "  -o remote_cache_size=N[KMG] http(s): fetched blocks kept in memory (256M)\n"
+	       "  -o endpoint=URL        s3: an S3-compatible endpoint (default $AWS_ENDPOINT_URL)\n"
+	       "  -o s3_path_style       s3: path-style addressing on AWS\n"
 	       "  -o notify_fd=N         write \"READY=1\\n\" to fd N once the mount is live\n"
 	       "  -o ro                  accepted; the mount is always read-only\n"
 	       "fstab words (defaults, nofail, _netdev, auto, noauto, user, users, x-*) are ignored.\n";

@@ -46,6 +46,14 @@ typedef struct nck_fuse_opts {
 	int no_passthrough;    /* -o nopassthrough: never pass whole files through */
 	int auto_unmount;      /* -o auto_unmount: fusermount3 unmounts if we are killed */
 	unsigned shutdown_timeout; /* seconds open files are served after SIGTERM; 0: until closed */
+	char *token_file;      /* http(s): bearer token file, or NULL */
+	char *ca_file;         /* https: CA bundle, or NULL */
+	uint64_t remote_cache_size; /* http(s): fetched blocks kept; 0: default */
+	unsigned retries;      /* http(s): retries of a failed request (valid when retries_set) */
+	int retries_set;
+	unsigned timeout;      /* http(s): connect/stall timeout in seconds; 0: default */
+	char *endpoint;        /* s3: S3-compatible endpoint URL, or NULL */
+	int s3_path_style;     /* s3: path-style addressing on AWS */
 	char error[256];       /* why parsing failed */
 } nck_fuse_opts;
 

@@ -139,6 +139,16 @@ int nck_src_new_impl_take(nck_src **out, const nck_src_vtab *vt, void *impl, uin
 	return 0;
 }
 
+const nck_src_vtab *nck_src_vtab_of(const nck_src *src)
+{
+	return src->vt;
+}
+
+void *nck_src_impl_of(const nck_src *src)
+{
+	return src->impl;
+}
+
 void nck_src_close(nck_src *src)
 {
 	if (!src)

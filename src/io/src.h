@@ -69,6 +69,11 @@ typedef struct nck_src_vtab {
 int nck_src_new_impl_take(nck_src **out, const nck_src_vtab *vt, void *impl, uint64_t size,
 			  const char *name);
 
+/* The callbacks and payload of an implemented source (NULL otherwise):
+ * for the module that made it, to recognize its own. Borrowed. */
+const nck_src_vtab *nck_src_vtab_of(const nck_src *src);
+void *nck_src_impl_of(const nck_src *src);
+
 /* Releases the source and its fd (slices own none). NULL-safe. */
 void nck_src_close(nck_src *src);
 

@@ -295,7 +295,12 @@ int nck_vfs_open(nck_vfs **out, const char *source, const nck_vfs_opts *opts, nc
 	pthread_mutex_init(&vfs->sets_lock, NULL);
 	vfs->opts = *opts;
 	copts = (nck_container_opts){ .cache_dir = opts->cache_dir, .gz_spacing = opts->gz_spacing,
-				      .gz_cache_size = opts->cache_size };
+				      .gz_cache_size = opts->cache_size,
+				      .remote = { .token_file = opts->token_file, .ca_file = opts->ca_file,
+						  .cache_size = opts->remote_cache_size,
+						  .retries = opts->retries, .timeout_s = opts->timeout,
+						  .endpoint = opts->endpoint,
+						  .path_style = opts->path_style } };
 	vfs->opts.cache_dir = NULL; /* borrowed for the open only */
 	if ((rc = nck_container_open_opts(&vfs->container, source, &copts, diag)) < 0 ||
 	    (rc = vfs_catalog(vfs, diag)) < 0 || (rc = nck_vfs_views_init(vfs, diag)) < 0 ||
@@ -303,6 +308,7 @@ int nck_vfs_open(nck_vfs **out, const char *source, const nck_vfs_opts *opts, nc
 		nck_vfs_close(vfs);
 		return rc;
 	}
+	nck_container_seal(vfs->container);
 	*out = vfs;
 	return 0;
 }

@@ -1,0 +1,901 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The remote source (see remote.h): block cache, readahead and the record
+ * of mount-time reads over the HTTP client of http.c.
+ *
+ * Blocks: the object is cut into blocks of `bs` bytes (64 KiB, more for
+ * objects over 64 GiB so the table stays under 2^20 entries). Each block
+ * has a state, EMPTY, LOADING or READY, as in gzsrc.c: the first reader of
+ * an EMPTY block claims it and the EMPTY blocks after it that the read
+ * also needs (a run, at most 2 MiB), fetches the run with one request
+ * outside the lock and publishes every block; other readers wait on the
+ * condition variable. A failed fetch puts the blocks back to EMPTY (nothing
+ * wrong is cached; waiters try themselves). READY blocks sit in an LRU list
+ * and unreferenced ones are evicted past the budget.
+ *
+ * Small reads (under 16 KiB) whose blocks are not all READY fetch exactly
+ * their bytes, uncached: the tar walk at mount reads one header per member
+ * and must not pull a block for each.
+ *
+ * Readahead: a read that starts where the previous one ended claims the
+ * EMPTY blocks of the next 32 MiB as runs and queues them for 4 worker
+ * threads, so one sequential reader keeps several requests in flight.
+ *
+ * Record: until sealed, every fetched range (up to 64 MiB) is kept; seal
+ * writes them to CACHE_DIR/remote-<fnv64 of URL>.ranges with the redacted
+ * URL, the ETag and the size, and a CRC-32 over all. An open that finds a
+ * file matching its HEAD serves reads inside its ranges from memory.
+ *
+ * Thread-safety: `lock` guards block states, the LRU list, the queue and
+ * the record; fetches run outside it.
+ */
+#include "io/remote.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "io/http_int.h"
+#include "nemockpt/log.h"
+
+#define REMOTE_BLOCK_MIN (64u * 1024u)
+#define REMOTE_MAX_BLOCKS (1u << 20)
+#define REMOTE_RUN_BYTES (2u << 20)
+#define REMOTE_SMALL (16u * 1024u)
+#define REMOTE_RA_BYTES (32u << 20)
+#define REMOTE_WORKERS 4
+#define REMOTE_QUEUE 64
+#define REMOTE_RECORD_MAX (64u << 20)
+#define REMOTE_CACHE_DEFAULT (256u << 20)
+#define REMOTE_MAGIC "NCKRNG1\n"
+
+typedef enum rb_state {
+	RB_EMPTY = 0,
+	RB_LOADING = 1,
+	RB_READY = 2,
+} rb_state;
+
+typedef struct rblock {
+	rb_state state;
+	uint32_t refs;
+	unsigned char *data;
+	struct rblock *prev, *next;
+} rblock;
+
+/* A recorded range. */
+typedef struct rrange {
+	uint64_t off;
+	size_t len;
+	unsigned char *data;
+} rrange;
+
+/* A queued readahead run. */
+typedef struct rrun {
+	uint64_t first;
+	uint32_t n;
+} rrun;
+
+typedef struct remote {
+	nck_http *http;
+	char *display;
+	char *url_key;          /* hex FNV-1a 64 of the full URL */
+	char *cache_dir;
+	nck_http_meta meta;
+	struct stat st;
+	uint64_t size;
+	uint64_t bs;
+	uint64_t n_blocks;
+	uint64_t budget, used;
+	rblock *blocks;
+	rblock *head, *tail;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;     /* a block left LOADING */
+	pthread_cond_t work;     /* the queue got a run, or stop */
+	rrun queue[REMOTE_QUEUE];
+	size_t q_head, q_len;
+	bool stop;
+	pthread_t workers[REMOTE_WORKERS];
+	size_t n_workers;
+	bool workers_tried;      /* started at the first readahead (lock) */
+	atomic_uint_fast64_t last_end; /* where the previous read ended */
+	atomic_bool changed;     /* the object changed: every read fails */
+	/* record of fetched ranges (lock) */
+	rrange *rec;
+	size_t n_rec, cap_rec;
+	uint64_t rec_bytes;
+	size_t n_loaded;         /* the first n_loaded came from the file (sorted) */
+	bool sealed;
+} remote;
+
+static const nck_src_vtab remote_vtab;
+
+/* ---- URLs ---------------------------------------------------------------------- */
+
+bool nck_url_is_remote(const char *s)
+{
+	return strncasecmp(s, "http://", 7) == 0 || strncasecmp(s, "https://", 8) == 0 ||
+	       strncasecmp(s, "s3://", 5) == 0;
+}
+
+void nck_url_redact(char *out, size_t n, const char *url)
+{
+	const char *p = strstr(url, "://");
+	const char *auth = p ? p + 3 : url;
+	size_t alen = strcspn(auth, "/?#");
+	const char *at = memchr(auth, '@', alen);
+	size_t plen;
+
+	if (!n)
+		return;
+	if (at) {
+		alen -= (size_t)(at + 1 - auth);
+		auth = at + 1;
+	}
+	plen = strcspn(auth + alen, "?#");
+	snprintf(out, n, "%.*s%.*s%.*s", p ? (int)(p + 3 - url) : 0, url, (int)alen, auth, (int)plen,
+		 auth + alen);
+}
+
+/* FNV-1a 64 of `s` as 16 hex digits into out[17]. */
+static void remote_fnv(char out[17], const char *s)
+{
+	uint64_t h = 0xcbf29ce484222325ull;
+
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
+	snprintf(out, 17, "%016" PRIx64, h);
+}
+
+/* ---- record ----------------------------------------------------------------------- */
+
+/* Keeps a copy of a fetched range while the mount is being built (lock held). */
+static void remote_record(remote *r, const void *data, uint64_t off, size_t len)
+{
+	rrange *rr;
+
+	if (r->sealed || !r->cache_dir || len > REMOTE_RECORD_MAX - r->rec_bytes)
+		return;
+	if (r->n_rec == r->cap_rec) {
+		size_t cap = r->cap_rec ? r->cap_rec * 2 : 64;
+
+		if (!(rr = realloc(r->rec, cap * sizeof(*rr))))
+			return;
+		r->rec = rr;
+		r->cap_rec = cap;
+	}
+	rr = &r->rec[r->n_rec];
+	if (!(rr->data = malloc(len ? len : 1)))
+		return;
+	memcpy(rr->data, data, len);
+	rr->off = off;
+	rr->len = len;
+	r->n_rec++;
+	r->rec_bytes += len;
+}
+
+/* Serves [off, off+len) from a loaded range if one holds it all. The
+ * loaded ranges are sorted by offset and do not overlap. */
+static bool remote_from_record_locked(remote *r, void *buf, size_t len, uint64_t off)
+{
+	size_t lo = 0, hi = r->n_loaded;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (r->rec[mid].off <= off)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo == 0)
+		return false;
+	{
+		const rrange *rr = &r->rec[lo - 1];
+
+		if (off - rr->off > rr->len || len > rr->len - (off - rr->off))
+			return false;
+		memcpy(buf, rr->data + (off - rr->off), len);
+	}
+	return true;
+}
+
+/* The same; takes the lock while the record can still grow (the mount is
+ * being built: workers append), none once sealed (immutable). */
+static bool remote_from_record(remote *r, void *buf, size_t len, uint64_t off)
+{
+	bool ok;
+
+	if (r->sealed)
+		return remote_from_record_locked(r, buf, len, off);
+	pthread_mutex_lock(&r->lock);
+	ok = remote_from_record_locked(r, buf, len, off);
+	pthread_mutex_unlock(&r->lock);
+	return ok;
+}
+
+static int remote_cmp_range(const void *a, const void *b)
+{
+	const rrange *x = a, *y = b;
+
+	return x->off < y->off ? -1 : x->off > y->off;
+}
+
+/* The record file's path. */
+static void remote_record_path(const remote *r, char *out, size_t n)
+{
+	snprintf(out, n, "%s/remote-%s.ranges", r->cache_dir, r->url_key);
+}
+
+/* The header that must match: redacted URL, ETag, size. */
+static int remote_record_key(const remote *r, char *out, size_t n)
+{
+	return snprintf(out, n, "%s\n%s\n%" PRIu64 "\n", r->display, r->meta.etag, r->size);
+}
+
+/* Sorts the ranges and merges overlapping or touching ones into their
+ * union (lock held): all were fetched under one ETag, so they agree. A
+ * merge that cannot get memory drops the later range (only a miss later). */
+static void remote_record_normalize(remote *r)
+{
+	size_t w = 0;
+
+	qsort(r->rec, r->n_rec, sizeof(*r->rec), remote_cmp_range);
+	for (size_t i = 0; i < r->n_rec; i++) {
+		rrange *cur = &r->rec[i], *prev = w ? &r->rec[w - 1] : NULL;
+		uint64_t pend = prev ? prev->off + prev->len : 0, cend = cur->off + cur->len;
+		unsigned char *grown;
+
+		if (!prev || cur->off > pend) {
+			r->rec[w++] = *cur;
+			continue;
+		}
+		if (cend > pend && (grown = realloc(prev->data, (size_t)(cend - prev->off))) != NULL) {
+			memcpy(grown + (pend - prev->off), cur->data + (pend - cur->off),
+			       (size_t)(cend - pend));
+			prev->data = grown;
+			r->rec_bytes += cend - pend;
+			prev->len = (size_t)(cend - prev->off);
+		}
+		r->rec_bytes -= cur->len;
+		free(cur->data);
+	}
+	r->n_rec = w;
+}
+
+/* Loads the record file if it matches the HEAD. Any mismatch: ignored. */
+static void remote_record_load(remote *r)
+{
+	char path[4200], key[1600], *got = NULL;
+	int klen = remote_record_key(r, key, sizeof(key));
+	unsigned char hdr[8 + 4 + 8];
+	uint32_t kl, crc, want;
+	uint64_t count;
+	FILE *f;
+
+	if (!r->cache_dir || !r->meta.etag[0] || klen < 0 || (size_t)klen >= sizeof(key))
+		return;
+	remote_record_path(r, path, sizeof(path));
+	if (!(f = fopen(path, "re")))
+		return;
+	if (fread(hdr, 1, sizeof(hdr), f) != sizeof(hdr) || memcmp(hdr, REMOTE_MAGIC, 8) != 0)
+		goto bad;
+	memcpy(&kl, hdr + 8, 4);
+	memcpy(&count, hdr + 12, 8);
+	if (kl != (uint32_t)klen || count > (1u << 20))
+		goto bad;
+	crc = (uint32_t)crc32(0, hdr, sizeof(hdr));
+	if (!(got = malloc(kl)) || fread(got, 1, kl, f) != kl || memcmp(got, key, kl) != 0)
+		goto bad;
+	crc = (uint32_t)crc32(crc, (unsigned char *)got, kl);
+	for (uint64_t i = 0; i < count; i++) {
+		uint64_t off, len;
+		unsigned char rh[16];
+		rrange *rr;
+
+		if (fread(rh, 1, 16, f) != 16)
+			goto bad;
+		memcpy(&off, rh, 8);
+		memcpy(&len, rh + 8, 8);
+		crc = (uint32_t)crc32(crc, rh, 16);
+		if (len > REMOTE_RECORD_MAX - r->rec_bytes || off > r->size || len > r->size - off)
+			goto bad;
+		if (r->n_rec == r->cap_rec) {
+			size_t cap = r->cap_rec ? r->cap_rec * 2 : 64;
+
+			if (!(rr = realloc(r->rec, cap * sizeof(*rr))))
+				goto bad;
+			r->rec = rr;
+			r->cap_rec = cap;
+		}
+		rr = &r->rec[r->n_rec];
+		if (!(rr->data = malloc(len ? (size_t)len : 1)))
+			goto bad;
+		rr->off = off;
+		rr->len = (size_t)len;
+		r->n_rec++;
+		r->rec_bytes += len;
+		if (fread(rr->data, 1, (size_t)len, f) != len)
+			goto bad;
+		crc = (uint32_t)crc32(crc, rr->data, (uInt)len);
+	}
+	if (fread(&want, 1, 4, f) != 4 || want != crc)
+		goto bad;
+	fclose(f);
+	free(got);
+	remote_record_normalize(r);
+	r->n_loaded = r->n_rec;
+	nck_log(NCK_LOG_DEBUG, "%s: %zu ranges of mount-time reads from %s", r->display, r->n_rec,
+		path);
+	return;
+bad:
+	fclose(f);
+	free(got);
+	for (size_t i = 0; i < r->n_rec; i++)
+		free(r->rec[i].data);
+	r->n_rec = 0;
+	r->rec_bytes = 0;
+	nck_log(NCK_LOG_WARN, "%s: does not check out: fetching again", path);
+}
+
+/* Creates `dir` and its missing parents (mode 0700). */
+static int remote_mkdirs(const char *dir)
+{
+	char path[4096];
+	size_t len = strlen(dir);
+
+	if (len >= sizeof(path))
+		return -ENAMETOOLONG;
+	memcpy(path, dir, len + 1);
+	for (size_t i = 1; i <= len; i++) {
+		if (path[i] != '/' && path[i] != '\0')
+			continue;
+		path[i] = '\0';
+		if (mkdir(path, 0700) < 0 && errno != EEXIST)
+			return -errno;
+		path[i] = dir[i];
+	}
+	return 0;
+}
+
+/* Writes the record (lock held) to a temporary file renamed into place. */
+static int remote_record_save(remote *r)
+{
+	char path[4200], tmp[4300], key[1600];
+	int klen = remote_record_key(r, key, sizeof(key));
+	unsigned char hdr[8 + 4 + 8];
+	uint32_t kl = (uint32_t)klen, crc;
+	uint64_t count = r->n_rec;
+	FILE *f;
+	int fd, rc = 0;
+
+	if (klen < 0 || (size_t)klen >= sizeof(key))
+		return -ENAMETOOLONG;
+	if ((rc = remote_mkdirs(r->cache_dir)) < 0)
+		return rc;
+	remote_record_path(r, path, sizeof(path));
+	snprintf(tmp, sizeof(tmp), "%s.XXXXXX", path);
+	if ((fd = mkstemp(tmp)) < 0)
+		return -errno;
+	if (!(f = fdopen(fd, "w"))) {
+		close(fd);
+		unlink(tmp);
+		return -ENOMEM;
+	}
+	memcpy(hdr, REMOTE_MAGIC, 8);
+	memcpy(hdr + 8, &kl, 4);
+	memcpy(hdr + 12, &count, 8);
+	fwrite(hdr, 1, sizeof(hdr), f);
+	crc = (uint32_t)crc32(0, hdr, sizeof(hdr));
+	fwrite(key, 1, kl, f);
+	crc = (uint32_t)crc32(crc, (unsigned char *)key, kl);
+	for (size_t i = 0; i < r->n_rec; i++) {
+		unsigned char rh[16];
+		uint64_t off = r->rec[i].off, len = r->rec[i].len;
+
+		memcpy(rh, &off, 8);
+		memcpy(rh + 8, &len, 8);
+		fwrite(rh, 1, 16, f);
+		fwrite(r->rec[i].data, 1, r->rec[i].len, f);
+		crc = (uint32_t)crc32(crc, rh, 16);
+		crc = (uint32_t)crc32(crc, r->rec[i].data, (uInt)r->rec[i].len);
+	}
+	fwrite(&crc, 1, 4, f);
+	if (ferror(f))
+		rc = -EIO;
+	if (fclose(f) != 0 && rc == 0)
+		rc = -EIO;
+	if (rc == 0 && rename(tmp, path) < 0)
+		rc = -errno;
+	if (rc < 0)
+		unlink(tmp);
+	return rc;
+}
+
+/* ---- LRU ----------------------------------------------------------------------- */
+
+static void rb_unlink(remote *r, rblock *b)
+{
+	if (b->prev)
+		b->prev->next = b->next;
+	else
+		r->head = b->next;
+	if (b->next)
+		b->next->prev = b->prev;
+	else
+		r->tail = b->prev;
+	b->prev = b->next = NULL;
+}
+
+static void rb_push(remote *r, rblock *b)
+{
+	b->prev = NULL;
+	b->next = r->head;
+	if (r->head)
+		r->head->prev = b;
+	r->head = b;
+	if (!r->tail)
+		r->tail = b;
+}
+
+/* Frees unreferenced blocks from the cold end while over budget (lock held). */
+static void rb_evict(remote *r)
+{
+	rblock *b = r->tail;
+
+	while (b && r->used > r->budget) {
+		rblock *prev = b->prev;
+
+		if (b->refs == 0) {
+			rb_unlink(r, b);
+			r->used -= r->bs;
+			free(b->data);
+			b->data = NULL;
+			b->state = RB_EMPTY;
+		}
+		b = prev;
+	}
+}
+
+/* ---- fetching -------------------------------------------------------------------- */
+
+/* Bytes of block i (the last one is short). */
+static size_t rb_len(const remote *r, uint64_t i)
+{
+	uint64_t start = i * r->bs;
+
+	return (size_t)(r->size - start < r->bs ? r->size - start : r->bs);
+}
+
+/* Fetches [off, off+len) into buf, recording it; -EIO once the object changed. */
+static int remote_fetch(remote *r, void *buf, uint64_t off, size_t len)
+{
+	int rc;
+
+	if (atomic_load(&r->changed))
+		return -EIO;
+	rc = nck_http_get(r->http, buf, off, len, r->meta.etag, r->meta.etag_linked);
+	if (rc == -ESTALE)
+		atomic_store(&r->changed, true);
+	if (rc == -ENOTSUP)
+		nck_log(NCK_LOG_ERROR, "%s: bytes %" PRIu64 "+%zu: the server ignored the range",
+			r->display, off, len);
+	if (rc < 0)
+		return rc == -ENOMEM ? -ENOMEM : rc == -ENOTSUP ? -ENOTSUP : -EIO;
+	pthread_mutex_lock(&r->lock);
+	remote_record(r, buf, off, len);
+	pthread_mutex_unlock(&r->lock);
+	return 0;
+}
+
+/*
+ * Fetches the run of `n` blocks from `first`, which the caller marked
+ * LOADING, and publishes them (READY, or back to EMPTY on failure). Block
+ * `keep`, if inside the run, is returned referenced in *out.
+ */
+static int remote_load_run(remote *r, uint64_t first, uint32_t n, uint64_t keep, rblock **out)
+{
+	uint64_t off = first * r->bs;
+	size_t len = 0;
+	unsigned char *buf;
+	int rc;
+
+	for (uint32_t k = 0; k < n; k++)
+		len += rb_len(r, first + k);
+	buf = malloc(len);
+	rc = buf ? remote_fetch(r, buf, off, len) : -ENOMEM;
+	pthread_mutex_lock(&r->lock);
+	for (uint32_t k = 0; k < n; k++) {
+		rblock *b = &r->blocks[first + k];
+		size_t bl = rb_len(r, first + k);
+
+		if (rc == 0 && (b->data = malloc(bl)) != NULL) {
+			memcpy(b->data, buf + (size_t)k * r->bs, bl);
+			b->state = RB_READY;
+			b->refs = first + k == keep ? 1 : 0;
+			r->used += r->bs;
+			rb_push(r, b);
+			if (first + k == keep)
+				*out = b;
+		} else {
+			b->state = RB_EMPTY;
+			if (rc == 0 && first + k == keep)
+				rc = -ENOMEM;
+		}
+	}
+	rb_evict(r);
+	pthread_cond_broadcast(&r->cond);
+	pthread_mutex_unlock(&r->lock);
+	free(buf);
+	return rc;
+}
+
+/* Claims up to a run of EMPTY blocks from `first` to `last` (lock held):
+ * marks them LOADING and returns how many. */
+static uint32_t remote_claim(remote *r, uint64_t first, uint64_t last)
+{
+	uint32_t max = (uint32_t)(REMOTE_RUN_BYTES / r->bs), n = 0;
+
+	if (max == 0)
+		max = 1;
+	while (first + n <= last && first + n < r->n_blocks && n < max &&
+	       r->blocks[first + n].state == RB_EMPTY) {
+		r->blocks[first + n].state = RB_LOADING;
+		n++;
+	}
+	return n;
+}
+
+/* Returns block i READY and referenced; a miss fetches the run of EMPTY
+ * blocks from i up to `last`. -EIO, -ENOMEM. */
+static int remote_block_get(remote *r, uint64_t i, uint64_t last, rblock **out)
+{
+	rblock *b = &r->blocks[i];
+	uint32_t n;
+
+	pthread_mutex_lock(&r->lock);
+	while (b->state == RB_LOADING)
+		pthread_cond_wait(&r->cond, &r->lock);
+	if (b->state == RB_READY) {
+		b->refs++;
+		rb_unlink(r, b);
+		rb_push(r, b);
+		pthread_mutex_unlock(&r->lock);
+		*out = b;
+		return 0;
+	}
+	n = remote_claim(r, i, last);
+	pthread_mutex_unlock(&r->lock);
+	return remote_load_run(r, i, n, i, out);
+}
+
+static void remote_block_put(remote *r, rblock *b)
+{
+	pthread_mutex_lock(&r->lock);
+	b->refs--;
+	if (b->refs == 0 && r->used > r->budget)
+		rb_evict(r);
+	pthread_mutex_unlock(&r->lock);
+}
+
+/* ---- readahead --------------------------------------------------------------------- */
+
+/* Worker: fetches queued runs until stopped. */
+static void *remote_worker(void *arg)
+{
+	remote *r = arg;
+
+	pthread_mutex_lock(&r->lock);
+	for (;;) {
+		rrun run;
+
+		while (!r->stop && r->q_len == 0)
+			pthread_cond_wait(&r->work, &r->lock);
+		if (r->stop)
+			break;
+		run = r->queue[r->q_head];
+		r->q_head = (r->q_head + 1) % REMOTE_QUEUE;
+		r->q_len--;
+		pthread_mutex_unlock(&r->lock);
+		remote_load_run(r, run.first, run.n, UINT64_MAX, NULL);
+		pthread_mutex_lock(&r->lock);
+	}
+	pthread_mutex_unlock(&r->lock);
+	return NULL;
+}
+
+/* Queues the EMPTY blocks of the readahead window after block `last`. */
+static void remote_readahead(remote *r, uint64_t last)
+{
+	uint64_t window = r->budget / 4 < REMOTE_RA_BYTES ? r->budget / 4 : REMOTE_RA_BYTES;
+	uint64_t end = last + 1 + window / r->bs;
+
+	if (atomic_load(&r->changed))
+		return;
+	if (end > r->n_blocks)
+		end = r->n_blocks;
+	pthread_mutex_lock(&r->lock);
+	/* Workers start with the first sequential reader: an object that is
+	 * never streamed (most members of a listing) costs no threads. */
+	if (!r->workers_tried) {
+		r->workers_tried = true;
+		for (size_t i = 0; i < REMOTE_WORKERS; i++) {
+			if (pthread_create(&r->workers[i], NULL, remote_worker, r) != 0)
+				break;
+			r->n_workers++;
+		}
+	}
+	if (!r->n_workers) {
+		pthread_mutex_unlock(&r->lock);
+		return;
+	}
+	for (uint64_t i = last + 1; i < end && r->q_len < REMOTE_QUEUE && !r->stop;) {
+		uint32_t n;
+
+		if (r->blocks[i].state != RB_EMPTY) {
+			i++;
+			continue;
+		}
+		n = remote_claim(r, i, end - 1);
+		r->queue[(r->q_head + r->q_len) % REMOTE_QUEUE] = (rrun){ .first = i, .n = n };
+		r->q_len++;
+		i += n;
+	}
+	pthread_cond_broadcast(&r->work);
+	pthread_mutex_unlock(&r->lock);
+}
+
+/* ---- nck_src callbacks --------------------------------------------------------------- */
+
+/* True when blocks first..last are all READY (lock taken here). */
+static bool remote_all_ready(remote *r, uint64_t first, uint64_t last)
+{
+	bool ok = true;
+
+	pthread_mutex_lock(&r->lock);
+	for (uint64_t i = first; i <= last && ok; i++)
+		ok = r->blocks[i].state == RB_READY;
+	pthread_mutex_unlock(&r->lock);
+	return ok;
+}
+
+static int64_t remote_pread(void *impl, void *buf, size_t len, uint64_t off)
+{
+	remote *r = impl;
+	unsigned char *dst = buf;
+	uint64_t first = off / r->bs, last = (off + len - 1) / r->bs;
+	bool seq = atomic_exchange(&r->last_end, off + len) == off && off > 0;
+	size_t done = 0;
+	int rc;
+
+	if (atomic_load(&r->changed))
+		return -EIO;
+	if (remote_from_record(r, buf, len, off))
+		return (int64_t)len;
+	if (len < REMOTE_SMALL && !remote_all_ready(r, first, last)) {
+		rc = remote_fetch(r, buf, off, len);
+		return rc < 0 ? rc : (int64_t)len;
+	}
+	for (uint64_t i = first; i <= last; i++) {
+		uint64_t start = i * r->bs, pos = off + done;
+		size_t n = (size_t)(start + rb_len(r, i) - pos);
+		rblock *b;
+
+		if (n > len - done)
+			n = len - done;
+		if ((rc = remote_block_get(r, i, last, &b)) < 0)
+			return rc;
+		memcpy(dst + done, b->data + (pos - start), n);
+		remote_block_put(r, b);
+		done += n;
+	}
+	if (seq)
+		remote_readahead(r, last);
+	return (int64_t)len;
+}
+
+static int remote_check(void *impl)
+{
+	remote *r = impl;
+
+	return atomic_load(&r->changed) ? -EIO : 0;
+}
+
+static const struct stat *remote_stat(void *impl)
+{
+	remote *r = impl;
+
+	return &r->st;
+}
+
+static void remote_free(void *impl)
+{
+	remote *r = impl;
+
+	if (!r)
+		return;
+	pthread_mutex_lock(&r->lock);
+	r->stop = true;
+	pthread_cond_broadcast(&r->work);
+	pthread_mutex_unlock(&r->lock);
+	for (size_t i = 0; i < r->n_workers; i++)
+		pthread_join(r->workers[i], NULL);
+	if (r->blocks)
+		for (uint64_t i = 0; i < r->n_blocks; i++)
+			free(r->blocks[i].data);
+	free(r->blocks);
+	for (size_t i = 0; i < r->n_rec; i++)
+		free(r->rec[i].data);
+	free(r->rec);
+	pthread_cond_destroy(&r->work);
+	pthread_cond_destroy(&r->cond);
+	pthread_mutex_destroy(&r->lock);
+	nck_http_free(r->http);
+	free(r->display);
+	free(r->url_key);
+	free(r->cache_dir);
+	free(r);
+}
+
+static const nck_src_vtab remote_vtab = {
+	.pread = remote_pread,
+	.check = remote_check,
+	.stat = remote_stat,
+	.free = remote_free,
+};
+
+/* ---- open ----------------------------------------------------------------------------- */
+
+/* Block size and table for r->size. */
+static int remote_blocks(remote *r)
+{
+	r->bs = REMOTE_BLOCK_MIN;
+	while (r->size / r->bs >= REMOTE_MAX_BLOCKS)
+		r->bs *= 2;
+	r->n_blocks = r->size ? (r->size - 1) / r->bs + 1 : 0;
+	r->blocks = calloc(r->n_blocks ? (size_t)r->n_blocks : 1, sizeof(*r->blocks));
+	return r->blocks ? 0 : -ENOMEM;
+}
+
+/* Checks with one small range GET that the server honours ranges. */
+static int remote_probe(remote *r, nck_diag *diag)
+{
+	unsigned char b;
+	int rc;
+
+	if (r->size == 0 || remote_from_record(r, &b, 1, 0))
+		return 0;
+	rc = nck_http_get(r->http, &b, 0, 1, r->meta.etag, r->meta.etag_linked);
+	if (rc == -ENOTSUP)
+		return nck_diag_set(diag, -ENOTSUP, r->display, -1,
+				    "the server ignores range requests (HTTP 200 to a Range): "
+				    "it cannot be mounted");
+	if (rc < 0)
+		return nck_diag_set(diag, rc == -ENOMEM ? -ENOMEM : -EIO, r->display, 0,
+				    "range request failed (see the log)");
+	return 0;
+}
+
+/* Opens the object at `url`: its size and ETag from `known` (a listing)
+ * or from a HEAD, then a probe that ranges are honoured (not for known
+ * objects: the listing's server answered ranges for the listing's kind). */
+static int remote_new(nck_src **out, const char *url, const nck_remote_opts *opts,
+		      const nck_http_meta *known, nck_diag *diag)
+{
+	nck_remote_opts none = { 0 };
+	char disp[2048], key[17];
+	remote *r;
+	int rc;
+
+	*out = NULL;
+	if (!opts)
+		opts = &none;
+	nck_url_redact(disp, sizeof(disp), url);
+	if (!(r = calloc(1, sizeof(*r))))
+		return nck_diag_set(diag, -ENOMEM, disp, -1, "out of memory");
+	pthread_mutex_init(&r->lock, NULL);
+	pthread_cond_init(&r->cond, NULL);
+	pthread_cond_init(&r->work, NULL);
+	remote_fnv(key, url);
+	r->display = strdup(disp);
+	r->url_key = strdup(key);
+	r->cache_dir = opts->cache_dir ? strdup(opts->cache_dir) : NULL;
+	r->budget = opts->cache_size ? opts->cache_size : REMOTE_CACHE_DEFAULT;
+	if (!r->display || !r->url_key || (opts->cache_dir && !r->cache_dir)) {
+		remote_free(r);
+		return nck_diag_set(diag, -ENOMEM, disp, -1, "out of memory");
+	}
+	if ((rc = nck_http_new(&r->http, url, disp, opts, diag)) < 0 ||
+	    (!known && (rc = nck_http_head(r->http, &r->meta, diag)) < 0)) {
+		remote_free(r);
+		return rc;
+	}
+	if (known)
+		r->meta = *known;
+	r->size = r->meta.size;
+	r->st.st_mode = S_IFREG | 0444;
+	r->st.st_size = (off_t)r->size;
+	r->st.st_mtim.tv_sec = r->meta.mtime;
+	r->st.st_nlink = 1;
+	r->st.st_ino = (ino_t)strtoull(key, NULL, 16);
+	if ((rc = remote_blocks(r)) < 0) {
+		remote_free(r);
+		return nck_diag_set(diag, rc, disp, -1, "out of memory");
+	}
+	remote_record_load(r);
+	if (!known && (rc = remote_probe(r, diag)) < 0) {
+		remote_free(r);
+		return rc;
+	}
+	return nck_src_new_impl_take(out, &remote_vtab, r, r->size, disp);
+}
+
+int nck_src_open_remote(nck_src **out, const char *url, const nck_remote_opts *opts,
+			nck_diag *diag)
+{
+	return remote_new(out, url, opts, NULL, diag);
+}
+
+int nck_remote_open_known(nck_src **out, const char *url, const nck_remote_opts *opts,
+			  uint64_t size, const char *etag, time_t mtime, nck_diag *diag)
+{
+	nck_http_meta m = { .size = size, .mtime = mtime };
+
+	snprintf(m.etag, sizeof(m.etag), "%s", etag);
+	return remote_new(out, url, opts, &m, diag);
+}
+
+bool nck_src_is_remote(const nck_src *src)
+{
+	return src && nck_src_vtab_of(src) == &remote_vtab;
+}
+
+int nck_src_remote_seal(nck_src *src)
+{
+	remote *r;
+	int rc = 0;
+
+	if (nck_src_is_remote_listing(src))
+		return nck_remote_listing_seal(src);
+	if (!nck_src_is_remote(src))
+		return 0;
+	r = nck_src_impl_of(src);
+	pthread_mutex_lock(&r->lock);
+	if (!r->sealed && r->cache_dir && r->n_rec > r->n_loaded && r->meta.etag[0]) {
+		remote_record_normalize(r);
+		rc = remote_record_save(r);
+		if (rc == 0)
+			nck_log(NCK_LOG_DEBUG, "%s: %zu ranges, %" PRIu64 " bytes of mount-time reads kept",
+				r->display, r->n_rec, r->rec_bytes);
+	}
+	if (!r->sealed && r->n_loaded == 0) {
+		/* Nothing to serve from: the record was only for the file. */
+		for (size_t i = 0; i < r->n_rec; i++)
+			free(r->rec[i].data);
+		r->n_rec = 0;
+		r->rec_bytes = 0;
+	} else if (!r->sealed) {
+		r->n_loaded = r->n_rec; /* normalized: sorted, no overlaps */
+	}
+	r->sealed = true;
+	pthread_mutex_unlock(&r->lock);
+	return rc;
+}
+
+uint64_t nck_src_remote_requests(const nck_src *src)
+{
+	const remote *r;
+
+	if (!nck_src_is_remote(src))
+		return 0;
+	r = nck_src_impl_of(src);
+	return nck_http_requests(r->http);
+}
