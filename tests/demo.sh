@@ -10,7 +10,7 @@ set -eu
 
 cd "$(dirname "$0")/.."
 pkgs="build-essential cmake pkg-config libfuse3-dev fuse3 libarchive-dev libjansson-dev
-libyaml-dev zlib1g-dev python3 python3-numpy tar"
+libyaml-dev zlib1g-dev libcurl4-openssl-dev libexpat1-dev libssl-dev python3 python3-numpy tar"
 missing=
 for p in $pkgs; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
