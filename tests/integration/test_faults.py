@@ -84,7 +84,9 @@ def test_injected_faults(nemo, srcdir, tmp_path, mode):
     d, data = srcdir
     log = tmp_path / "faults.log"
     lo, hi = 2 * MiB, 3 * MiB
-    with nemo.mount(d, env=_env(mode, "bad.bin", lo, hi, log)) as mnt:
+    # nopassthrough: a whole directory file would be handed to the kernel,
+    # which reads it without the daemon (and without the shim).
+    with nemo.mount(d, "nopassthrough", env=_env(mode, "bad.bin", lo, hi, log)) as mnt:
         bad, good = mnt / "raw" / "w" / "bad.bin", mnt / "raw" / "w" / "good.bin"
         outcomes = {"ok": 0, "eio": 0}
         rng = random.Random(1)

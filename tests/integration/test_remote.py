@@ -160,7 +160,9 @@ def normalize(rel, data, source):
 # info.json fields that name how the source is held, not what it holds:
 # a remote gzip's index is in memory; a bucket directory is a listing
 # (container "s3 directory", source_bytes the objects' total).
-DIFFERING = {"index_path"}
+# The gzip index's provenance: a local mount may load an index an earlier
+# test persisted, a remote one builds it (kept in memory only).
+DIFFERING = {"index_path", "index", "index_builds", "member_table", "chunks_inflated_at_mount"}
 
 
 def tree_files(root: Path):
