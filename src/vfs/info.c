@@ -98,45 +98,29 @@ static int info_views(json_t *root, const nck_vfs *vfs)
 	return json_object_set_new(root, "views", views);
 }
 
-/* Adds "hf": the hf/ directory and its files, or why the model has none. */
-static int info_hf(json_t *root, const nck_vfs *vfs)
+/* Adds the entry of a view of one layout ("hf", "gguf"): its directory and
+ * files (and `architecture` when given), or why the model has none. */
+static int info_fixed(json_t *root, const nck_vfs *vfs, nck_view_kind kind, const char *architecture)
 {
-	const nck_viewset *vs = vfs->fixed[NCK_VIEW_HF];
+	const nck_viewset *vs = vfs->fixed[kind];
+	const char *name = nck_view_name(kind);
 	char why[256] = "no tensor catalog";
-	json_t *hf, *files;
+	json_t *entry, *files;
 
 	if (!vs) {
-		if (vfs->catalog && nck_view_applies_why(&vfs->view_ctx, NCK_VIEW_HF, why, sizeof(why)))
+		if (vfs->catalog && nck_view_applies_why(&vfs->view_ctx, kind, why, sizeof(why)))
 			snprintf(why, sizeof(why), "the view could not be built");
 		/* Reasons are printable ASCII (gpt.c), so this cannot fail on the text. */
-		return json_object_set_new(root, "hf", json_pack("{s:n, s:s}", "directory", "reason", why));
+		return json_object_set_new(root, name, json_pack("{s:n, s:s}", "directory", "reason", why));
 	}
 	if (!(files = json_array()))
 		return -1;
 	for (size_t i = 0; i < vs->n_files; i++)
 		json_array_append_new(files, json_string(vs->files[i].path));
-	hf = json_pack("{s:s, s:s, s:o}", "directory", "hf", "architecture", "LlamaForCausalLM",
-		       "files", files);
-	return hf ? json_object_set_new(root, "hf", hf) : -1;
-}
-
-/* Adds "gguf": the gguf/ directory and its files, or why the model has none. */
-static int info_gguf(json_t *root, const nck_vfs *vfs)
-{
-	const nck_viewset *vs = vfs->fixed[NCK_VIEW_GGUF];
-	char why[256] = "no tensor catalog";
-	json_t *files;
-
-	if (!vs) {
-		if (vfs->catalog && nck_view_applies_why(&vfs->view_ctx, NCK_VIEW_GGUF, why, sizeof(why)))
-			snprintf(why, sizeof(why), "the view could not be built");
-		return json_object_set_new(root, "gguf", json_pack("{s:n, s:s}", "directory", "reason", why));
-	}
-	if (!(files = json_array()))
-		return -1;
-	for (size_t i = 0; i < vs->n_files; i++)
-		json_array_append_new(files, json_string(vs->files[i].path));
-	return json_object_set_new(root, "gguf", json_pack("{s:s, s:o}", "directory", "gguf", "files", files));
+	entry = architecture ? json_pack("{s:s, s:s, s:o}", "directory", name, "architecture",
+					 architecture, "files", files)
+			     : json_pack("{s:s, s:o}", "directory", name, "files", files);
+	return entry ? json_object_set_new(root, name, entry) : -1;
 }
 
 int nck_vfs_info_build(nck_vfs *vfs)
@@ -160,7 +144,8 @@ int nck_vfs_info_build(nck_vfs *vfs)
 	    json_object_set_new(root, "skipped", json_integer((json_int_t)c->n_skipped)))
 		goto out;
 	if (info_catalog(root, vfs) < 0 || info_gzip(root, c) < 0 || info_views(root, vfs) < 0 ||
-	    info_hf(root, vfs) < 0 || info_gguf(root, vfs) < 0)
+	    info_fixed(root, vfs, NCK_VIEW_HF, "LlamaForCausalLM") < 0 ||
+	    info_fixed(root, vfs, NCK_VIEW_GGUF, NULL) < 0)
 		goto out;
 	/* json_string() returns NULL for invalid UTF-8 paths, which fails above. */
 	text = json_dumps(root, JSON_INDENT(2));
