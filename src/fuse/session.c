@@ -328,6 +328,14 @@ int nck_fuse_run(nck_vfs *vfs, const nck_fuse_opts *opts, const char *argv0)
 	/* 0 after an unmount (also the one that follows our lazy detach), a
 	 * negative errno on failure. */
 	rc = fuse_session_loop_mt(se, cfg);
+	/* The kernel ends the connection at the last release of an unmounted
+	 * mount; a worker whose read of /dev/fuse races that teardown (the
+	 * request was dequeued as the queue was shut) gets ECONNABORTED instead
+	 * of ENODEV. Either way the mount is gone: a normal end. */
+	if (rc == -ECONNABORTED) {
+		nck_log(NCK_LOG_INFO, "%s: the kernel ended the connection", stop.mountpoint);
+		rc = 0;
+	}
 	status = rc >= 0 ? 0 : 1;
 	if (rc < 0)
 		nck_log(NCK_LOG_ERROR, "session loop failed: %s", strerror(-rc));
