@@ -332,7 +332,7 @@ def test_damaged_source_gives_eio(fixtures_dir, nemo, tmp_path):  # noqa: F811
     '"pre_tokenizer": {"type": "ByteLevel"}}',  # a merge that is not a pair
     "[" * 100000 + "]" * 100000,  # nesting past any parser's depth
     '{"model": {"type": "Unigram", "vocab": [["a", 0.0]]}}',  # not BPE
-])
+], ids=["truncated", "huge_id", "non_string_token", "bad_merge", "deep_nesting", "unigram"])
 def test_hostile_tokenizer_json_gives_no_vocab(fixtures_dir, nemo, tmp_path, text):  # noqa: F811
     """A damaged or hostile tokenizer.json beside the checkpoint: the mount
     and every gguf/ file still work, with tokenizer.ggml.model no_vocab and
