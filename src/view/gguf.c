@@ -28,12 +28,17 @@
  * once; the read callbacks are thread-safe.
  */
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "catalog/gather.h"
+#include "container/container.h"
+#include "format/hftok.h"
 #include "format/vocab.h"
+#include "nemockpt/catalog.h"
+#include "nemockpt/log.h"
 #include "quant/ggml.h"
 #include "util/grow.h"
 #include "view/gpt.h"
@@ -46,6 +51,8 @@
 #define GGUF_DEFAULT_MAX_POS 4096
 /* Elements converted at a time by a read (bounded scratch). */
 #define GGUF_CHUNK 16384u
+/* Largest tokenizer_config.json read beside a tokenizer.json. */
+#define GGUF_TOKCFG_MAX (4u << 20)
 
 /* GGUF value types (1.2). */
 enum { GV_U8 = 0, GV_U32 = 4, GV_I32 = 5, GV_F32 = 6, GV_BOOL = 7, GV_STR = 8, GV_ARR = 9 };
@@ -107,19 +114,13 @@ typedef struct gguf_build {
 	bool nomem;
 	gguf_priv *priv;
 	size_t used; /* outs handed out */
+	const float *rope; /* rope_freqs.weight (owned by the set), or NULL */
+	uint64_t n_rope;
+	nck_hftok hf;	   /* a byte-level BPE tokenizer.json's vocabulary */
+	bool have_hf;
 } gguf_build;
 
 /* ---- which models ------------------------------------------------------------ */
-
-/* Whether NeMo's Llama 3.1 rope scaling is on (needs a rope_freqs tensor). */
-static bool gguf_llama3_rope(const nck_view_ctx *ctx)
-{
-	bool on = false;
-
-	if (ctx->cfg && nck_yaml_get_bool(ctx->cfg, "scale_positional_embedding", &on) < 0)
-		nck_yaml_get_bool(ctx->cfg, "config.scale_positional_embedding", &on);
-	return on;
-}
 
 int nck_gguf_check(const nck_view_ctx *ctx, nck_view_kind kind, uint32_t T, uint32_t P, char *why,
 		   size_t why_len)
@@ -137,11 +138,6 @@ int nck_gguf_check(const nck_view_ctx *ctx, nck_view_kind kind, uint32_t T, uint
 	if (gm->L > UINT32_MAX || gm->h > UINT32_MAX || gm->f > UINT32_MAX || gm->n > UINT32_MAX ||
 	    gm->d > UINT32_MAX) {
 		snprintf(why, why_len, "a dimension does not fit GGUF's uint32 metadata");
-		return -EINVAL;
-	}
-	if (gguf_llama3_rope(ctx)) {
-		snprintf(why, why_len,
-			 "Llama 3.1 rope scaling (a rope_freqs tensor) is not written");
 		return -EINVAL;
 	}
 	if ((T || P) && (T != 1 || P != 1)) {
@@ -448,6 +444,104 @@ static int gguf_segments(gguf_build *b, nck_layout *l, const gguf_tensor *t, uin
 	return nck_layout_fn(l, gguf_fn_convert, o, 0, nbytes);
 }
 
+/* ---- Llama 3.1 rope factors ---------------------------------------------------- */
+
+/*
+ * rope_freqs.weight for rope_type llama3: one factor per rotary pair, as
+ * convert_hf_to_gguf.py's LlamaModel computes them, each step in float32 as
+ * torch does there (freq = 1/base^(2i/d), wavelen = 2*pi/freq; 1 below
+ * old_ctx/high_freq_factor, `factor` above old_ctx/low_freq_factor, else
+ * 1/((1-smooth)/factor + smooth)). The bytes are owned by the set.
+ */
+static int gguf_rope_freqs(gguf_build *b)
+{
+	const double two_pi = 6.283185307179586;
+	nck_gpt_llama3_rope r;
+	uint64_t d = b->gm->d;
+	double theta = nck_gpt_cfg_num(b->ctx->cfg, "rotary_base", 10000);
+	float base, hi, lo, *f;
+
+	if (!nck_gpt_llama3_rope_get(b->ctx->cfg, &r))
+		return 0;
+	base = (float)(theta >= 1 && theta <= 1e12 ? theta : 10000); /* as hf/'s rope_theta */
+	hi = (float)(r.old_ctx / r.high_freq_factor);
+	lo = (float)(r.old_ctx / r.low_freq_factor);
+	if (!(f = malloc((size_t)(d / 2) * sizeof(*f))) || nck_viewset_own(b->vs, f) < 0)
+		return -ENOMEM;
+	for (uint64_t i = 0; i < d / 2; i++) {
+		float freq = 1.0f / powf(base, (float)(2 * i) / (float)d);
+		float wl = (float)two_pi / freq, smooth;
+
+		if (wl < hi) {
+			f[i] = 1.0f;
+		} else if (wl > lo) {
+			f[i] = (float)r.factor;
+		} else {
+			smooth = ((float)r.old_ctx / wl - (float)r.low_freq_factor) /
+				 (float)(r.high_freq_factor - r.low_freq_factor);
+			f[i] = 1.0f / ((1.0f - smooth) / (float)r.factor + smooth);
+		}
+	}
+	b->rope = f;
+	b->n_rope = d / 2;
+	return 0;
+}
+
+/* ---- a tokenizer.json vocabulary ------------------------------------------------ */
+
+/* The tokenizer_config.json beside the tokenizer artifact (its bytes, to
+ * free), or NULL. */
+static void *gguf_tokcfg(const nck_view_ctx *ctx, size_t *len)
+{
+	const nck_container *c = ctx->container;
+	const char *tp = ctx->tokenizer->path, *slash = strrchr(tp, '/');
+	size_t dir = slash ? (size_t)(slash - tp) + 1 : 0;
+	void *data = NULL;
+
+	for (size_t i = 0; c && i < c->n_entries; i++) {
+		const nck_entry *e = &c->entries[i];
+
+		if (e->kind != NCK_ENTRY_FILE || strncmp(e->path, tp, dir) != 0 ||
+		    strchr(e->path + dir, '/') ||
+		    strcmp(nck_artifact_name(e->path), "tokenizer_config.json") != 0)
+			continue;
+		if (nck_container_slurp(&data, len, c, e, GGUF_TOKCFG_MAX, NULL) == 0)
+			return data;
+	}
+	return NULL;
+}
+
+/* A tokenizer.json source: its byte-level BPE vocabulary into b->hf, or a
+ * log line saying why the files have none (no_vocab). Never fails the view. */
+static void gguf_hf_load(gguf_build *b)
+{
+	const nck_view_ctx *ctx = b->ctx;
+	nck_vocab_kind kind;
+	char line[1024];
+	nck_diag diag;
+	uint64_t n;
+	size_t clen = 0;
+	void *cfg;
+	int rc;
+
+	if (!ctx->tokenizer || !ctx->tokenizer_data ||
+	    nck_vocab_count(&n, &kind, ctx->tokenizer_data, ctx->tokenizer_len,
+			    ctx->tokenizer->path, NULL) < 0 ||
+	    kind != NCK_VOCAB_HF_JSON)
+		return;
+	cfg = gguf_tokcfg(ctx, &clen);
+	nck_diag_init(&diag);
+	rc = nck_hftok_parse(&b->hf, ctx->tokenizer_data, ctx->tokenizer_len, cfg, clen, b->vocab,
+			     ctx->tokenizer->path, &diag);
+	free(cfg);
+	if (rc == 0) {
+		b->have_hf = true;
+		return;
+	}
+	nck_diag_format(&diag, line, sizeof(line));
+	nck_log(NCK_LOG_WARN, "gguf/: %s; the files have no vocabulary (no_vocab)", line);
+}
+
 /* ---- header ------------------------------------------------------------------- */
 
 /* A growing byte buffer; nomem sticks. */
@@ -629,12 +723,56 @@ static void gguf_vocab_array(gguf_buf *g, const nck_view_ctx *ctx, uint64_t V, i
 	}
 }
 
-/* tokenizer.ggml.*: a SentencePiece ("llama") vocabulary, or "no_vocab". */
+/* An id key when the id exists. */
+static void gguf_id(gguf_buf *g, const char *key, int64_t id, uint64_t V)
+{
+	if (id >= 0 && (uint64_t)id < V)
+		kv_u32(g, key, (uint64_t)id);
+}
+
+/* tokenizer.ggml.* of a byte-level BPE tokenizer.json, as the converter's
+ * _set_vocab_gpt2 and SpecialVocab write them (hftok.h). */
+static void gguf_gpt2_vocab(gguf_buf *g, const nck_hftok *t)
+{
+	char pad[40];
+
+	kv_str(g, "tokenizer.ggml.model", "gpt2");
+	kv_str(g, "tokenizer.ggml.pre", t->pre);
+	kv_arr(g, "tokenizer.ggml.tokens", GV_STR, t->n);
+	for (uint64_t i = 0; i < t->n; i++) {
+		int n = t->text[i] ? 0 : snprintf(pad, sizeof(pad), "[PAD%llu]", (unsigned long long)i);
+
+		gb_str(g, t->text[i] ? t->text[i] : pad, t->text[i] ? t->len[i] : (size_t)n);
+	}
+	kv_arr(g, "tokenizer.ggml.token_type", GV_I32, t->n);
+	for (uint64_t i = 0; i < t->n; i++)
+		gb_u32(g, t->type[i]);
+	if (t->n_merges) {
+		kv_arr(g, "tokenizer.ggml.merges", GV_STR, t->n_merges);
+		for (size_t i = 0; i < t->n_merges; i++)
+			gb_str(g, t->merge_buf + t->merge_off[i], t->merge_off[i + 1] - t->merge_off[i]);
+	}
+	gguf_id(g, "tokenizer.ggml.bos_token_id", t->bos, t->n);
+	gguf_id(g, "tokenizer.ggml.eos_token_id", t->eos, t->n);
+	gguf_id(g, "tokenizer.ggml.unknown_token_id", t->unk, t->n);
+	gguf_id(g, "tokenizer.ggml.padding_token_id", t->pad, t->n);
+	if (t->add_bos >= 0)
+		kv_bool(g, "tokenizer.ggml.add_bos_token", t->add_bos);
+	if (t->add_eos >= 0)
+		kv_bool(g, "tokenizer.ggml.add_eos_token", t->add_eos);
+}
+
+/* tokenizer.ggml.*: a SentencePiece ("llama") vocabulary, a byte-level BPE
+ * one ("gpt2"), or "no_vocab". */
 static void gguf_tokenizer(gguf_buf *g, const gguf_build *b)
 {
 	const nck_view_ctx *ctx = b->ctx;
 	nck_sp_special sp;
 
+	if (b->have_hf) {
+		gguf_gpt2_vocab(g, &b->hf);
+		return;
+	}
 	if (!ctx->tokenizer_data ||
 	    nck_vocab_sp_special(&sp, ctx->tokenizer_data, ctx->tokenizer_len, NULL, NULL) < 0) {
 		kv_str(g, "tokenizer.ggml.model", "no_vocab");
@@ -712,6 +850,14 @@ static int gguf_infos(gguf_buf *g, const gguf_build *b, uint32_t wtype)
 {
 	uint64_t off = 0;
 
+	if (b->rope) { /* the converter yields it before the model's tensors */
+		gb_str(g, "rope_freqs.weight", strlen("rope_freqs.weight"));
+		gb_u32(g, 1);
+		gb_u64(g, b->n_rope);
+		gb_u32(g, NCK_GGML_F32);
+		gb_u64(g, off);
+		off += gguf_pad(b->n_rope * 4);
+	}
 	for (size_t i = 0; i < b->n; i++) {
 		const gguf_tensor *t = &b->t[i];
 		uint32_t type = gguf_type(t, wtype);
@@ -743,7 +889,7 @@ static int gguf_file(gguf_build *b, const struct gguf_file *gf)
 		goto out;
 	gb_put(&h, "GGUF", 4);
 	gb_u32(&h, GGUF_VERSION);
-	gb_u64(&h, b->n);
+	gb_u64(&h, b->n + (b->rope != NULL));
 	gb_u64(&h, kv.n_kv);
 	gb_put(&h, kv.p, kv.n);
 	gb_put(&h, ti.p, ti.n);
@@ -758,6 +904,8 @@ static int gguf_file(gguf_build *b, const struct gguf_file *gf)
 		goto out;
 	rc = nck_layout_mem(&f->layout, h.p, h.n);
 	h.p = NULL; /* owned by the set */
+	if (rc == 0 && b->rope && (rc = nck_layout_mem(&f->layout, b->rope, b->n_rope * 4)) == 0)
+		rc = nck_layout_zero(&f->layout, gguf_pad(b->n_rope * 4) - b->n_rope * 4);
 	for (size_t i = 0; i < b->n && rc == 0; i++) {
 		uint32_t type = gguf_type(&b->t[i], gf->wtype);
 		uint64_t nb = gguf_nbytes(&b->t[i], type);
@@ -790,8 +938,9 @@ int nck_gguf_build(nck_viewset *vs, const nck_view_ctx *ctx, nck_view_kind kind,
 	b.vocab = b.gm->m.vocab && b.gm->m.vocab < rows ? b.gm->m.vocab : rows;
 	if (b.gm->lm_head && b.gm->lm_head->shape[0] < b.vocab)
 		b.vocab = b.gm->lm_head->shape[0];
-	if ((rc = gguf_tensors(&b)) < 0)
+	if ((rc = gguf_tensors(&b)) < 0 || (rc = gguf_rope_freqs(&b)) < 0)
 		goto out;
+	gguf_hf_load(&b);
 	rc = -ENOMEM;
 	if (!(b.priv = calloc(1, sizeof(*b.priv))))
 		goto out;
@@ -807,5 +956,6 @@ out:
 	for (size_t i = 0; i < b.n; i++)
 		nck_gpt_cut_dispose(&b.t[i].cut);
 	free(b.t);
+	nck_hftok_free(&b.hf);
 	return rc;
 }

@@ -107,4 +107,19 @@ double nck_gpt_cfg_num(const nck_yaml_node *root, const char *key, double dflt);
 /* The same for a string (a scalar's text), or NULL. */
 const char *nck_gpt_cfg_str(const nck_yaml_node *root, const char *key);
 
+/* Llama 3.1's rope scaling (Hugging Face rope_type "llama3", spec B.4). */
+typedef struct nck_gpt_llama3_rope {
+	double factor, low_freq_factor, high_freq_factor, old_ctx;
+} nck_gpt_llama3_rope;
+
+/*
+ * True when the config asks for Llama 3.1 rope scaling (NeMo 1's
+ * scale_positional_embedding, NeMo 2's Llama31Config / Llama32Config
+ * classes), with its numbers in *out: the config's scale_factor,
+ * low_freq_factor, high_freq_factor, old_context_len where finite and in
+ * range, else NeMo's Llama31Config defaults (8, 1, 4, 8192). hf/ and gguf/
+ * read the same values.
+ */
+bool nck_gpt_llama3_rope_get(const nck_yaml_node *root, nck_gpt_llama3_rope *out);
+
 #endif

@@ -459,28 +459,17 @@ static double hf_num(const nck_view_ctx *ctx, const char *key, double dflt, doub
 	return v >= lo && v <= hi ? v : dflt; /* false for NaN */
 }
 
-/* True for NeMo 2's Llama 3.1 / 3.2 configs (their class names the rope
- * scaling that NeMo 1 spells scale_positional_embedding). */
-static bool hf_llama31(const nck_view_ctx *ctx)
-{
-	const char *target = ctx->cfg ? nck_yaml_get_str(ctx->cfg, "config._target_") : NULL;
-
-	return hf_cfg_true(ctx, "scale_positional_embedding") ||
-	       (target && (strstr(target, "Llama31Config") || strstr(target, "Llama32Config")));
-}
-
 /* rope_scaling (spec B.4): linear interpolation, Llama 3.1's, or null. */
 static json_t *hf_rope_scaling(const nck_view_ctx *ctx)
 {
 	double factor = hf_num(ctx, "seq_len_interpolation_factor", 0, 1e-6, 1e6);
+	nck_gpt_llama3_rope r;
 
-	if (hf_llama31(ctx)) /* NeMo's Llama31Config defaults where the config has no values */
+	if (nck_gpt_llama3_rope_get(ctx->cfg, &r))
 		return json_pack("{s:s, s:f, s:f, s:f, s:I}", "rope_type", "llama3", "factor",
-				 hf_num(ctx, "scale_factor", 8.0, 1e-6, 1e6), "low_freq_factor",
-				 hf_num(ctx, "low_freq_factor", 1.0, 1e-6, 1e6), "high_freq_factor",
-				 hf_num(ctx, "high_freq_factor", 4.0, 1e-6, 1e6),
-				 "original_max_position_embeddings",
-				 (json_int_t)hf_num(ctx, "old_context_len", 8192, 1, 1e12));
+				 r.factor, "low_freq_factor", r.low_freq_factor, "high_freq_factor",
+				 r.high_freq_factor, "original_max_position_embeddings",
+				 (json_int_t)r.old_ctx);
 	if (factor > 0)
 		return json_pack("{s:s, s:f}", "rope_type", "linear", "factor", factor);
 	return json_null();

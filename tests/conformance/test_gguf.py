@@ -13,6 +13,7 @@ checked against sentencepiece's view of the same tokenizer.model."""
 import gc
 import json
 import re
+import shutil
 
 import gguf
 import numpy as np
@@ -321,4 +322,165 @@ def test_fp16_and_fp32_checkpoints(fixtures_dir, nemo, tmp_path, dtype):
     with nemo.mount(ck) as mnt:
         for fname, (wtype, ftype) in FILES.items():
             check_file(mnt / "gguf" / fname, meta, want, wtype, ftype, tok)
+            gc.collect()
+
+
+# ---- a Hugging Face byte-level BPE tokenizer (tokenizer.json) -------------------------
+
+LLAMA3_SPLIT = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}|"
+                r" ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+")
+
+
+def llama3_style_tokenizer(gap):
+    """A real byte-level BPE (tokenizers library) with Llama 3's pre-tokenizer:
+    a vocabulary of byte-level symbols and merges, id `gap` left unused, and
+    <|begin_of_text|> / <|end_of_text|> (special) and <extra> (not) added."""
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
+    alphabet = pre_tokenizers.ByteLevel.alphabet()
+    syms = sorted(alphabet)[:40]
+    merges = [(syms[i], syms[i + 1]) for i in range(0, 20, 2)]
+    vocab, nid = {}, 0
+    for s in syms + [a + b for a, b in merges]:
+        nid += nid == gap
+        vocab[s] = nid
+        nid += 1
+    tok = Tokenizer(models.BPE(vocab, merges))
+    tok.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex(LLAMA3_SPLIT), behavior="isolated"),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
+    tok.decoder = decoders.ByteLevel()
+    tok.add_special_tokens(["<|begin_of_text|>", "<|end_of_text|>"])
+    tok.add_tokens(["<extra>"])
+    return tok
+
+
+def hf_tokenizer_source(fixtures_dir, tmp_path, tokenizer_json, config):
+    """The nemo2 fixture with its tokenizer replaced by context/nemo_tokenizer/
+    (a NeMo 2 checkpoint of a Hugging Face tokenizer)."""
+    meta, srcs = sources(fixtures_dir, "nemo2")
+    ck = tmp_path / "ck"
+    shutil.copytree(srcs[0], ck)
+    (ck / "context" / "tokenizer.model").unlink()
+    tdir = ck / "context" / "nemo_tokenizer"
+    tdir.mkdir()
+    (tdir / "tokenizer.json").write_text(tokenizer_json)
+    (tdir / "tokenizer_config.json").write_text(json.dumps(config))
+    return meta, ck
+
+
+@pytest.mark.parametrize("merge_form", ["pairs", "strings"])
+def test_bpe_tokenizer_json_as_gpt2_vocab(fixtures_dir, nemo, tmp_path, merge_form):
+    """convert_hf_to_gguf.py's _set_vocab_gpt2: tokens and types for ids
+    0..V-1 (a gap is [PAD<i>] UNUSED), merges "a b", pre llama-bpe for Llama
+    3's split regex, bos/eos from tokenizer_config.json. The oracle is the
+    tokenizers library's own view of the tokenizer."""
+    tok = llama3_style_tokenizer(gap=7)
+    j = json.loads(tok.to_str())
+    pairs = [list(m) if isinstance(m, list) else m.split(" ") for m in j["model"]["merges"]]
+    j["model"]["merges"] = pairs if merge_form == "pairs" else [" ".join(p) for p in pairs]
+    config = {"tokenizer_class": "PreTrainedTokenizerFast", "bos_token": "<|begin_of_text|>",
+              "eos_token": {"content": "<|end_of_text|>", "special": True},
+              "add_bos_token": True, "add_eos_token": False}
+    meta, ck = hf_tokenizer_source(fixtures_dir, tmp_path, json.dumps(j), config)
+    vocab = tok.get_vocab(with_added_tokens=True)
+    added = tok.get_added_tokens_decoder()
+    V = max(vocab.values()) + 1
+    assert V <= meta["vocab_size"] and tok.id_to_token(7) is None
+
+    def tt(i):
+        if tok.id_to_token(i) is None:
+            return 5
+        return (3 if added[i].special else 4) if i in added else 1
+    with nemo.mount(ck) as mnt:
+        for fname in FILES:
+            r = gguf.GGUFReader(mnt / "gguf" / fname)
+            assert field(r, "tokenizer.ggml.model") == "gpt2"
+            assert field(r, "tokenizer.ggml.pre") == "llama-bpe"
+            assert field(r, "llama.vocab_size") == V
+            assert field(r, "tokenizer.ggml.tokens") == [tok.id_to_token(i) or "[PAD%d]" % i
+                                                        for i in range(V)]
+            types = field(r, "tokenizer.ggml.token_type")
+            assert types == [tt(i) for i in range(V)]
+            assert sorted(set(types)) == [1, 3, 4, 5]
+            assert field(r, "tokenizer.ggml.merges") == [" ".join(p) for p in pairs]
+            assert field(r, "tokenizer.ggml.bos_token_id") == tok.token_to_id("<|begin_of_text|>")
+            assert field(r, "tokenizer.ggml.eos_token_id") == tok.token_to_id("<|end_of_text|>")
+            assert "tokenizer.ggml.unknown_token_id" not in r.fields
+            assert field(r, "tokenizer.ggml.add_bos_token") is True
+            assert field(r, "tokenizer.ggml.add_eos_token") is False
+            assert "tokenizer.ggml.scores" not in r.fields
+            assert [t.name for t in r.tensors][0] == "token_embd.weight"
+            assert r.tensors[0].shape[1] == V
+            del r
+            gc.collect()
+
+
+def test_bpe_without_llama3_split_is_default_pre(fixtures_dir, nemo, tmp_path):
+    """A byte-level BPE whose pre-tokenizer is not Llama 3's: pre "default";
+    no add_*_token keys when tokenizer_config.json says nothing."""
+    from tokenizers import pre_tokenizers
+    tok = llama3_style_tokenizer(gap=-1)
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    meta, ck = hf_tokenizer_source(fixtures_dir, tmp_path, tok.to_str(), {})
+    with nemo.mount(ck) as mnt:
+        r = gguf.GGUFReader(mnt / "gguf" / "model-BF16.gguf")
+        assert field(r, "tokenizer.ggml.model") == "gpt2"
+        assert field(r, "tokenizer.ggml.pre") == "default"
+        assert field(r, "tokenizer.ggml.tokens")[:3] == [tok.id_to_token(i) for i in range(3)]
+        assert not [k for k in r.fields if k.endswith("_token_id") or k.startswith("tokenizer.ggml.add_")]
+        del r
+        gc.collect()
+
+
+# ---- Llama 3.1 rope scaling ----------------------------------------------------------
+
+def llama3_rope_factors(d, base=10000.0, factor=8.0, low=1.0, high=4.0, old=8192):
+    """convert_hf_to_gguf.py LlamaModel's rope_freqs for rope_type llama3, in
+    torch float32 as the converter computes them."""
+    import math
+
+    import torch
+    freqs = 1.0 / (base ** (torch.arange(0, d, 2, dtype=torch.float32) / d))
+    low_wl, high_wl = old / low, old / high
+    out = []
+    for freq in freqs:
+        wl = 2 * math.pi / freq
+        if wl < high_wl:
+            out.append(1)
+        elif wl > low_wl:
+            out.append(factor)
+        else:
+            smooth = (old / wl - low) / (high - low)
+            out.append(1 / ((1 - smooth) / factor + smooth))
+    return torch.tensor(out, dtype=torch.float32).numpy()
+
+
+def test_llama31_rope_freqs(fixtures_dir, nemo, tmp_path):
+    """A NeMo 2 Llama31Config: rope_freqs.weight (F32, head_dim/2, first, as
+    the converter yields it) equal to the converter's factors to the bit, and
+    no rope.scaling keys; the other tensors as in every file."""
+    meta, srcs = sources(fixtures_dir, "nemo2")
+    ck = tmp_path / "n2"
+    shutil.copytree(srcs[0], ck)
+    y = ck / "context" / "model.yaml"
+    text = y.read_text()
+    assert "llama.LlamaConfig\n" in text
+    y.write_text(text.replace("llama.LlamaConfig\n", "llama.Llama31Config8B\n"))
+    heads, groups, d = dims(meta)
+    want = llama3_rope_factors(d)
+    assert (want == 1).any() and ((want > 1) & (want < 8)).any()  # the smooth branch too
+    oracle = gguf_oracle(meta, np.load(fixtures_dir / "nemo2" / "oracle.npz"))
+    with nemo.mount(ck) as mnt:
+        for fname, (wtype, ftype) in FILES.items():
+            raw = (mnt / "gguf" / fname).read_bytes()
+            r = gguf.GGUFReader(mnt / "gguf" / fname)
+            t = r.tensors[0]
+            assert t.name == "rope_freqs.weight" and t.tensor_type == T.F32
+            assert list(t.shape) == [d // 2]
+            got = np.asarray(t.data)
+            assert got.tobytes() == want.tobytes(), (got, want)
+            assert not [k for k in r.fields if k.startswith("llama.rope.scaling")]
+            assert [x.name for x in r.tensors[1:]] == order(None, oracle)
+            assert raw[t.data_offset + 4 * (d // 2):r.tensors[1].data_offset].strip(b"\0") == b""
+            del r, t, got
             gc.collect()

@@ -320,3 +320,35 @@ def test_damaged_source_gives_eio(fixtures_dir, nemo, tmp_path):  # noqa: F811
                     assert err.value.errno == 5, fname
             finally:
                 os.close(fd)
+
+
+@pytest.mark.parametrize("text", [
+    '{"model": {"type": "BPE", "vocab": {"a": 0}',  # cut short: not JSON
+    '{"model": {"type": "BPE", "vocab": {"a": 0, "b": 123456789012}}, '
+    '"pre_tokenizer": {"type": "ByteLevel"}}',  # an id past the model's rows
+    '{"model": {"type": "BPE", "vocab": {"a": 0}}, "added_tokens": [{"id": 1, "content": 7}], '
+    '"pre_tokenizer": {"type": "ByteLevel"}}',  # a token that is not a string
+    '{"model": {"type": "BPE", "vocab": {"a": 0}, "merges": [["a"]]}, '
+    '"pre_tokenizer": {"type": "ByteLevel"}}',  # a merge that is not a pair
+    "[" * 100000 + "]" * 100000,  # nesting past any parser's depth
+    '{"model": {"type": "Unigram", "vocab": [["a", 0.0]]}}',  # not BPE
+], ids=["truncated", "huge_id", "non_string_token", "bad_merge", "deep_nesting", "unigram"])
+def test_hostile_tokenizer_json_gives_no_vocab(fixtures_dir, nemo, tmp_path, text):  # noqa: F811
+    """A damaged or hostile tokenizer.json beside the checkpoint: the mount
+    and every gguf/ file still work, with tokenizer.ggml.model no_vocab and
+    no other tokenizer keys (hand-written GGUF parser as the oracle)."""
+    meta, srcs = sources(fixtures_dir, "nemo2")
+    ck = tmp_path / "ck"
+    shutil.copytree(srcs[0], ck)
+    (ck / "context" / "tokenizer.model").unlink()
+    tdir = ck / "context" / "nemo_tokenizer"
+    tdir.mkdir()
+    (tdir / "tokenizer.json").write_text(text)
+    (tdir / "tokenizer_config.json").write_text('{"bos_token": "a"}')
+    with nemo.mount(ck) as mnt:
+        for fname in FILES:
+            data = (mnt / "gguf" / fname).read_bytes()
+            kv, tensors, start = parse_gguf(data)
+            assert kv["tokenizer.ggml.model"][1] == "no_vocab"
+            assert [k for k in kv if k.startswith("tokenizer.")] == ["tokenizer.ggml.model"]
+            assert tensors[0][0] == "token_embd.weight"
