@@ -13,6 +13,7 @@ mount), and the server's own request records."""
 
 import hashlib
 import http.server
+import io
 import json
 import os
 import random
@@ -258,6 +259,57 @@ def test_second_mount_makes_only_a_head(www, nginx, mounted, tmp_path):
         json.loads((mnt / "info.json").read_text())
     second = access_lines(nginx["log"])[before:]
     assert [l[0] for l in second] == ["HEAD"], second
+
+
+MANY = 1000
+
+
+def pax(i):
+    return i < 100 or i % 10 == 0 or i % 50 == 0
+
+
+@pytest.fixture(scope="module")
+def many_tar(www):
+    """A PAX tar of MANY members of 64-68 KiB (unaligned sizes: padding):
+    members 0-99 and every tenth have a float mtime (a PAX record, as
+    tarfile.add writes one), every 50th a 150-byte name (a PAX path
+    record); the rest are plain ustar headers."""
+    root, _ = www
+    path = root / "many.tar"
+    rnd = random.Random(11)
+    with tarfile.open(path, "w", format=tarfile.PAX_FORMAT) as tar:
+        for i in range(MANY):
+            data = rnd.randbytes((64 << 10) + rnd.randrange(4096))
+            name = "m/%04d.bin" % i if i % 50 else "m/%04d-%s.bin" % (i, "x" * 140)
+            ti = tarfile.TarInfo(name)
+            ti.size = len(data)
+            ti.mtime = 1700000000.5 if pax(i) else 1700000000
+            tar.addfile(ti, io.BytesIO(data))
+    return path
+
+
+def test_many_member_tar_mount_fetches_little_more_than_headers(www, nginx, mounted, many_tar):
+    url = nginx["http"] + "/" + many_tar.name
+    before = len(access_lines(nginx["log"]))
+    with mounted(url) as mnt:
+        lines = access_lines(nginx["log"])[before:]
+        with tarfile.open(many_tar) as tf:
+            members = tf.getmembers()
+            assert len(members) == MANY
+            for m in (members[0], members[1], members[50], members[500], members[-1]):
+                assert (mnt / "raw" / m.name).read_bytes() == tf.extractfile(m).read(), m.name
+    gets = [l for l in lines if l[0] == "GET"]
+    fetched = sum(int(l[2]) for l in gets)
+    # The headers themselves: 512 bytes a member, 1,024 more with a PAX
+    # record; the first read (4 KiB) and the end of the archive are extra.
+    headers = sum(512 + (1024 if pax(i) else 0) for i in range(MANY))
+    assert fetched < headers + (16 << 10), (fetched, headers)
+    assert fetched < MANY * 1024 + (16 << 10)
+    # One request a member, a second one where the headers outgrow the
+    # previous members' (a PAX record after plain headers): never a
+    # second one inside a run of PAX members.
+    odd = sum(1 for i in range(1, MANY) if pax(i) and not pax(i - 1))
+    assert len(gets) <= MANY + odd + 8, (len(gets), odd)
 
 
 def test_credentials_never_shown(www, nginx, nemo, tmp_path):
