@@ -312,6 +312,85 @@ def test_many_member_tar_mount_fetches_little_more_than_headers(www, nginx, moun
     assert len(gets) <= MANY + odd + 8, (len(gets), odd)
 
 
+def blk_files(cache: Path):
+    d = cache / "blocks"
+    return sorted(p for p in d.iterdir() if p.suffix == ".blk") if d.exists() else []
+
+
+def test_disk_cache_second_mount_reads_without_data_gets(www, nginx, mounted, tmp_path):
+    _, big = www
+    url = nginx["http"] + "/big.nemo"
+    cache = tmp_path / "cache"
+    opts = ("cache_dir=%s" % cache, "disk_cache_size=64M")
+    with mounted(url, *opts) as mnt:
+        assert (mnt / "raw" / "big.bin").read_bytes() == big
+    files = blk_files(cache)
+    # 64 KiB blocks: big.bin alone spans 96 of them.
+    assert len(files) >= BIG // 65536
+    before = len(access_lines(nginx["log"]))
+    with mounted(url, *opts) as mnt:
+        assert (mnt / "raw" / "big.bin").read_bytes() == big
+    second = access_lines(nginx["log"])[before:]
+    assert [l[0] for l in second] == ["HEAD"], second
+    # A flipped byte in a block's data, one in another's header, a
+    # truncated third: each reads as a miss, fetched again, never served.
+    for p, at in ((files[len(files) // 2], -100), (files[len(files) // 3], 20)):
+        b = bytearray(p.read_bytes())
+        b[at] ^= 0x01
+        p.write_bytes(bytes(b))
+    t = files[len(files) // 4]
+    t.write_bytes(t.read_bytes()[:-1])
+    before = len(access_lines(nginx["log"]))
+    with mounted(url, *opts) as mnt:
+        assert (mnt / "raw" / "big.bin").read_bytes() == big
+    third = access_lines(nginx["log"])[before:]
+    gets = [l for l in third if l[0] == "GET"]
+    assert 1 <= len(gets) <= 3 and sum(int(l[2]) for l in gets) == 3 * 65536, third
+    # Fetched again, they were kept again: a fourth mount is HEAD only.
+    before = len(access_lines(nginx["log"]))
+    with mounted(url, *opts) as mnt:
+        assert (mnt / "raw" / "big.bin").read_bytes() == big
+    assert [l[0] for l in access_lines(nginx["log"])[before:]] == ["HEAD"]
+
+
+def test_disk_cache_bound_honoured(www, nginx, mounted, tmp_path):
+    _, big = www
+    url = nginx["http"] + "/big.nemo"
+    cache = tmp_path / "cache"
+    bound = 1 << 20
+    with mounted(url, "cache_dir=%s" % cache, "disk_cache_size=1M") as mnt:
+        p = mnt / "raw" / "big.bin"
+        assert p.read_bytes() == big
+        rnd = random.Random(3)
+        with open(p, "rb") as f:
+            for _ in range(40):
+                off = rnd.randrange(BIG)
+                f.seek(off)
+                assert f.read(200000) == big[off:off + 200000]
+                total = sum(q.stat().st_size for q in blk_files(cache))
+                assert total <= bound + 65536 + 64, total
+    files = blk_files(cache)
+    assert files and sum(q.stat().st_size for q in files) <= bound + 65536 + 64
+
+
+def test_disk_cache_changed_object_never_serves_old_bytes(www, faulty, mounted, tmp_path):
+    _, big = www
+    f, url = faulty
+    cache = tmp_path / "cache"
+    opts = ("cache_dir=%s" % cache, "disk_cache_size=64M")
+    with mounted(url, *opts) as mnt:
+        assert (mnt / "raw" / "big.bin").read_bytes() == big
+    assert blk_files(cache)
+    # The new version: the same tar with big.bin's bytes inverted.
+    off = big_member_offset(f.data)
+    new = bytes(b ^ 0xFF for b in big)
+    with f.lock:
+        f.etag = '"v2"'
+        f.data = f.data[:off] + new + f.data[off + BIG:]
+    with mounted(url, *opts) as mnt:
+        assert (mnt / "raw" / "big.bin").read_bytes() == new
+
+
 def test_credentials_never_shown(www, nginx, nemo, tmp_path):
     url = nginx["http"].replace("http://", "http://alice:s3cr3tpw@") + "/nemo1_tp2.nemo?sig=t0ps3cr3t"
     shown = nginx["http"] + "/nemo1_tp2.nemo"
