@@ -737,6 +737,46 @@ def test_s3_tarball_signed(www, moto, nemo, tmp_path):
         nemo.stop(d)
 
 
+def test_s3_disk_cache_serves_kept_blocks(www, moto, nemo, tmp_path):
+    """moto keeps no access log, so the second mount's block is shown to come
+    from the disk: the test rewrites one kept file (a Python model of its
+    format: "NCKBLK1\\n", key, offset, length, CRC-32 of those 28 bytes and
+    the data) with other bytes and a valid CRC, and reads them back."""
+    import struct
+    import zlib
+    _, big = www
+    ep, keys = moto
+    url = "s3://ckpt/models/run 1/big.nemo"
+    cache = tmp_path / "cache"
+    opts = ("endpoint=" + ep, "cache_dir=%s" % cache, "disk_cache_size=64M")
+    d = nemo.start(url, *opts, env=s3_env(keys))
+    try:
+        assert (d.mnt / "raw" / "big.bin").read_bytes() == big
+    finally:
+        nemo.stop(d)
+    files = blk_files(cache)
+    assert files
+    p = files[len(files) // 2]
+    raw = p.read_bytes()
+    assert raw[:8] == b"NCKBLK1\n"
+    key, off, n, crc = struct.unpack("<QQII", raw[8:32])
+    assert n == len(raw) - 32 and crc == zlib.crc32(raw[:28] + raw[32:])
+    planted = bytes(b ^ 0x5A for b in raw[32:])
+    p.write_bytes(raw[:28] + struct.pack("<I", zlib.crc32(raw[:28] + planted)) + planted)
+    with tarfile.open(www[0] / "big.nemo") as tf:
+        data_off = tf.getmember("./big.bin").offset_data
+    d = nemo.start(url, *opts, env=s3_env(keys))
+    try:
+        got = (d.mnt / "raw" / "big.bin").read_bytes()
+    finally:
+        nemo.stop(d)
+    lo, hi = max(off, data_off), min(off + n, data_off + BIG)
+    assert lo < hi
+    want = bytearray(big)
+    want[lo - data_off:hi - data_off] = planted[lo - off:hi - off]
+    assert got == bytes(want)
+
+
 def test_s3_bad_credentials_fail_at_mount(moto, nemo):
     ep, keys = moto
     url = "s3://ckpt/models/run 1/big.nemo"
