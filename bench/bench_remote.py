@@ -5,10 +5,11 @@ throughput of one large member through the mount against `curl -o
 /dev/null` of the same byte range.
 
   /usr/bin/python3 bench/bench_remote.py BUILD/bin/nemockptfs [--members N]
-      [--member-kib K] [--big-mib M] [--dir DIR]
+      [--member-kib K] [--big-mib M] [--dir DIR] [--mount-only]
 
 Starts nginx on 127.0.0.1 (its own config in DIR), writes the tarball
-once (random bytes), prints one line per figure."""
+once (random bytes), prints one line per figure. --mount-only stops after
+the two mounts and `ls -R` (the rows that do not depend on --big-mib)."""
 
 import argparse
 import os
@@ -65,6 +66,7 @@ def main():
     ap.add_argument("--member-kib", type=int, default=256)
     ap.add_argument("--big-mib", type=int, default=1024)
     ap.add_argument("--dir", default="/var/tmp/nemockpt-bench-remote")
+    ap.add_argument("--mount-only", action="store_true")
     a = ap.parse_args()
     d = Path(a.dir)
     (d / "www").mkdir(parents=True, exist_ok=True)
@@ -112,6 +114,9 @@ http {{ log_format c '$request_method $status $body_bytes_sent'; access_log {log
                        shell=True, check=True)
         reqs, nbytes, _ = log_since(log, n0)
         print("ls -R + cat info.json: %d requests, %d bytes" % (reqs, nbytes))
+        if a.mount_only:
+            subprocess.run(["fusermount3", "-u", str(mnt)], check=True)
+            return
         big = mnt / "raw" / "big.bin"
         t = time.monotonic()
         with open(big, "rb", buffering=0) as f:

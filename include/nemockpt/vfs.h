@@ -64,6 +64,7 @@ typedef struct nck_vfs_opts {
 	const char *token_file;     /* bearer token; NULL: $HF_TOKEN for Hugging Face */
 	const char *ca_file;        /* CA bundle for https */
 	uint64_t remote_cache_size; /* bytes of fetched blocks kept; 0: 256 MiB */
+	uint64_t disk_cache_size;   /* remote blocks kept under cache_dir; 0: none */
 	unsigned retries;           /* retries of a failed request; 0: 5, UINT_MAX: none */
 	unsigned timeout;           /* connect/stall timeout, seconds; 0: 30 */
 	const char *endpoint;       /* s3: S3-compatible endpoint URL, or NULL */

@@ -144,6 +144,7 @@ int main(int argc, char **argv)
 	vopts.retries = !opts.retries_set ? 0 : opts.retries ? opts.retries : UINT_MAX;
 	vopts.timeout = opts.timeout;
 	vopts.remote_cache_size = opts.remote_cache_size;
+	vopts.disk_cache_size = opts.disk_cache_size;
 	if (absolute_option(&opts.token_file, &diag) < 0 || absolute_option(&opts.ca_file, &diag) < 0)
 		goto fail;
 	vopts.token_file = opts.token_file;

@@ -25,13 +25,23 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "io/remote.h"
 #include "nemockpt/log.h"
 #include "util/ckd.h"
 
 /* Read sizes: right after a skip over member data the next read is one
  * small block (a header, or a PAX record and its header); consecutive reads
  * (runs of small members) double up to TAR_BLOCK. So indexing costs about
- * 4 KiB per large member, whatever its size. */
+ * 4 KiB per large member, whatever its size.
+ *
+ * Over a remote source every byte is fetched: there the first read after a
+ * skip is as long as the shorter of the last two members' headers were (512
+ * bytes for a ustar header, 1,536 for a PAX record and its header as
+ * CPython's tarfile.add writes them), at least TAR_RECORD and at most
+ * TAR_FIRST_BLOCK. An archive of one kind of header costs one request and
+ * no spare byte per member; a member with longer headers than predicted
+ * costs one more request (the doubling), and one odd member among others
+ * does not change the prediction for the next. */
 #define TAR_BLOCK 65536u
 #define TAR_FIRST_BLOCK 4096u
 #define TAR_RECORD 512u
@@ -84,6 +94,9 @@ typedef struct tar_stream {
 	const nck_src *src;
 	uint64_t pos;   /* next byte libarchive gets */
 	size_t block;   /* size of the next read */
+	size_t first;   /* size of the first read after a skip */
+	uint64_t last_need; /* the previous member's header bytes (remote) */
+	bool remote;    /* fetched over the network: size `first` to the headers */
 	unsigned char buf[TAR_BLOCK];
 } tar_stream;
 
@@ -116,8 +129,23 @@ static la_int64_t tar_cb_skip(struct archive *a, void *payload, la_int64_t reque
 	if (n > left)
 		n = left;
 	s->pos += n;
-	s->block = TAR_FIRST_BLOCK;
+	s->block = s->first;
 	return (la_int64_t)n;
+}
+
+/* Over a remote source: the first read after the next skip is as long as
+ * the shorter headers of the member just read (from `hdr_pos` to its data)
+ * and of the one before it. */
+static void tar_learn_headers(tar_stream *s, uint64_t hdr_pos, int64_t data_off)
+{
+	uint64_t cur, need;
+
+	if (!s->remote || data_off < 0 || (uint64_t)data_off < hdr_pos)
+		return;
+	cur = ((uint64_t)data_off - hdr_pos + TAR_RECORD - 1) / TAR_RECORD * TAR_RECORD;
+	need = s->last_need && s->last_need < cur ? s->last_need : cur;
+	s->last_need = cur;
+	s->first = need < TAR_RECORD ? TAR_RECORD : need > TAR_FIRST_BLOCK ? TAR_FIRST_BLOCK : need;
 }
 
 /* ---- indexing ------------------------------------------------------------- */
@@ -209,6 +237,8 @@ static int tar_open(nck_container *c, nck_diag *diag)
 		goto out;
 	}
 	s->src = c->src;
+	s->remote = nck_src_is_remote(c->src);
+	s->first = s->remote ? TAR_RECORD : TAR_FIRST_BLOCK;
 	s->block = TAR_FIRST_BLOCK;
 	archive_read_support_format_tar(a);
 	archive_read_set_read_callback(a, tar_cb_read);
@@ -232,6 +262,7 @@ static int tar_open(nck_container *c, nck_diag *diag)
 				(unsigned long long)hdr_pos, archive_error_string(a));
 		if ((rc = tar_add_entry(c, a, ae, hdr_pos, diag)) < 0)
 			goto out;
+		tar_learn_headers(s, hdr_pos, archive_filter_bytes(a, 0));
 		if (archive_entry_filetype(ae) == AE_IFREG && archive_entry_size(ae) > 0)
 			hdr_pos = tar_next_header((uint64_t)archive_filter_bytes(a, 0),
 						  (uint64_t)archive_entry_size(ae));

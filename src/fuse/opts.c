@@ -21,6 +21,7 @@ enum {
 	KEY_SHARD_SIZE, /* shard_size=N[KMG] */
 	KEY_GROUP_SIZE, /* group_size=N */
 	KEY_REMOTE_CACHE_SIZE, /* remote_cache_size=N[KMG] */
+	KEY_DISK_CACHE_SIZE, /* disk_cache_size=N[KMG] */
 };
 
 #define OPT(t, p) { t, offsetof(nck_fuse_opts, p), 1 }
@@ -63,6 +64,7 @@ static const struct fuse_opt opts_table[] = {
 	OPTV("endpoint=%s", endpoint),
 	OPT("s3_path_style", s3_path_style),
 	FUSE_OPT_KEY("remote_cache_size=", KEY_REMOTE_CACHE_SIZE),
+	FUSE_OPT_KEY("disk_cache_size=", KEY_DISK_CACHE_SIZE),
 	FUSE_OPT_KEY("defaults", KEY_IGNORE),
 	FUSE_OPT_KEY("nofail", KEY_IGNORE),
 	FUSE_OPT_KEY("_netdev", KEY_IGNORE),
@@ -169,6 +171,8 @@ static int opts_proc(void *data, const char *arg, int key, struct fuse_args *out
 		return opts_size(o, arg, &o->shard_size);
 	case KEY_REMOTE_CACHE_SIZE:
 		return opts_size(o, arg, &o->remote_cache_size);
+	case KEY_DISK_CACHE_SIZE:
+		return opts_size(o, arg, &o->disk_cache_size);
 	case KEY_GROUP_SIZE:
 		if (opts_size(o, arg, &o->group_size) < 0)
 			return -1;
@@ -296,6 +300,8 @@ const char *nck_fuse_opts_usage(void)
 	       "  -o retries=N           http(s): retries of a failed request (default 5)\n"
 	       "  -o timeout=S           http(s): connect and stall timeout (default 30)\n"
 	       "  -o remote_cache_size=N[KMG] http(s): fetched blocks kept in memory (256M)\n"
+	       "  -o disk_cache_size=N[KMG] http(s), s3: fetched blocks kept on disk under\n"
+	       "                         cache_dir, at most N bytes (default 0: none)\n"
 	       "  -o endpoint=URL        s3: an S3-compatible endpoint (default $AWS_ENDPOINT_URL)\n"
 	       "  -o s3_path_style       s3: path-style addressing on AWS\n"
 	       "  -o notify_fd=N         write \"READY=1\\n\" to fd N once the mount is live\n"

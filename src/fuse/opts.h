@@ -49,6 +49,7 @@ typedef struct nck_fuse_opts {
 	char *token_file;      /* http(s): bearer token file, or NULL */
 	char *ca_file;         /* https: CA bundle, or NULL */
 	uint64_t remote_cache_size; /* http(s): fetched blocks kept; 0: default */
+	uint64_t disk_cache_size;   /* remote: bytes of blocks kept on disk; 0: none */
 	unsigned retries;      /* http(s): retries of a failed request (valid when retries_set) */
 	int retries_set;
 	unsigned timeout;      /* http(s): connect/stall timeout in seconds; 0: default */

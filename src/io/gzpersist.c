@@ -39,6 +39,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "io/afile.h"
 #include "nemockpt/log.h"
 #include "util/ckd.h"
 
@@ -133,45 +134,7 @@ int nck_gz_cache_dir(char *buf, size_t size, const char *dir)
 	return n < 0 || (size_t)n >= size ? -ENAMETOOLONG : 0;
 }
 
-/* Creates `dir` and its missing parents (mode 0700). */
-static int gzp_mkdirs(const char *dir)
-{
-	char path[1024];
-	size_t len = strlen(dir);
-
-	if (len >= sizeof(path))
-		return -ENAMETOOLONG;
-	memcpy(path, dir, len + 1);
-	for (size_t i = 1; i <= len; i++) {
-		if (path[i] != '/' && path[i] != '\0')
-			continue;
-		path[i] = '\0';
-		if (mkdir(path, 0700) < 0 && errno != EEXIST)
-			return -errno;
-		path[i] = dir[i];
-	}
-	return 0;
-}
-
 /* ---- save ----------------------------------------------------------------------- */
-
-/* Writes all of `len` bytes. */
-static int gzp_write(int fd, const void *p, size_t len)
-{
-	const unsigned char *b = p;
-
-	while (len > 0) {
-		ssize_t n = write(fd, b, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		b += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
 
 /* Encodes the points; the caller frees the result. */
 static unsigned char *gzp_encode_points(const nck_gz_index *idx)
@@ -214,62 +177,34 @@ static void gzp_encode_header(unsigned char *h, const nck_gz_index *idx, uint32_
 
 int nck_gz_index_save(const nck_gz_index *idx, const char *path, nck_diag *diag)
 {
-	char dir[1024], tmp[1100];
+	char dir[1024];
 	unsigned char hdr[GZP_HEADER], *rec = NULL;
 	const char *slash = strrchr(path, '/');
 	size_t wbytes = idx->n_windows * NCK_GZ_WINDOW;
 	uint32_t pcrc;
-	int fd = -1, dfd = -1, rc;
+	int rc;
 
 	if (!slash || (size_t)(slash - path) >= sizeof(dir))
 		return nck_diag_set(diag, -EINVAL, path, -1, "bad index path");
 	memcpy(dir, path, (size_t)(slash - path));
 	dir[slash - path] = '\0';
-	if ((rc = gzp_mkdirs(dir)) < 0)
+	if ((rc = nck_mkdirs(dir)) < 0)
 		return nck_diag_set(diag, rc, dir, -1, "cannot create: %s", strerror(-rc));
 	if (!(rec = gzp_encode_points(idx)))
 		return nck_diag_set(diag, -ENOMEM, path, -1, "out of memory");
 	pcrc = nck_gz_crc(nck_gz_crc(0, rec, idx->n_points * GZP_POINT), idx->windows, wbytes);
 	gzp_encode_header(hdr, idx, pcrc);
-	snprintf(tmp, sizeof(tmp), "%s/.gzidx.XXXXXX", dir);
-	fd = mkstemp(tmp);
-	if (fd < 0) {
-		rc = nck_diag_set(diag, -errno, dir, -1, "cannot create a file: %s",
-				  strerror(errno));
-		goto out;
+	{
+		nck_apart parts[] = { { hdr, sizeof(hdr) },
+				      { rec, idx->n_points * GZP_POINT },
+				      { idx->windows, wbytes } };
+
+		rc = nck_afile_write(path, "gzidx", parts, 3, 0644, true);
 	}
-	rc = gzp_write(fd, hdr, sizeof(hdr));
-	if (rc == 0)
-		rc = gzp_write(fd, rec, idx->n_points * GZP_POINT);
-	if (rc == 0)
-		rc = gzp_write(fd, idx->windows, wbytes);
-	if (rc == 0 && (fchmod(fd, 0644) < 0 || fsync(fd) < 0))
-		rc = -errno;
-	if (close(fd) < 0 && rc == 0)
-		rc = -errno;
-	fd = -1;
-	if (rc < 0) {
-		nck_diag_set(diag, rc, tmp, -1, "write failed: %s", strerror(-rc));
-		unlink(tmp);
-		goto out;
-	}
-	if (rename(tmp, path) < 0) {
-		rc = nck_diag_set(diag, -errno, path, -1, "rename failed: %s", strerror(errno));
-		unlink(tmp);
-		goto out;
-	}
-	/* The rename itself is durable once the directory is synced. */
-	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd >= 0)
-		(void)fsync(dfd);
-	rc = 0;
-out:
-	if (fd >= 0)
-		close(fd);
-	if (dfd >= 0)
-		close(dfd);
 	free(rec);
-	return rc;
+	if (rc < 0)
+		return nck_diag_set(diag, rc, path, -1, "cannot write: %s", strerror(-rc));
+	return 0;
 }
 
 /* ---- load ----------------------------------------------------------------------- */

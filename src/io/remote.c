@@ -44,7 +44,9 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "io/afile.h"
 #include "io/http_int.h"
+#include "io/rdisk.h"
 #include "nemockpt/log.h"
 
 #define REMOTE_BLOCK_MIN (64u * 1024u)
@@ -114,6 +116,8 @@ typedef struct remote {
 	uint64_t rec_bytes;
 	size_t n_loaded;         /* the first n_loaded came from the file (sorted) */
 	bool sealed;
+	nck_rdisk *disk;         /* blocks kept on disk, or NULL */
+	uint64_t disk_key;       /* FNV-1a 64 of URL, ETag and size */
 } remote;
 
 static const nck_src_vtab remote_vtab;
@@ -346,77 +350,51 @@ bad:
 	nck_log(NCK_LOG_WARN, "%s: does not check out: fetching again", path);
 }
 
-/* Creates `dir` and its missing parents (mode 0700). */
-static int remote_mkdirs(const char *dir)
-{
-	char path[4096];
-	size_t len = strlen(dir);
-
-	if (len >= sizeof(path))
-		return -ENAMETOOLONG;
-	memcpy(path, dir, len + 1);
-	for (size_t i = 1; i <= len; i++) {
-		if (path[i] != '/' && path[i] != '\0')
-			continue;
-		path[i] = '\0';
-		if (mkdir(path, 0700) < 0 && errno != EEXIST)
-			return -errno;
-		path[i] = dir[i];
-	}
-	return 0;
-}
-
 /* Writes the record (lock held) to a temporary file renamed into place. */
 static int remote_record_save(remote *r)
 {
-	char path[4200], tmp[4300], key[1600];
+	char path[4200], key[1600];
 	int klen = remote_record_key(r, key, sizeof(key));
-	unsigned char hdr[8 + 4 + 8];
+	unsigned char hdr[8 + 4 + 8], (*rh)[16] = NULL;
 	uint32_t kl = (uint32_t)klen, crc;
 	uint64_t count = r->n_rec;
-	FILE *f;
-	int fd, rc = 0;
+	nck_apart *parts = NULL;
+	size_t np = 0;
+	int rc;
 
 	if (klen < 0 || (size_t)klen >= sizeof(key))
 		return -ENAMETOOLONG;
-	if ((rc = remote_mkdirs(r->cache_dir)) < 0)
+	if ((rc = nck_mkdirs(r->cache_dir)) < 0)
 		return rc;
-	remote_record_path(r, path, sizeof(path));
-	snprintf(tmp, sizeof(tmp), "%s.XXXXXX", path);
-	if ((fd = mkstemp(tmp)) < 0)
-		return -errno;
-	if (!(f = fdopen(fd, "w"))) {
-		close(fd);
-		unlink(tmp);
+	parts = malloc((2 * r->n_rec + 3) * sizeof(*parts));
+	rh = malloc((r->n_rec ? r->n_rec : 1) * sizeof(*rh));
+	if (!parts || !rh) {
+		free(parts);
+		free(rh);
 		return -ENOMEM;
 	}
 	memcpy(hdr, REMOTE_MAGIC, 8);
 	memcpy(hdr + 8, &kl, 4);
 	memcpy(hdr + 12, &count, 8);
-	fwrite(hdr, 1, sizeof(hdr), f);
+	parts[np++] = (nck_apart){ hdr, sizeof(hdr) };
 	crc = (uint32_t)crc32(0, hdr, sizeof(hdr));
-	fwrite(key, 1, kl, f);
+	parts[np++] = (nck_apart){ key, kl };
 	crc = (uint32_t)crc32(crc, (unsigned char *)key, kl);
 	for (size_t i = 0; i < r->n_rec; i++) {
-		unsigned char rh[16];
 		uint64_t off = r->rec[i].off, len = r->rec[i].len;
 
-		memcpy(rh, &off, 8);
-		memcpy(rh + 8, &len, 8);
-		fwrite(rh, 1, 16, f);
-		fwrite(r->rec[i].data, 1, r->rec[i].len, f);
-		crc = (uint32_t)crc32(crc, rh, 16);
+		memcpy(rh[i], &off, 8);
+		memcpy(rh[i] + 8, &len, 8);
+		parts[np++] = (nck_apart){ rh[i], 16 };
+		parts[np++] = (nck_apart){ r->rec[i].data, r->rec[i].len };
+		crc = (uint32_t)crc32(crc, rh[i], 16);
 		crc = (uint32_t)crc32(crc, r->rec[i].data, (uInt)r->rec[i].len);
 	}
-	fwrite(&crc, 1, 4, f);
-	if (ferror(f))
-		rc = -EIO;
-	if (fclose(f) != 0 && rc == 0)
-		rc = -EIO;
-	if (rc == 0 && rename(tmp, path) < 0)
-		rc = -errno;
-	if (rc < 0)
-		unlink(tmp);
+	parts[np++] = (nck_apart){ &crc, 4 };
+	remote_record_path(r, path, sizeof(path));
+	rc = nck_afile_write(path, "ranges", parts, np, 0600, false);
+	free(parts);
+	free(rh);
 	return rc;
 }
 
@@ -497,6 +475,40 @@ static int remote_fetch(remote *r, void *buf, uint64_t off, size_t len)
 }
 
 /*
+ * Fills buf with the run of `n` blocks from `first` (LOADING: this thread
+ * alone loads them) from the disk cache, fetching each stretch of missing
+ * blocks with one request and keeping what it fetched.
+ */
+static int remote_fetch_via_disk(remote *r, unsigned char *buf, uint64_t first, uint32_t n)
+{
+	bool hit[REMOTE_RUN_BYTES / REMOTE_BLOCK_MIN + 1];
+	uint32_t k = 0;
+
+	for (uint32_t j = 0; j < n; j++)
+		hit[j] = nck_rdisk_load(r->disk, r->disk_key, (first + j) * r->bs,
+					buf + (size_t)j * r->bs, rb_len(r, first + j));
+	while (k < n) {
+		uint32_t end = k;
+		size_t len = 0;
+		int rc;
+
+		if (hit[k]) {
+			k++;
+			continue;
+		}
+		while (end < n && !hit[end])
+			len += rb_len(r, first + end++);
+		rc = remote_fetch(r, buf + (size_t)k * r->bs, (first + k) * r->bs, len);
+		if (rc < 0)
+			return rc;
+		for (; k < end; k++)
+			nck_rdisk_store(r->disk, r->disk_key, (first + k) * r->bs,
+					buf + (size_t)k * r->bs, rb_len(r, first + k));
+	}
+	return 0;
+}
+
+/*
  * Fetches the run of `n` blocks from `first`, which the caller marked
  * LOADING, and publishes them (READY, or back to EMPTY on failure). Block
  * `keep`, if inside the run, is returned referenced in *out.
@@ -511,7 +523,12 @@ static int remote_load_run(remote *r, uint64_t first, uint32_t n, uint64_t keep,
 	for (uint32_t k = 0; k < n; k++)
 		len += rb_len(r, first + k);
 	buf = malloc(len);
-	rc = buf ? remote_fetch(r, buf, off, len) : -ENOMEM;
+	if (!buf)
+		rc = -ENOMEM;
+	else if (r->disk)
+		rc = remote_fetch_via_disk(r, buf, first, n);
+	else
+		rc = remote_fetch(r, buf, off, len);
 	pthread_mutex_lock(&r->lock);
 	for (uint32_t k = 0; k < n; k++) {
 		rblock *b = &r->blocks[first + k];
@@ -667,6 +684,16 @@ static bool remote_all_ready(remote *r, uint64_t first, uint64_t last)
 	return ok;
 }
 
+/* True when the disk cache has a file for each of blocks first..last. */
+static bool remote_all_on_disk(remote *r, uint64_t first, uint64_t last)
+{
+	bool ok = r->disk != NULL;
+
+	for (uint64_t i = first; i <= last && ok; i++)
+		ok = nck_rdisk_has(r->disk, r->disk_key, i * r->bs);
+	return ok;
+}
+
 static int64_t remote_pread(void *impl, void *buf, size_t len, uint64_t off)
 {
 	remote *r = impl;
@@ -680,7 +707,8 @@ static int64_t remote_pread(void *impl, void *buf, size_t len, uint64_t off)
 		return -EIO;
 	if (remote_from_record(r, buf, len, off))
 		return (int64_t)len;
-	if (len < REMOTE_SMALL && !remote_all_ready(r, first, last)) {
+	if (len < REMOTE_SMALL && !remote_all_ready(r, first, last) &&
+	    !remote_all_on_disk(r, first, last)) {
 		rc = remote_fetch(r, buf, off, len);
 		return rc < 0 ? rc : (int64_t)len;
 	}
@@ -739,6 +767,7 @@ static void remote_free(void *impl)
 	pthread_cond_destroy(&r->cond);
 	pthread_mutex_destroy(&r->lock);
 	nck_http_free(r->http);
+	nck_rdisk_put(r->disk);
 	free(r->display);
 	free(r->url_key);
 	free(r->cache_dir);
@@ -763,6 +792,26 @@ static int remote_blocks(remote *r)
 	r->n_blocks = r->size ? (r->size - 1) / r->bs + 1 : 0;
 	r->blocks = calloc(r->n_blocks ? (size_t)r->n_blocks : 1, sizeof(*r->blocks));
 	return r->blocks ? 0 : -ENOMEM;
+}
+
+/* Joins the disk cache when asked for: the object's ETag and size key its
+ * files, so an object without an ETag is never kept (a change could not be
+ * told). */
+static void remote_disk_open(remote *r, const char *url, const nck_remote_opts *opts)
+{
+	char id[300];
+	uint64_t h = 0xcbf29ce484222325ull;
+
+	if (!opts->disk_cache_size || !r->cache_dir || !r->meta.etag[0])
+		return;
+	snprintf(id, sizeof(id), "\n%s\n%" PRIu64, r->meta.etag, r->size);
+	for (const char *s = url; *s; s++)
+		h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
+	for (const char *s = id; *s; s++)
+		h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
+	r->disk_key = h;
+	if (!(r->disk = nck_rdisk_get(r->cache_dir, opts->disk_cache_size)))
+		nck_log(NCK_LOG_WARN, "%s: no disk cache (out of memory)", r->display);
 }
 
 /* Checks with one small range GET that the server honours ranges. */
@@ -831,6 +880,7 @@ static int remote_new(nck_src **out, const char *url, const nck_remote_opts *opt
 		return nck_diag_set(diag, rc, disp, -1, "out of memory");
 	}
 	remote_record_load(r);
+	remote_disk_open(r, url, opts);
 	if (!known && (rc = remote_probe(r, diag)) < 0) {
 		remote_free(r);
 		return rc;

@@ -45,6 +45,7 @@ typedef struct nck_remote_opts {
 	const char *ca_file;    /* CA bundle for https; NULL: the system's */
 	const char *cache_dir;  /* where fetched mount-time ranges persist; NULL: none */
 	uint64_t cache_size;    /* bytes of blocks kept in memory; 0: 256 MiB */
+	uint64_t disk_cache_size; /* bytes of blocks kept in files under cache_dir; 0: none */
 	unsigned retries;       /* attempts after the first; 0: 5 (NCK_REMOTE_NO_RETRY: none) */
 	unsigned timeout_s;     /* connect and stall timeout; 0: 30 s */
 	const char *endpoint;   /* s3: an S3-compatible endpoint URL; NULL: AWS_ENDPOINT_URL*, AWS */

@@ -298,6 +298,7 @@ int nck_vfs_open(nck_vfs **out, const char *source, const nck_vfs_opts *opts, nc
 				      .gz_cache_size = opts->cache_size,
 				      .remote = { .token_file = opts->token_file, .ca_file = opts->ca_file,
 						  .cache_size = opts->remote_cache_size,
+						  .disk_cache_size = opts->disk_cache_size,
 						  .retries = opts->retries, .timeout_s = opts->timeout,
 						  .endpoint = opts->endpoint,
 						  .path_style = opts->path_style } };
