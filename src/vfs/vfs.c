@@ -281,19 +281,41 @@ static int vfs_catalog(nck_vfs *vfs, nck_diag *diag)
 	return 0;
 }
 
-int nck_vfs_open(nck_vfs **out, const char *source, const nck_vfs_opts *opts, nck_diag *diag)
+/* An empty vfs with its options (the container comes next). */
+static nck_vfs *vfs_alloc(const nck_vfs_opts *opts)
 {
 	nck_vfs *vfs = calloc(1, sizeof(*vfs));
+
+	if (!vfs)
+		return NULL;
+	nck_arena_init(&vfs->arena);
+	pthread_mutex_init(&vfs->files_lock, NULL);
+	pthread_mutex_init(&vfs->sets_lock, NULL);
+	vfs->opts = *opts;
+	return vfs;
+}
+
+/* Everything after the container is open: catalog, views, tree. */
+static int vfs_finish(nck_vfs *vfs, nck_diag *diag)
+{
+	int rc;
+
+	if ((rc = vfs_catalog(vfs, diag)) < 0 || (rc = nck_vfs_views_init(vfs, diag)) < 0 ||
+	    (rc = vfs_build(vfs, diag)) < 0)
+		return rc;
+	nck_container_seal(vfs->container);
+	return 0;
+}
+
+int nck_vfs_open(nck_vfs **out, const char *source, const nck_vfs_opts *opts, nck_diag *diag)
+{
+	nck_vfs *vfs = vfs_alloc(opts);
 	nck_container_opts copts;
 	int rc;
 
 	*out = NULL;
 	if (!vfs)
 		return nck_diag_set(diag, -ENOMEM, source, -1, "out of memory");
-	nck_arena_init(&vfs->arena);
-	pthread_mutex_init(&vfs->files_lock, NULL);
-	pthread_mutex_init(&vfs->sets_lock, NULL);
-	vfs->opts = *opts;
 	copts = (nck_container_opts){ .cache_dir = opts->cache_dir, .gz_spacing = opts->gz_spacing,
 				      .gz_cache_size = opts->cache_size,
 				      .remote = { .token_file = opts->token_file, .ca_file = opts->ca_file,
@@ -304,12 +326,31 @@ int nck_vfs_open(nck_vfs **out, const char *source, const nck_vfs_opts *opts, nc
 						  .path_style = opts->path_style } };
 	vfs->opts.cache_dir = NULL; /* borrowed for the open only */
 	if ((rc = nck_container_open_opts(&vfs->container, source, &copts, diag)) < 0 ||
-	    (rc = vfs_catalog(vfs, diag)) < 0 || (rc = nck_vfs_views_init(vfs, diag)) < 0 ||
-	    (rc = vfs_build(vfs, diag)) < 0) {
+	    (rc = vfs_finish(vfs, diag)) < 0) {
 		nck_vfs_close(vfs);
 		return rc;
 	}
-	nck_container_seal(vfs->container);
+	*out = vfs;
+	return 0;
+}
+
+int nck_vfs_open_container(nck_vfs **out, nck_container *c, const nck_vfs_opts *opts,
+			   nck_diag *diag)
+{
+	nck_vfs *vfs = vfs_alloc(opts);
+	int rc;
+
+	*out = NULL;
+	if (!vfs) {
+		nck_container_close(c);
+		return nck_diag_set(diag, -ENOMEM, c->path, -1, "out of memory");
+	}
+	vfs->container = c;
+	vfs->opts.cache_dir = NULL;
+	if ((rc = vfs_finish(vfs, diag)) < 0) {
+		nck_vfs_close(vfs);
+		return rc;
+	}
 	*out = vfs;
 	return 0;
 }

@@ -64,6 +64,12 @@ struct nck_vfs {
 	nck_vfs_file *files;      /* doubly linked through prev/next */
 };
 
+/* nck_vfs_open() of a container already open (taken: closed on failure
+ * too), e.g. one over memory; opts->cache_dir is not used. For the fuzz
+ * target that mounts a checkpoint in memory (tests/fuzz/fuzz_checkpoint.c). */
+int nck_vfs_open_container(nck_vfs **out, nck_container *c, const nck_vfs_opts *opts,
+			   nck_diag *diag);
+
 /* The container entry of the regular file at `path`, or NULL (a linear
  * scan: for the few artifacts looked up at mount). */
 const nck_entry *nck_vfs_entry(const nck_vfs *vfs, const char *path);
