@@ -96,6 +96,8 @@ static int hftok_tokens(nck_hftok *t, const json_t *root, const char *name, nck_
 /* Appends len bytes to the merge buffer (capacity *cap); -ENOMEM. */
 static int hftok_put(nck_hftok *t, size_t *used, size_t *cap, const char *s, size_t len)
 {
+	if (len == 0)
+		return 0; /* merge_buf may still be NULL: no arithmetic on it */
 	if (*cap - *used < len) {
 		size_t c = *cap ? *cap : 4096;
 		char *p;

@@ -291,6 +291,7 @@ int nck_fuse_run(nck_vfs *vfs, const nck_fuse_opts *opts, const char *argv0)
 									   : NCK_FUSE_CACHE_DIRECT,
 	};
 	int status = 1, rc;
+	char dev[64];
 
 	pthread_mutex_init(&ctx.backing_lock, NULL);
 	fuse_set_log_func(session_fuse_log);
@@ -331,8 +332,12 @@ int nck_fuse_run(nck_vfs *vfs, const nck_fuse_opts *opts, const char *argv0)
 	/* The kernel ends the connection at the last release of an unmounted
 	 * mount; a worker whose read of /dev/fuse races that teardown (the
 	 * request was dequeued as the queue was shut) gets ECONNABORTED instead
-	 * of ENODEV. Either way the mount is gone: a normal end. */
-	if (rc == -ECONNABORTED) {
+	 * of ENODEV: once the mount is gone from the table, a normal end. An
+	 * abort through fusectl leaves the mount in place: that stays a failure
+	 * (systemd's Restart=on-failure mounts again). */
+	if (rc == -ECONNABORTED &&
+	    (stop.detached || !ctx.mountpoint ||
+	     nck_fuse_find_mount(dev, sizeof(dev), ctx.mountpoint) < 0)) {
 		nck_log(NCK_LOG_INFO, "%s: the kernel ended the connection", stop.mountpoint);
 		rc = 0;
 	}

@@ -62,8 +62,13 @@ static void afile_sync_dir(const char *path)
 
 	if (!slash || (size_t)(slash - path) >= sizeof(dir))
 		return;
-	memcpy(dir, path, (size_t)(slash - path));
-	dir[slash == path ? 1 : slash - path] = '\0';
+	if (slash == path) {
+		dir[0] = '/'; /* a file directly under the root */
+		dir[1] = '\0';
+	} else {
+		memcpy(dir, path, (size_t)(slash - path));
+		dir[slash - path] = '\0';
+	}
 	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dfd >= 0) {
 		(void)fsync(dfd);

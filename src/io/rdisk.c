@@ -202,7 +202,7 @@ static void rdisk_scan(nck_rdisk *d, uint64_t target)
 			rdisk_file *g = realloc(files, nc * sizeof(*g));
 
 			if (!g)
-				break;
+				continue; /* counted, not listed: the bound still holds */
 			files = g;
 			cap = nc;
 		}

@@ -2,8 +2,9 @@
 /*
  * The on-disk block cache of remote sources (-o disk_cache_size=): data
  * blocks fetched from an object kept as files under CACHE_DIR/blocks/,
- * named by a key of the object (its URL, ETag and size: a changed object
- * never matches an old file) and the block's offset. Each file holds a
+ * named by a key of the object (64 bits of SHA-256 of its URL, ETag and
+ * size: an object whose ETag or size changed never matches an old file)
+ * and the block's offset. Each file holds a
  * header (offset, length, key, CRC-32 of header and data) and the data;
  * any mismatch reads as a miss. The directory's total is kept at most at
  * the bound by removing the oldest-written files first (FIFO).

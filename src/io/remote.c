@@ -42,6 +42,7 @@
 #include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <openssl/evp.h>
 #include <zlib.h>
 
 #include "io/afile.h"
@@ -799,19 +800,30 @@ static int remote_blocks(remote *r)
  * told). */
 static void remote_disk_open(remote *r, const char *url, const nck_remote_opts *opts)
 {
+	unsigned char md[EVP_MAX_MD_SIZE];
 	char id[300];
-	uint64_t h = 0xcbf29ce484222325ull;
+	EVP_MD_CTX *c;
+	bool ok;
 
 	if (!opts->disk_cache_size || !r->cache_dir || !r->meta.etag[0])
 		return;
+	/* A cryptographic hash: a server chooses its ETags, and a key it could
+	 * aim at another object's (as with FNV) would serve that object's
+	 * cached blocks as its own. */
 	snprintf(id, sizeof(id), "\n%s\n%" PRIu64, r->meta.etag, r->size);
-	for (const char *s = url; *s; s++)
-		h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
-	for (const char *s = id; *s; s++)
-		h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
-	r->disk_key = h;
+	c = EVP_MD_CTX_new();
+	ok = c && EVP_DigestInit_ex(c, EVP_sha256(), NULL) == 1 &&
+	     EVP_DigestUpdate(c, url, strlen(url)) == 1 && EVP_DigestUpdate(c, id, strlen(id)) == 1 &&
+	     EVP_DigestFinal_ex(c, md, NULL) == 1;
+	EVP_MD_CTX_free(c);
+	if (!ok) {
+		nck_log(NCK_LOG_WARN, "%s: no disk cache (SHA-256 failed)", r->display);
+		return;
+	}
+	memcpy(&r->disk_key, md, sizeof(r->disk_key));
 	if (!(r->disk = nck_rdisk_get(r->cache_dir, opts->disk_cache_size)))
-		nck_log(NCK_LOG_WARN, "%s: no disk cache (out of memory)", r->display);
+		nck_log(NCK_LOG_WARN, "%s: no disk cache (its directory %s/blocks cannot be used)",
+			r->display, r->cache_dir);
 }
 
 /* Checks with one small range GET that the server honours ranges. */

@@ -750,7 +750,8 @@ static void gguf_gpt2_vocab(gguf_buf *g, const nck_hftok *t)
 	if (t->n_merges) {
 		kv_arr(g, "tokenizer.ggml.merges", GV_STR, t->n_merges);
 		for (size_t i = 0; i < t->n_merges; i++)
-			gb_str(g, t->merge_buf + t->merge_off[i], t->merge_off[i + 1] - t->merge_off[i]);
+			gb_str(g, t->merge_buf ? t->merge_buf + t->merge_off[i] : "",
+			       t->merge_off[i + 1] - t->merge_off[i]);
 	}
 	gguf_id(g, "tokenizer.ggml.bos_token_id", t->bos, t->n);
 	gguf_id(g, "tokenizer.ggml.eos_token_id", t->eos, t->n);

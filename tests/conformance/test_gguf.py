@@ -387,6 +387,10 @@ def test_bpe_tokenizer_json_as_gpt2_vocab(fixtures_dir, nemo, tmp_path, merge_fo
     V = max(vocab.values()) + 1
     assert V <= meta["vocab_size"] and tok.id_to_token(7) is None
 
+    # gguf-py's own reader of the tokenizer files (what the converter calls)
+    sv = gguf.SpecialVocab(ck / "context" / "nemo_tokenizer", load_merges=True, n_vocab=V)
+    assert sv.merges and sv.special_token_ids["bos"] == tok.token_to_id("<|begin_of_text|>")
+
     def tt(i):
         if tok.id_to_token(i) is None:
             return 5
@@ -402,7 +406,10 @@ def test_bpe_tokenizer_json_as_gpt2_vocab(fixtures_dir, nemo, tmp_path, merge_fo
             types = field(r, "tokenizer.ggml.token_type")
             assert types == [tt(i) for i in range(V)]
             assert sorted(set(types)) == [1, 3, 4, 5]
-            assert field(r, "tokenizer.ggml.merges") == [" ".join(p) for p in pairs]
+            assert field(r, "tokenizer.ggml.merges") == [" ".join(p) for p in pairs] == sv.merges
+            for k in ("bos", "eos"):
+                assert field(r, "tokenizer.ggml.%s_token_id" % k) == sv.special_token_ids[k]
+                assert field(r, "tokenizer.ggml.add_%s_token" % k) is sv.add_special_token[k]
             assert field(r, "tokenizer.ggml.bos_token_id") == tok.token_to_id("<|begin_of_text|>")
             assert field(r, "tokenizer.ggml.eos_token_id") == tok.token_to_id("<|end_of_text|>")
             assert "tokenizer.ggml.unknown_token_id" not in r.fields
