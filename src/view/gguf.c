@@ -494,15 +494,12 @@ static int gguf_rope_freqs(gguf_build *b)
 static void *gguf_tokcfg(const nck_view_ctx *ctx, size_t *len)
 {
 	const nck_container *c = ctx->container;
-	const char *tp = ctx->tokenizer->path, *slash = strrchr(tp, '/');
-	size_t dir = slash ? (size_t)(slash - tp) + 1 : 0;
 	void *data = NULL;
 
 	for (size_t i = 0; c && i < c->n_entries; i++) {
 		const nck_entry *e = &c->entries[i];
 
-		if (e->kind != NCK_ENTRY_FILE || strncmp(e->path, tp, dir) != 0 ||
-		    strchr(e->path + dir, '/') ||
+		if (!nck_view_beside_tokenizer(ctx, e) ||
 		    strcmp(nck_artifact_name(e->path), "tokenizer_config.json") != 0)
 			continue;
 		if (nck_container_slurp(&data, len, c, e, GGUF_TOKCFG_MAX, NULL) == 0)

@@ -272,10 +272,8 @@ double nck_gpt_cfg_num(const nck_yaml_node *root, const char *key, double dflt)
 	return end != s && *end == '\0' ? v : dflt;
 }
 
-/* A config number that is finite and within [lo, hi], else dflt (a config
- * is untrusted: strtod gives inf, nan and 1e300 too). */
-static double gpt_cfg_range(const nck_yaml_node *root, const char *key, double dflt, double lo,
-			    double hi)
+double nck_gpt_cfg_range(const nck_yaml_node *root, const char *key, double dflt, double lo,
+			 double hi)
 {
 	double v = nck_gpt_cfg_num(root, key, dflt);
 
@@ -296,10 +294,10 @@ bool nck_gpt_llama3_rope_get(const nck_yaml_node *root, nck_gpt_llama3_rope *out
 	if (!on)
 		return false;
 	/* NeMo's Llama31Config defaults where the config has no values */
-	out->factor = gpt_cfg_range(root, "scale_factor", 8.0, 1e-6, 1e6);
-	out->low_freq_factor = gpt_cfg_range(root, "low_freq_factor", 1.0, 1e-6, 1e6);
-	out->high_freq_factor = gpt_cfg_range(root, "high_freq_factor", 4.0, 1e-6, 1e6);
-	out->old_ctx = gpt_cfg_range(root, "old_context_len", 8192, 1, 1e12);
+	out->factor = nck_gpt_cfg_range(root, "scale_factor", 8.0, 1e-6, 1e6);
+	out->low_freq_factor = nck_gpt_cfg_range(root, "low_freq_factor", 1.0, 1e-6, 1e6);
+	out->high_freq_factor = nck_gpt_cfg_range(root, "high_freq_factor", 4.0, 1e-6, 1e6);
+	out->old_ctx = nck_gpt_cfg_range(root, "old_context_len", 8192, 1, 1e12);
 	return true;
 }
 

@@ -104,6 +104,11 @@ int nck_gpt_cut_segments(nck_layout *l, const nck_gpt_cut *c);
  * dflt when absent or not a number. */
 double nck_gpt_cfg_num(const nck_yaml_node *root, const char *key, double dflt);
 
+/* A config number that is finite and within [lo, hi], else dflt (a config
+ * is untrusted: strtod gives inf, nan and 1e300 too). */
+double nck_gpt_cfg_range(const nck_yaml_node *root, const char *key, double dflt, double lo,
+			 double hi);
+
 /* The same for a string (a scalar's text), or NULL. */
 const char *nck_gpt_cfg_str(const nck_yaml_node *root, const char *key);
 

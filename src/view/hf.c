@@ -450,19 +450,10 @@ static json_t *hf_id(int64_t id)
 	return id >= 0 ? json_integer((json_int_t)id) : json_null();
 }
 
-/* A config number that is finite and within [lo, hi], else dflt (a config
- * is untrusted: strtod gives inf, nan and 1e300 too). */
-static double hf_num(const nck_view_ctx *ctx, const char *key, double dflt, double lo, double hi)
-{
-	double v = nck_gpt_cfg_num(ctx->cfg, key, dflt);
-
-	return v >= lo && v <= hi ? v : dflt; /* false for NaN */
-}
-
 /* rope_scaling (spec B.4): linear interpolation, Llama 3.1's, or null. */
 static json_t *hf_rope_scaling(const nck_view_ctx *ctx)
 {
-	double factor = hf_num(ctx, "seq_len_interpolation_factor", 0, 1e-6, 1e6);
+	double factor = nck_gpt_cfg_range(ctx->cfg, "seq_len_interpolation_factor", 0, 1e-6, 1e6);
 	nck_gpt_llama3_rope r;
 
 	if (nck_gpt_llama3_rope_get(ctx->cfg, &r))
@@ -478,10 +469,10 @@ static json_t *hf_rope_scaling(const nck_view_ctx *ctx)
 /* The model's sequence length (max_position_embeddings). */
 static json_int_t hf_max_pos(const nck_view_ctx *ctx)
 {
-	double v = hf_num(ctx, "seq_length", HF_DEFAULT_MAX_POS, 1, 1e12);
+	double v = nck_gpt_cfg_range(ctx->cfg, "seq_length", HF_DEFAULT_MAX_POS, 1, 1e12);
 
-	v = hf_num(ctx, "encoder_seq_length", v, 1, 1e12);
-	return (json_int_t)hf_num(ctx, "max_position_embeddings", v, 1, 1e12);
+	v = nck_gpt_cfg_range(ctx->cfg, "encoder_seq_length", v, 1, 1e12);
+	return (json_int_t)nck_gpt_cfg_range(ctx->cfg, "max_position_embeddings", v, 1, 1e12);
 }
 
 static const char *hf_dtype_name(nck_dtype dt)
@@ -511,14 +502,15 @@ static int hf_config(hf_build *b)
 	json_object_set_new(c, "hidden_act", json_string("silu"));
 	json_object_set_new(c, "max_position_embeddings", json_integer(hf_max_pos(ctx)));
 	json_object_set_new(c, "rms_norm_eps",
-			    json_real(hf_num(ctx, "layernorm_epsilon", 1e-5, 0, 1)));
-	json_object_set_new(c, "rope_theta", json_real(hf_num(ctx, "rotary_base", 10000, 1, 1e12)));
+			    json_real(nck_gpt_cfg_range(ctx->cfg, "layernorm_epsilon", 1e-5, 0, 1)));
+	json_object_set_new(c, "rope_theta",
+			    json_real(nck_gpt_cfg_range(ctx->cfg, "rotary_base", 10000, 1, 1e12)));
 	json_object_set_new(c, "rope_scaling", hf_rope_scaling(ctx));
 	json_object_set_new(c, "attention_bias", json_boolean(bias));
 	json_object_set_new(c, "attention_dropout", json_real(0.0));
 	json_object_set_new(c, "mlp_bias", json_boolean(bias));
 	json_object_set_new(c, "initializer_range",
-			    json_real(hf_num(ctx, "init_method_std", 0.02, 0, 1)));
+			    json_real(nck_gpt_cfg_range(ctx->cfg, "init_method_std", 0.02, 0, 1)));
 	json_object_set_new(c, "pretraining_tp", json_integer(1));
 	json_object_set_new(c, "tie_word_embeddings", json_boolean(!gm->lm_head));
 	json_object_set_new(c, "dtype", json_string(hf_dtype_name(gm->dtype)));
@@ -621,12 +613,10 @@ static bool hf_has_file(const nck_viewset *vs, const char *path)
 	return false;
 }
 
-/* True if e is a Hugging Face tokenizer file in the directory (the first
- * dir bytes of its path) of the tokenizer artifact tok. */
-static bool hf_sibling(const nck_entry *tok, const nck_entry *e, size_t dir)
+/* True if e is a Hugging Face tokenizer file beside the tokenizer artifact. */
+static bool hf_sibling(const nck_view_ctx *ctx, const nck_entry *e)
 {
-	return e != tok && e->kind == NCK_ENTRY_FILE && strncmp(e->path, tok->path, dir) == 0 &&
-	       !strchr(e->path + dir, '/') && hf_tokenizer_file(nck_artifact_name(e->path));
+	return nck_view_beside_tokenizer(ctx, e) && hf_tokenizer_file(nck_artifact_name(e->path));
 }
 
 /* The tokenizer. A SentencePiece model becomes tokenizer.model and, unless
@@ -643,13 +633,11 @@ static int hf_tokenizer(hf_build *b)
 	const char *name;
 	bool hf_files = false;
 	nck_vfile *f;
-	size_t dir;
 
 	if (!tok)
 		return 0;
-	dir = strrchr(tok->path, '/') ? (size_t)(strrchr(tok->path, '/') - tok->path) + 1 : 0;
 	for (size_t i = 0; c && i < c->n_entries; i++)
-		hf_files |= hf_sibling(tok, &c->entries[i], dir);
+		hf_files |= hf_sibling(ctx, &c->entries[i]);
 	name = b->have_sp ? "tokenizer.model" : nck_artifact_name(tok->path);
 	if (!b->have_sp && !hf_tokenizer_file(name))
 		return 0; /* a vocabulary file transformers has no loader for without its config */
@@ -661,7 +649,7 @@ static int hf_tokenizer(hf_build *b)
 	for (size_t i = 0; c && i < c->n_entries; i++) {
 		const nck_entry *e = &c->entries[i];
 
-		if (!hf_sibling(tok, e, dir) || hf_has_file(b->vs, nck_artifact_name(e->path)))
+		if (!hf_sibling(ctx, e) || hf_has_file(b->vs, nck_artifact_name(e->path)))
 			continue;
 		if (!(f = nck_viewset_add(b->vs, nck_artifact_name(e->path), NCK_VFILE_MEMBER)))
 			return -ENOMEM;

@@ -121,6 +121,15 @@ bool nck_view_applies(const nck_view_ctx *ctx, nck_view_kind kind)
 	return nck_view_applies_why(ctx, kind, why, sizeof(why));
 }
 
+bool nck_view_beside_tokenizer(const nck_view_ctx *ctx, const nck_entry *e)
+{
+	const char *tp = ctx->tokenizer->path, *slash = strrchr(tp, '/');
+	size_t dir = slash ? (size_t)(slash - tp) + 1 : 0;
+
+	return e != ctx->tokenizer && e->kind == NCK_ENTRY_FILE && strncmp(e->path, tp, dir) == 0 &&
+	       !strchr(e->path + dir, '/');
+}
+
 int nck_view_check(const nck_view_ctx *ctx, nck_view_kind kind, uint32_t T, uint32_t P,
 		   char *why, size_t why_len)
 {

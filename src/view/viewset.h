@@ -125,6 +125,11 @@ bool nck_view_applies_why(const nck_view_ctx *ctx, nck_view_kind kind, char *why
 /* Whether the view applies to this checkpoint at all. */
 bool nck_view_applies(const nck_view_ctx *ctx, nck_view_kind kind);
 
+/* True if e is a regular file in the directory of the tokenizer artifact
+ * (ctx->tokenizer, which must be set) and not the artifact itself: where
+ * hf/ and gguf/ look for the Hugging Face tokenizer files saved with it. */
+bool nck_view_beside_tokenizer(const nck_view_ctx *ctx, const nck_entry *e);
+
 /* 0 when the view can show (T, P); else -ENOENT with the reason in why. */
 int nck_view_check(const nck_view_ctx *ctx, nck_view_kind kind, uint32_t T, uint32_t P,
 		   char *why, size_t why_len);
