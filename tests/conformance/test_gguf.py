@@ -21,6 +21,8 @@ import pytest
 import sentencepiece as spm
 from gguf import GGMLQuantizationType as T
 
+import test_catalog
+
 LLAMA = ["nemo1_single", "nemo1_tp2", "nemo1_tp2pp2", "nemo1_tp2pp2_tied", "nemo1_dist_torch",
          "nemo1_dist_zarr", "nemo2", "megatron_iter", "megatron_release_legacy"]
 FILES = {"model-BF16.gguf": (T.BF16, 32), "model-F16.gguf": (T.F16, 1),
@@ -355,17 +357,11 @@ def llama3_style_tokenizer(gap):
 
 
 def hf_tokenizer_source(fixtures_dir, tmp_path, tokenizer_json, config):
-    """The nemo2 fixture with its tokenizer replaced by context/nemo_tokenizer/
-    (a NeMo 2 checkpoint of a Hugging Face tokenizer)."""
-    meta, srcs = sources(fixtures_dir, "nemo2")
-    ck = tmp_path / "ck"
-    shutil.copytree(srcs[0], ck)
-    (ck / "context" / "tokenizer.model").unlink()
-    tdir = ck / "context" / "nemo_tokenizer"
-    tdir.mkdir()
-    (tdir / "tokenizer.json").write_text(tokenizer_json)
-    (tdir / "tokenizer_config.json").write_text(json.dumps(config))
-    return meta, ck
+    """The nemo2 fixture with this tokenizer.json and tokenizer_config.json
+    in context/nemo_tokenizer/ (a NeMo 2 checkpoint of a Hugging Face
+    tokenizer)."""
+    return test_catalog.hf_tokenizer_source(fixtures_dir, tmp_path, {
+        "tokenizer.json": tokenizer_json, "tokenizer_config.json": json.dumps(config)})
 
 
 @pytest.mark.parametrize("merge_form", ["pairs", "strings"])

@@ -45,6 +45,21 @@ def sources(fixtures_dir, name):
     return meta, out
 
 
+def hf_tokenizer_source(fixtures_dir, tmp_path, files):
+    """The nemo2 fixture with its SentencePiece tokenizer replaced by the
+    Hugging Face tokenizer files `files` (name -> text) in
+    context/nemo_tokenizer/, as NeMo 2 saves a fast tokenizer."""
+    meta, srcs = sources(fixtures_dir, "nemo2")
+    ck = tmp_path / "ck"
+    shutil.copytree(srcs[0], ck)
+    (ck / "context" / "tokenizer.model").unlink()
+    tdir = ck / "context" / "nemo_tokenizer"
+    tdir.mkdir()
+    for name, text in files.items():
+        (tdir / name).write_text(text)
+    return meta, ck
+
+
 def cli(*args, check=True):
     res = subprocess.run([nemofs.cli_bin(), *map(str, args)], capture_output=True, timeout=120)
     if check and res.returncode != 0:

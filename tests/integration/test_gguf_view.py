@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 import nemofs
-from test_catalog import fixtures_dir, sources  # noqa: F401 (session fixture)
+from test_catalog import fixtures_dir, hf_tokenizer_source, sources  # noqa: F401 (session fixture)
 from test_hf_view import HF_FIXTURES, hf_oracle, model_dims
 from viewcheck import check_three_ways
 
@@ -337,14 +337,8 @@ def test_hostile_tokenizer_json_gives_no_vocab(fixtures_dir, nemo, tmp_path, tex
     """A damaged or hostile tokenizer.json beside the checkpoint: the mount
     and every gguf/ file still work, with tokenizer.ggml.model no_vocab and
     no other tokenizer keys (hand-written GGUF parser as the oracle)."""
-    meta, srcs = sources(fixtures_dir, "nemo2")
-    ck = tmp_path / "ck"
-    shutil.copytree(srcs[0], ck)
-    (ck / "context" / "tokenizer.model").unlink()
-    tdir = ck / "context" / "nemo_tokenizer"
-    tdir.mkdir()
-    (tdir / "tokenizer.json").write_text(text)
-    (tdir / "tokenizer_config.json").write_text('{"bos_token": "a"}')
+    meta, ck = hf_tokenizer_source(fixtures_dir, tmp_path, {
+        "tokenizer.json": text, "tokenizer_config.json": '{"bos_token": "a"}'})
     with nemo.mount(ck) as mnt:
         for fname in FILES:
             data = (mnt / "gguf" / fname).read_bytes()

@@ -15,7 +15,7 @@ import struct
 import numpy as np
 import pytest
 
-from test_catalog import FIXTURES, fixtures_dir, sources  # noqa: F401 (session fixture)
+from test_catalog import FIXTURES, fixtures_dir, hf_tokenizer_source, sources  # noqa: F401 (session fixture)
 from test_merged_view import parse_safetensors
 from viewcheck import check_three_ways
 
@@ -256,12 +256,6 @@ def test_hf_tokenizer_files_pass_through(fixtures_dir, nemo, tmp_path):  # noqa:
     """A NeMo 2 checkpoint whose tokenizer is a Hugging Face one
     (context/nemo_tokenizer/): hf/ shows its files as they are, and no
     SentencePiece files."""
-    meta, srcs = sources(fixtures_dir, "nemo2")
-    ck = tmp_path / "ck"
-    shutil.copytree(srcs[0], ck)
-    (ck / "context" / "tokenizer.model").unlink()
-    tdir = ck / "context" / "nemo_tokenizer"
-    tdir.mkdir()
     vocab = {"<unk>": 0, "<s>": 1, "</s>": 2}
     vocab.update({"t%d" % i: i for i in range(3, 70)})
     files = {
@@ -273,8 +267,7 @@ def test_hf_tokenizer_files_pass_through(fixtures_dir, nemo, tmp_path):  # noqa:
                                              "bos_token": "<s>", "eos_token": "</s>"}),
         "special_tokens_map.json": json.dumps({"bos_token": "<s>", "eos_token": "</s>"}),
     }
-    for n, text in files.items():
-        (tdir / n).write_text(text)
+    meta, ck = hf_tokenizer_source(fixtures_dir, tmp_path, files)
     with nemo.mount(ck) as mnt:
         d = mnt / "hf"
         names = sorted(os.listdir(d))
