@@ -254,6 +254,11 @@ def _reads_while_daemon_stopped(d, path, want, wait):
         data=nemofs.pread_all(fd, len(want), 0)))
     os.kill(d.pid, signal.SIGSTOP)
     try:
+        # kill() returns before the group stop is complete: a worker thread
+        # not yet told to stop can still take and answer the read (seen once
+        # in CI). waitpid(WUNTRACED) returns once every thread has stopped.
+        _, status = os.waitpid(d.pid, os.WUNTRACED)
+        assert os.WIFSTOPPED(status), "daemon did not stop: status %#x" % status
         t.start()
         t.join(wait)
         done = not t.is_alive()
