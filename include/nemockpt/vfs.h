@@ -38,6 +38,7 @@
 
 #include "nemockpt/catalog.h"
 #include "nemockpt/diag.h"
+#include "nemockpt/loan.h"
 
 #define NCK_VFS_ROOT_INO 1
 
@@ -138,6 +139,18 @@ int nck_vfs_read(const nck_vfs *vfs, const nck_vfs_file *file, uint64_t off, siz
  * source) or -ENOMEM. Thread-safe.
  */
 int nck_vfs_extent_read(const nck_extent *ext, void *buf);
+
+/*
+ * Lends the bytes of an NCK_EXTENT_SRC extent as the source's own memory
+ * (a remote source's cached blocks), so a reply is written from there
+ * with no copy. 0 (give it back with nck_vfs_loan_return() once the reply
+ * is written), -ENOTSUP when the source cannot (use nck_vfs_extent_read()),
+ * -EIO or -ENOMEM. Thread-safe.
+ */
+int nck_vfs_extent_lend(const nck_extent *ext, nck_loan *loan);
+
+/* Gives back a loan of nck_vfs_extent_lend(). */
+void nck_vfs_loan_return(nck_loan *loan);
 
 /* The checkpoint's tensor catalog, or NULL when it could not be built
  * (the reason is in info.json). Borrowed. */

@@ -53,6 +53,9 @@ _Static_assert(sizeof(fuse_ino_t) >= sizeof(uint64_t), "fuse_ino_t holds 64-bit 
 #define OPS_TIMEOUT 86400.0
 /* Most extents one read is answered with. */
 #define OPS_MAX_EXTENTS 16
+/* Most of them whose memory is borrowed from the source (a tar member of a
+ * remote source is one extent; the rest are copied). */
+#define OPS_MAX_LOANS 2
 /* d_ino of names listed before their inode exists (never 0: some tools
  * skip such entries). */
 #define OPS_UNLINKED_INO 0xFFFFFFFFull
@@ -475,6 +478,38 @@ static int ops_copy_src_extents(nck_extent *ext, size_t n, void **buf_out)
 	return 0;
 }
 
+/*
+ * Borrows the memory of up to OPS_MAX_LOANS NCK_EXTENT_SRC extents from
+ * their source (a remote source's block cache) so the reply is written from
+ * it without a copy: each becomes an NCK_EXTENT_MEM extent with mem NULL
+ * and loan_of[i] its loan; the rest stay for ops_copy_src_extents().
+ * 0, or -EIO / -ENOMEM with every loan given back.
+ */
+static int ops_lend_src_extents(nck_extent *ext, size_t n, nck_loan *loans, size_t *n_loans,
+				int *loan_of)
+{
+	*n_loans = 0;
+	for (size_t i = 0; i < n; i++) {
+		int rc;
+
+		loan_of[i] = -1;
+		if (ext[i].kind != NCK_EXTENT_SRC || *n_loans == OPS_MAX_LOANS)
+			continue;
+		rc = nck_vfs_extent_lend(&ext[i], &loans[*n_loans]);
+		if (rc == -ENOTSUP)
+			continue;
+		if (rc < 0) {
+			while (*n_loans)
+				nck_vfs_loan_return(&loans[--*n_loans]);
+			return rc;
+		}
+		ext[i].kind = NCK_EXTENT_MEM;
+		ext[i].mem = NULL;
+		loan_of[i] = (int)(*n_loans)++;
+	}
+	return 0;
+}
+
 static bool ops_has_fd(const nck_extent *ext, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
@@ -495,27 +530,44 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			  (OPS_MAX_EXTENTS - 1) * sizeof(struct fuse_buf)];
 	} v;
 	struct fuse_buf *bufs;
+	nck_loan loans[OPS_MAX_LOANS];
+	int loan_of[OPS_MAX_EXTENTS];
+	size_t n = 0, n_loans = 0;
 	void *copy = NULL;
-	size_t n = 0;
 	int rc = nck_vfs_read(ops_vfs(req), file, off < 0 ? 0 : (uint64_t)off, size, ext,
 			      OPS_MAX_EXTENTS, &n);
+	bool has_fd = rc == 0 && ops_has_fd(ext, n);
 
-	if (rc == 0)
-		rc = ops_copy_src_extents(ext, n, &copy);
+	/* Only memory: one writev, from lent memory where the source has it.
+	 * Splicing memory would copy it twice (into the pipe, then into the
+	 * FUSE page); splice pays off for fd data only. */
+	if (rc == 0 && !has_fd)
+		rc = ops_lend_src_extents(ext, n, loans, &n_loans, loan_of);
+	if (rc == 0 && (rc = ops_copy_src_extents(ext, n, &copy)) < 0)
+		while (n_loans)
+			nck_vfs_loan_return(&loans[--n_loans]);
 	if (rc < 0) {
 		ops_log_read_error(ino, rc);
 		fuse_reply_err(req, rc == -ENOMEM || rc == -EINTR ? -rc : EIO);
 		return;
 	}
-	/* Only memory: one writev. Splicing memory would copy it twice (into
-	 * the pipe, then into the FUSE page); splice pays off for fd data only. */
-	if (!ops_has_fd(ext, n)) {
-		struct iovec iov[OPS_MAX_EXTENTS];
+	if (!has_fd) {
+		struct iovec iov[OPS_MAX_EXTENTS + OPS_MAX_LOANS * NCK_LOAN_MAX];
+		int k = 0;
 
-		for (size_t i = 0; i < n; i++)
-			iov[i] = (struct iovec){ .iov_base = (void *)(uintptr_t)ext[i].mem,
-						 .iov_len = ext[i].len };
-		fuse_reply_iov(req, iov, (int)n);
+		for (size_t i = 0; i < n; i++) {
+			if (loan_of[i] < 0) {
+				iov[k++] = (struct iovec){ .iov_base = (void *)(uintptr_t)ext[i].mem,
+							   .iov_len = ext[i].len };
+				continue;
+			}
+			for (int j = 0; j < loans[loan_of[i]].n; j++)
+				iov[k++] = loans[loan_of[i]].iov[j];
+		}
+		fuse_reply_iov(req, iov, k);
+		/* The reply has been written: the loans and the copy are free. */
+		while (n_loans)
+			nck_vfs_loan_return(&loans[--n_loans]);
 		free(copy);
 		return;
 	}

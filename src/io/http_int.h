@@ -8,6 +8,7 @@
 #define NCK_IO_HTTP_INT_H
 
 #include <stdint.h>
+#include <sys/uio.h>
 #include <time.h>
 
 #include "io/remote.h"
@@ -40,6 +41,11 @@ int nck_http_head(nck_http *h, nck_http_meta *m, nck_diag *diag);
  * changed: 412 or another ETag), -EIO (anything else, logged), -ENOMEM.
  */
 int nck_http_get(nck_http *h, void *buf, uint64_t off, size_t len, const char *etag, bool linked);
+
+/* nck_http_get() of the iovecs' total length from `off`, the body laid
+ * into the buffers in turn (no staging copy). */
+int nck_http_getv(nck_http *h, const struct iovec *iov, int iovcnt, uint64_t off, const char *etag,
+		  bool linked);
 
 /* GETs all of `url` (200 only) into a malloc'd *body (retries; up to
  * 64 MiB). Errors as nck_http_head(), diag says "listing". */

@@ -163,8 +163,9 @@ static void remote_fnv(char out[17], const char *s)
 /* ---- record ----------------------------------------------------------------------- */
 
 /* Keeps a copy of a fetched range while the mount is being built (lock held). */
-static void remote_record(remote *r, const void *data, uint64_t off, size_t len)
+static void remote_record(remote *r, const struct iovec *iov, int iovcnt, uint64_t off, size_t len)
 {
+	size_t at = 0;
 	rrange *rr;
 
 	if (r->sealed || !r->cache_dir || len > REMOTE_RECORD_MAX - r->rec_bytes)
@@ -180,15 +181,19 @@ static void remote_record(remote *r, const void *data, uint64_t off, size_t len)
 	rr = &r->rec[r->n_rec];
 	if (!(rr->data = malloc(len ? len : 1)))
 		return;
-	memcpy(rr->data, data, len);
+	for (int i = 0; i < iovcnt; i++) {
+		memcpy(rr->data + at, iov[i].iov_base, iov[i].iov_len);
+		at += iov[i].iov_len;
+	}
 	rr->off = off;
 	rr->len = len;
 	r->n_rec++;
 	r->rec_bytes += len;
 }
 
-/* Serves [off, off+len) from a loaded range if one holds it all. The
- * loaded ranges are sorted by offset and do not overlap. */
+/* Serves [off, off+len) from a loaded range if one holds it all (buf NULL:
+ * only says whether one does). The loaded ranges are sorted by offset and
+ * do not overlap. */
 static bool remote_from_record_locked(remote *r, void *buf, size_t len, uint64_t off)
 {
 	size_t lo = 0, hi = r->n_loaded;
@@ -208,7 +213,8 @@ static bool remote_from_record_locked(remote *r, void *buf, size_t len, uint64_t
 
 		if (off - rr->off > rr->len || len > rr->len - (off - rr->off))
 			return false;
-		memcpy(buf, rr->data + (off - rr->off), len);
+		if (buf)
+			memcpy(buf, rr->data + (off - rr->off), len);
 	}
 	return true;
 }
@@ -454,14 +460,18 @@ static size_t rb_len(const remote *r, uint64_t i)
 	return (size_t)(r->size - start < r->bs ? r->size - start : r->bs);
 }
 
-/* Fetches [off, off+len) into buf, recording it; -EIO once the object changed. */
-static int remote_fetch(remote *r, void *buf, uint64_t off, size_t len)
+/* Fetches the iovecs' total length from `off` into them, recording it;
+ * -EIO once the object changed. */
+static int remote_fetchv(remote *r, const struct iovec *iov, int iovcnt, uint64_t off)
 {
+	size_t len = 0;
 	int rc;
 
+	for (int i = 0; i < iovcnt; i++)
+		len += iov[i].iov_len;
 	if (atomic_load(&r->changed))
 		return -EIO;
-	rc = nck_http_get(r->http, buf, off, len, r->meta.etag, r->meta.etag_linked);
+	rc = nck_http_getv(r->http, iov, iovcnt, off, r->meta.etag, r->meta.etag_linked);
 	if (rc == -ESTALE)
 		atomic_store(&r->changed, true);
 	if (rc == -ENOTSUP)
@@ -470,27 +480,36 @@ static int remote_fetch(remote *r, void *buf, uint64_t off, size_t len)
 	if (rc < 0)
 		return rc == -ENOMEM ? -ENOMEM : rc == -ENOTSUP ? -ENOTSUP : -EIO;
 	pthread_mutex_lock(&r->lock);
-	remote_record(r, buf, off, len);
+	remote_record(r, iov, iovcnt, off, len);
 	pthread_mutex_unlock(&r->lock);
 	return 0;
 }
 
-/*
- * Fills buf with the run of `n` blocks from `first` (LOADING: this thread
- * alone loads them) from the disk cache, fetching each stretch of missing
- * blocks with one request and keeping what it fetched.
- */
-static int remote_fetch_via_disk(remote *r, unsigned char *buf, uint64_t first, uint32_t n)
+static int remote_fetch(remote *r, void *buf, uint64_t off, size_t len)
 {
-	bool hit[REMOTE_RUN_BYTES / REMOTE_BLOCK_MIN + 1];
+	struct iovec v = { .iov_base = buf, .iov_len = len };
+
+	return remote_fetchv(r, &v, 1, off);
+}
+
+/* Most blocks in one run (REMOTE_RUN_BYTES of the smallest blocks). */
+#define REMOTE_RUN_MAX (REMOTE_RUN_BYTES / REMOTE_BLOCK_MIN)
+
+/*
+ * Fills the run of `n` blocks from `first` (LOADING: this thread alone
+ * loads them; their buffers in v) from the disk cache, fetching each
+ * stretch of missing blocks with one request and keeping what it fetched.
+ */
+static int remote_fetch_via_disk(remote *r, const struct iovec *v, uint64_t first, uint32_t n)
+{
+	bool hit[REMOTE_RUN_MAX];
 	uint32_t k = 0;
 
 	for (uint32_t j = 0; j < n; j++)
-		hit[j] = nck_rdisk_load(r->disk, r->disk_key, (first + j) * r->bs,
-					buf + (size_t)j * r->bs, rb_len(r, first + j));
+		hit[j] = nck_rdisk_load(r->disk, r->disk_key, (first + j) * r->bs, v[j].iov_base,
+					v[j].iov_len);
 	while (k < n) {
 		uint32_t end = k;
-		size_t len = 0;
 		int rc;
 
 		if (hit[k]) {
@@ -498,45 +517,42 @@ static int remote_fetch_via_disk(remote *r, unsigned char *buf, uint64_t first, 
 			continue;
 		}
 		while (end < n && !hit[end])
-			len += rb_len(r, first + end++);
-		rc = remote_fetch(r, buf + (size_t)k * r->bs, (first + k) * r->bs, len);
+			end++;
+		rc = remote_fetchv(r, v + k, (int)(end - k), (first + k) * r->bs);
 		if (rc < 0)
 			return rc;
 		for (; k < end; k++)
-			nck_rdisk_store(r->disk, r->disk_key, (first + k) * r->bs,
-					buf + (size_t)k * r->bs, rb_len(r, first + k));
+			nck_rdisk_store(r->disk, r->disk_key, (first + k) * r->bs, v[k].iov_base,
+					v[k].iov_len);
 	}
 	return 0;
 }
 
 /*
  * Fetches the run of `n` blocks from `first`, which the caller marked
- * LOADING, and publishes them (READY, or back to EMPTY on failure). Block
- * `keep`, if inside the run, is returned referenced in *out.
+ * LOADING, straight into their buffers, and publishes them (READY, or back
+ * to EMPTY on failure). Block `keep`, if inside the run, is returned
+ * referenced in *out.
  */
 static int remote_load_run(remote *r, uint64_t first, uint32_t n, uint64_t keep, rblock **out)
 {
-	uint64_t off = first * r->bs;
-	size_t len = 0;
-	unsigned char *buf;
-	int rc;
+	struct iovec v[REMOTE_RUN_MAX];
+	int rc = 0;
 
-	for (uint32_t k = 0; k < n; k++)
-		len += rb_len(r, first + k);
-	buf = malloc(len);
-	if (!buf)
-		rc = -ENOMEM;
-	else if (r->disk)
-		rc = remote_fetch_via_disk(r, buf, first, n);
-	else
-		rc = remote_fetch(r, buf, off, len);
+	for (uint32_t k = 0; k < n; k++) {
+		v[k].iov_len = rb_len(r, first + k);
+		if (!(v[k].iov_base = malloc(v[k].iov_len)))
+			rc = -ENOMEM;
+	}
+	if (rc == 0)
+		rc = r->disk ? remote_fetch_via_disk(r, v, first, n)
+			     : remote_fetchv(r, v, (int)n, first * r->bs);
 	pthread_mutex_lock(&r->lock);
 	for (uint32_t k = 0; k < n; k++) {
 		rblock *b = &r->blocks[first + k];
-		size_t bl = rb_len(r, first + k);
 
-		if (rc == 0 && (b->data = malloc(bl)) != NULL) {
-			memcpy(b->data, buf + (size_t)k * r->bs, bl);
+		if (rc == 0) {
+			b->data = v[k].iov_base;
 			b->state = RB_READY;
 			b->refs = first + k == keep ? 1 : 0;
 			r->used += r->bs;
@@ -544,15 +560,13 @@ static int remote_load_run(remote *r, uint64_t first, uint32_t n, uint64_t keep,
 			if (first + k == keep)
 				*out = b;
 		} else {
+			free(v[k].iov_base);
 			b->state = RB_EMPTY;
-			if (rc == 0 && first + k == keep)
-				rc = -ENOMEM;
 		}
 	}
 	rb_evict(r);
 	pthread_cond_broadcast(&r->cond);
 	pthread_mutex_unlock(&r->lock);
-	free(buf);
 	return rc;
 }
 
@@ -731,6 +745,51 @@ static int64_t remote_pread(void *impl, void *buf, size_t len, uint64_t off)
 	return (int64_t)len;
 }
 
+static void remote_unmap(void *impl, nck_loan *m)
+{
+	for (int i = 0; i < m->n; i++)
+		remote_block_put(impl, m->pins[i]);
+	m->n = 0;
+}
+
+/* Lends the blocks of a read, referenced, so the reply is written from the
+ * cache itself (one copy less than remote_pread). What pread serves another
+ * way (the record, small uncached reads) or a read over NCK_LOAN_MAX
+ * blocks is -ENOTSUP. */
+static int remote_map(void *impl, uint64_t off, size_t len, nck_loan *m)
+{
+	remote *r = impl;
+	uint64_t first = off / r->bs, last = (off + len - 1) / r->bs;
+	size_t done = 0;
+	bool seq;
+	int rc;
+
+	if (atomic_load(&r->changed))
+		return -EIO;
+	if (len < REMOTE_SMALL || last - first >= NCK_LOAN_MAX || remote_from_record(r, NULL, len, off))
+		return -ENOTSUP;
+	seq = atomic_exchange(&r->last_end, off + len) == off && off > 0;
+	m->n = 0;
+	for (uint64_t i = first; i <= last; i++) {
+		uint64_t start = i * r->bs, pos = off + done;
+		size_t n = (size_t)(start + rb_len(r, i) - pos);
+		rblock *b;
+
+		if (n > len - done)
+			n = len - done;
+		if ((rc = remote_block_get(r, i, last, &b)) < 0) {
+			remote_unmap(r, m);
+			return rc;
+		}
+		m->pins[m->n] = b;
+		m->iov[m->n++] = (struct iovec){ .iov_base = b->data + (pos - start), .iov_len = n };
+		done += n;
+	}
+	if (seq)
+		remote_readahead(r, last);
+	return 0;
+}
+
 static int remote_check(void *impl)
 {
 	remote *r = impl;
@@ -780,6 +839,8 @@ static const nck_src_vtab remote_vtab = {
 	.check = remote_check,
 	.stat = remote_stat,
 	.free = remote_free,
+	.map = remote_map,
+	.unmap = remote_unmap,
 };
 
 /* ---- open ----------------------------------------------------------------------------- */

@@ -193,6 +193,43 @@ int64_t nck_src_pread(const nck_src *src, void *buf, size_t len, uint64_t off)
 	return done == len ? (int64_t)done : -EIO;
 }
 
+int nck_src_map(const nck_src *src, uint64_t off, size_t len, nck_loan *m)
+{
+	int rc;
+
+	m->n = 0;
+	m->vt = NULL;
+	if (off > src->size || len > src->size - off)
+		return -EIO;
+	if (src->parent)
+		return nck_src_map(src->parent, src->base + off, len, m);
+	if (src->mem) {
+		m->iov[0] = (struct iovec){ .iov_base = (void *)(uintptr_t)(src->mem + off),
+					    .iov_len = len };
+		m->n = 1;
+		return 0;
+	}
+	if (!src->vt || !src->vt->map || len == 0)
+		return -ENOTSUP;
+	if ((rc = src->vt->map(src->impl, off, len, m)) < 0) {
+		m->n = 0;
+		return rc;
+	}
+	m->vt = src->vt;
+	m->impl = src->impl;
+	return 0;
+}
+
+void nck_src_unmap(nck_loan *m)
+{
+	const nck_src_vtab *vt = m->vt;
+
+	if (vt && vt->unmap)
+		vt->unmap(m->impl, m);
+	m->vt = NULL;
+	m->n = 0;
+}
+
 uint64_t nck_src_size(const nck_src *src)
 {
 	return src->size;

@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 
 #include "nemockpt/diag.h"
+#include "nemockpt/loan.h"
 
 typedef struct nck_src nck_src;
 
@@ -59,6 +60,11 @@ typedef struct nck_src_vtab {
 	const struct stat *(*stat)(void *impl);
 	/* Releases `impl`. */
 	void (*free)(void *impl);
+	/* Optional: lends [off, off+len) (within the size) as memory held until
+	 * unmap (m->pins). 0, -ENOTSUP (read it with pread instead: not held,
+	 * too many buffers), -EIO, -ENOMEM. */
+	int (*map)(void *impl, uint64_t off, size_t len, nck_loan *m);
+	void (*unmap)(void *impl, nck_loan *m);
 } nck_src_vtab;
 
 /*
@@ -82,6 +88,18 @@ void nck_src_close(nck_src *src);
  * (short only at the end of the source) or -EIO.
  */
 int64_t nck_src_pread(const nck_src *src, void *buf, size_t len, uint64_t off);
+
+/*
+ * Lends `len` bytes at `off` (all within the size) as the source's own
+ * memory, so a reply can be written from it without a copy: the block
+ * cache of a remote source. Returns 0 (release with nck_src_unmap()),
+ * -ENOTSUP when the source cannot lend them (read them with
+ * nck_src_pread()), -EIO or -ENOMEM.
+ */
+int nck_src_map(const nck_src *src, uint64_t off, size_t len, nck_loan *m);
+
+/* Gives back what nck_src_map() lent. NULL-safe for a map never made. */
+void nck_src_unmap(nck_loan *m);
 
 /* Size of the source when it was opened. */
 uint64_t nck_src_size(const nck_src *src);

@@ -734,6 +734,20 @@ int nck_vfs_read(const nck_vfs *vfs, const nck_vfs_file *file, uint64_t off, siz
 	return 0;
 }
 
+int nck_vfs_extent_lend(const nck_extent *ext, nck_loan *loan)
+{
+	loan->n = 0;
+	loan->vt = NULL;
+	if (ext->kind != NCK_EXTENT_SRC)
+		return -ENOTSUP;
+	return nck_src_map(ext->src, ext->pos, ext->len, loan);
+}
+
+void nck_vfs_loan_return(nck_loan *loan)
+{
+	nck_src_unmap(loan);
+}
+
 int nck_vfs_extent_read(const nck_extent *ext, void *buf)
 {
 	int64_t n;

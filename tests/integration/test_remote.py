@@ -200,10 +200,14 @@ def test_every_view_file_equals_local_mount(www, nginx, mounted, name):
             assert info["source"] == url
 
 
-def test_raw_member_and_random_ranges_16_threads(www, nginx, mounted):
+@pytest.mark.parametrize("cache", ["auto", "direct"])
+def test_raw_member_and_random_ranges_16_threads(www, nginx, mounted, cache):
+    """Under cache=direct every read reaches the daemon as asked (unaligned,
+    any size), and replies are written from the block cache's own blocks
+    while 16 threads evict under a 2 MiB budget."""
     root, big = www
     url = nginx["http"] + "/big.nemo"
-    with mounted(url, "remote_cache_size=2M") as mnt:
+    with mounted(url, "remote_cache_size=2M", "cache=" + cache) as mnt:
         p = mnt / "raw" / "big.bin"
         assert p.stat().st_size == BIG
         assert hashlib.sha256(p.read_bytes()).digest() == hashlib.sha256(big).digest()
