@@ -2,18 +2,24 @@
 """Remote sources over loopback nginx: mount time and bytes fetched for a
 many-member tarball, a second mount's requests, and sequential read
 throughput of one large member through the mount against `curl -o
-/dev/null` of the same byte range.
+/dev/null` of the same byte range; then the same for a real checkpoint, a
+6 GB, 1,300-member zarr .nemo (bench/dist_nemo.py), with merged/'s first
+read through the remote mount against a mount of the local file.
 
   /usr/bin/python3 bench/bench_remote.py BUILD/bin/nemockptfs [--members N]
-      [--member-kib K] [--big-mib M] [--dir DIR] [--mount-only]
+      [--member-kib K] [--big-mib M] [--rounds R] [--dir DIR] [--mount-only]
+      [--no-nemo]
 
-Starts nginx on 127.0.0.1 (its own config in DIR), writes the tarball
-once (random bytes), prints one line per figure. --mount-only stops after
-the two mounts and `ls -R` (the rows that do not depend on --big-mib)."""
+Starts nginx on 127.0.0.1 (its own config in DIR), writes the tarballs
+once (random bytes; the .nemo's tensor data are holes), prints one line
+per figure. Throughput rows alternate the two reads R times (a fresh mount
+each time) and give medians. --mount-only stops after the mounts and
+`ls -R` (the rows that do not depend on --big-mib)."""
 
 import argparse
 import os
 import random
+import statistics
 import socket
 import subprocess
 import tarfile
@@ -53,10 +59,79 @@ def log_since(log: Path, start: int):
     return len(lines), sum(int(l.split()[2]) for l in lines if l.split()[2].isdigit()), lines
 
 
-def mount(daemon, url, mnt, cache):
+def mount(daemon, url, mnt, cache, *opts):
     t = time.monotonic()
-    subprocess.run([daemon, url, str(mnt), "-o", "cache_dir=%s" % cache], check=True)
+    subprocess.run([daemon, url, str(mnt), "-o", ",".join(("cache_dir=%s" % cache,) + opts)],
+                   check=True)
     return time.monotonic() - t
+
+
+def read_all(path):
+    """Seconds to read `path` start to end in 4 MiB reads."""
+    t = time.monotonic()
+    with open(path, "rb", buffering=0) as f:
+        while f.read(4 << 20):
+            pass
+    return time.monotonic() - t
+
+
+def mount_rows(daemon, url, log, mnt, cache):
+    """The first mount, the second (unchanged object), ls -R + info.json."""
+    subprocess.run(["rm", "-rf", str(cache)], check=True)
+    n0 = len(log.read_text().splitlines())
+    t = mount(daemon, url, mnt, cache)
+    reqs, nbytes, _ = log_since(log, n0)
+    print("  first mount: %.3f s, %d requests, %.2f MB fetched" % (t, reqs, nbytes / 1e6))
+    subprocess.run(["fusermount3", "-u", str(mnt)], check=True)
+    n0 = len(log.read_text().splitlines())
+    t = mount(daemon, url, mnt, cache)
+    reqs, nbytes, lines = log_since(log, n0)
+    print("  second mount: %.3f s, %d requests (%s), %d bytes fetched"
+          % (t, reqs, ",".join(sorted({l.split()[0] for l in lines})), nbytes))
+    n0 = len(log.read_text().splitlines())
+    subprocess.run("ls -R %s > /dev/null && cat %s/info.json > /dev/null" % (mnt, mnt),
+                   shell=True, check=True)
+    reqs, nbytes, _ = log_since(log, n0)
+    print("  ls -R + cat info.json: %d requests, %d bytes" % (reqs, nbytes))
+    subprocess.run(["fusermount3", "-u", str(mnt)], check=True)
+
+
+def nemo_rows(a, d, base, log, mnt, cache):
+    """The real checkpoint: mount rows, then merged/'s first read through
+    the remote mount against a mount of the local file."""
+    import dist_nemo
+    nemo = d / "www" / "dist.nemo"
+    if not nemo.exists():
+        n, total = dist_nemo.write(str(nemo))
+    url = base + "/dist.nemo"
+    with tarfile.open(nemo) as tf:
+        members = len(tf.getmembers())
+    print("object: %s, %d members, %.2f GB (zarr distributed checkpoint, TP=8)"
+          % (nemo.name, members, nemo.stat().st_size / 1e9))
+    mount_rows(a.daemon, url, log, mnt, cache)
+    if a.mount_only:
+        return
+    local = d / "mnt-local"
+    local.mkdir(exist_ok=True)
+    def read_merged(root):
+        """Seconds and bytes to read every merged/ shard in turn."""
+        files = sorted((root / "merged").glob("*.safetensors"))
+        return sum(read_all(p) for p in files), sum(p.stat().st_size for p in files), len(files)
+
+    tr, tl = [], []
+    for _ in range(a.rounds):
+        mount(a.daemon, url, mnt, cache)
+        t, size, shards = read_merged(mnt)
+        tr.append(t)
+        subprocess.run(["fusermount3", "-u", str(mnt)], check=True)
+        subprocess.run([a.daemon, str(nemo), str(local)], check=True)
+        tl.append(read_merged(local)[0])
+        subprocess.run(["fusermount3", "-u", str(local)], check=True)
+    r_, l_ = statistics.median(tr), statistics.median(tl)
+    print("  merged/ first read (%d shards, %.2f GB): remote %.0f MB/s, local file %.0f MB/s "
+          "(%.2fx; medians of %d, each round %s)"
+          % (shards, size / 1e9, size / 1e6 / r_, size / 1e6 / l_, l_ / r_, a.rounds,
+             " ".join("%.2f" % (l / r) for r, l in zip(tr, tl))))
 
 
 def main():
@@ -64,9 +139,11 @@ def main():
     ap.add_argument("daemon")
     ap.add_argument("--members", type=int, default=1000)
     ap.add_argument("--member-kib", type=int, default=256)
-    ap.add_argument("--big-mib", type=int, default=1024)
+    ap.add_argument("--big-mib", type=int, default=2048)
     ap.add_argument("--dir", default="/var/tmp/nemockpt-bench-remote")
     ap.add_argument("--mount-only", action="store_true")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--no-nemo", action="store_true")
     a = ap.parse_args()
     d = Path(a.dir)
     (d / "www").mkdir(parents=True, exist_ok=True)
@@ -96,47 +173,31 @@ http {{ log_format c '$request_method $status $body_bytes_sent'; access_log {log
         mnt = d / "mnt"
         mnt.mkdir(exist_ok=True)
         cache = d / "cache"
-        subprocess.run(["rm", "-rf", str(cache)], check=True)
         size = tarp.stat().st_size
         print("object: %d members + %d MiB member, %.2f GB" % (a.members, a.big_mib, size / 1e9))
-        n0 = len(log.read_text().splitlines())
-        t = mount(a.daemon, url, mnt, cache)
-        reqs, nbytes, _ = log_since(log, n0)
-        print("first mount: %.3f s, %d requests, %.2f MB fetched" % (t, reqs, nbytes / 1e6))
-        subprocess.run(["fusermount3", "-u", str(mnt)], check=True)
-        n0 = len(log.read_text().splitlines())
-        t = mount(a.daemon, url, mnt, cache)
-        reqs, nbytes, lines = log_since(log, n0)
-        print("second mount: %.3f s, %d requests (%s), %d bytes fetched"
-              % (t, reqs, ",".join(sorted({l.split()[0] for l in lines})), nbytes))
-        n0 = len(log.read_text().splitlines())
-        subprocess.run("ls -R %s > /dev/null && cat %s/info.json > /dev/null" % (mnt, mnt),
-                       shell=True, check=True)
-        reqs, nbytes, _ = log_since(log, n0)
-        print("ls -R + cat info.json: %d requests, %d bytes" % (reqs, nbytes))
-        if a.mount_only:
-            subprocess.run(["fusermount3", "-u", str(mnt)], check=True)
-            return
-        big = mnt / "raw" / "big.bin"
-        t = time.monotonic()
-        with open(big, "rb", buffering=0) as f:
-            while f.read(4 << 20):
-                pass
-        tm = time.monotonic() - t
-        # The member's byte range in the object: its data is the tail.
-        first = size - 1024 - (a.big_mib << 20)
-        first -= first % 512
-        with tarfile.open(tarp) as tf:
-            m = tf.getmember("./big.bin")
-            first, last = m.offset_data, m.offset_data + m.size - 1
-        t = time.monotonic()
-        subprocess.run(["curl", "-s", "-o", "/dev/null", "-r", "%d-%d" % (first, last), url],
-                       check=True)
-        tc = time.monotonic() - t
-        mb = (a.big_mib << 20) / 1e6
-        print("sequential read of %d MiB: mount %.0f MB/s, curl %.0f MB/s (%.2fx)"
-              % (a.big_mib, mb / tm, mb / tc, tc / tm))
-        subprocess.run(["fusermount3", "-u", str(mnt)], check=True)
+        mount_rows(a.daemon, url, log, mnt, cache)
+        if not a.mount_only:
+            with tarfile.open(tarp) as tf:
+                m = tf.getmember("./big.bin")
+                first, last = m.offset_data, m.offset_data + m.size - 1
+            mb = (a.big_mib << 20) / 1e6
+            for policy in ("auto", "direct"):
+                tm, tc = [], []
+                for _ in range(a.rounds):
+                    mount(a.daemon, url, mnt, cache, "cache=" + policy)
+                    tm.append(read_all(mnt / "raw" / "big.bin"))
+                    subprocess.run(["fusermount3", "-u", str(mnt)], check=True)
+                    t = time.monotonic()
+                    subprocess.run(["curl", "-s", "-o", "/dev/null", "-r",
+                                    "%d-%d" % (first, last), url], check=True)
+                    tc.append(time.monotonic() - t)
+                m_, c_ = statistics.median(tm), statistics.median(tc)
+                print("  sequential read of %d MiB, cache=%s: mount %.0f MB/s, curl %.0f MB/s "
+                      "(%.2fx; medians of %d, each round %s)"
+                      % (a.big_mib, policy, mb / m_, mb / c_, c_ / m_, a.rounds,
+                         " ".join("%.2f" % (c / m) for m, c in zip(tm, tc))))
+        if not a.no_nemo:
+            nemo_rows(a, d, url.rsplit("/", 1)[0], log, mnt, cache)
     finally:
         ng.terminate()
         ng.wait()

@@ -13,13 +13,15 @@
  * wrong is cached; waiters try themselves). READY blocks sit in an LRU list
  * and unreferenced ones are evicted past the budget.
  *
- * Small reads (under 16 KiB) whose blocks are not all READY fetch exactly
- * their bytes, uncached: the tar walk at mount reads one header per member
- * and must not pull a block for each.
+ * Small reads (under 16 KiB) while the mount is built fetch exactly their
+ * bytes, uncached, unless their blocks are cached or on their way: the tar
+ * walk reads one header per member and must not pull a block for each.
  *
  * Readahead: a read that starts where the previous one ended claims the
  * EMPTY blocks of the next 32 MiB as runs and queues them for 4 worker
- * threads, so one sequential reader keeps several requests in flight.
+ * threads, so one sequential reader keeps several requests in flight; a
+ * view file's reader, whose source runs jump between members, has the vfs
+ * ask for them ahead instead (willneed, the same queue).
  *
  * Record: until sealed, every fetched range (up to 64 MiB) is kept; seal
  * writes them to CACHE_DIR/remote-<fnv64 of URL>.ranges with the redacted
@@ -644,19 +646,16 @@ static void *remote_worker(void *arg)
 	return NULL;
 }
 
-/* Queues the EMPTY blocks of the readahead window after block `last`. */
-static void remote_readahead(remote *r, uint64_t last)
+/* Queues the EMPTY blocks first..last as runs for the workers (started
+ * here the first time: an object that is never streamed, like most
+ * members of a listing, costs no threads). */
+static void remote_queue(remote *r, uint64_t first, uint64_t last)
 {
-	uint64_t window = r->budget / 4 < REMOTE_RA_BYTES ? r->budget / 4 : REMOTE_RA_BYTES;
-	uint64_t end = last + 1 + window / r->bs;
-
-	if (atomic_load(&r->changed))
+	if (atomic_load(&r->changed) || first >= r->n_blocks)
 		return;
-	if (end > r->n_blocks)
-		end = r->n_blocks;
+	if (last >= r->n_blocks)
+		last = r->n_blocks - 1;
 	pthread_mutex_lock(&r->lock);
-	/* Workers start with the first sequential reader: an object that is
-	 * never streamed (most members of a listing) costs no threads. */
 	if (!r->workers_tried) {
 		r->workers_tried = true;
 		for (size_t i = 0; i < REMOTE_WORKERS; i++) {
@@ -665,18 +664,14 @@ static void remote_readahead(remote *r, uint64_t last)
 			r->n_workers++;
 		}
 	}
-	if (!r->n_workers) {
-		pthread_mutex_unlock(&r->lock);
-		return;
-	}
-	for (uint64_t i = last + 1; i < end && r->q_len < REMOTE_QUEUE && !r->stop;) {
+	for (uint64_t i = first; i <= last && r->n_workers && r->q_len < REMOTE_QUEUE && !r->stop;) {
 		uint32_t n;
 
 		if (r->blocks[i].state != RB_EMPTY) {
 			i++;
 			continue;
 		}
-		n = remote_claim(r, i, end - 1);
+		n = remote_claim(r, i, last);
 		r->queue[(r->q_head + r->q_len) % REMOTE_QUEUE] = (rrun){ .first = i, .n = n };
 		r->q_len++;
 		i += n;
@@ -685,18 +680,49 @@ static void remote_readahead(remote *r, uint64_t last)
 	pthread_mutex_unlock(&r->lock);
 }
 
+/* The readahead window of a block cache of this budget, in blocks. */
+static uint64_t remote_window(const remote *r)
+{
+	uint64_t window = r->budget / 4 < REMOTE_RA_BYTES ? r->budget / 4 : REMOTE_RA_BYTES;
+
+	return window / r->bs ? window / r->bs : 1;
+}
+
+/* Queues the readahead window after block `last` (a sequential reader). */
+static void remote_readahead(remote *r, uint64_t last)
+{
+	remote_queue(r, last + 1, last + remote_window(r));
+}
+
+/* The vfs will read [off, off+len) soon (the source runs of a view file's
+ * next bytes): fetch its blocks in the background, at most a window. */
+static void remote_willneed(void *impl, uint64_t off, size_t len)
+{
+	remote *r = impl;
+	uint64_t first = off / r->bs, last = (off + len - 1) / r->bs;
+
+	if (last - first >= remote_window(r))
+		last = first + remote_window(r) - 1;
+	remote_queue(r, first, last);
+}
+
 /* ---- nck_src callbacks --------------------------------------------------------------- */
 
-/* True when blocks first..last are all READY (lock taken here). */
-static bool remote_all_ready(remote *r, uint64_t first, uint64_t last)
+/* True for a small read that should fetch exactly its bytes: while the
+ * mount is built (the tar walk reads one header per member and must not
+ * pull a block for each) and some of its blocks are neither cached nor
+ * being fetched (lock taken here). Afterwards small reads go through the
+ * blocks: a strided view reads short runs along each member, and a
+ * prefetch may have queued their blocks already. */
+static bool remote_read_exact(remote *r, uint64_t first, uint64_t last)
 {
-	bool ok = true;
+	bool exact = false;
 
 	pthread_mutex_lock(&r->lock);
-	for (uint64_t i = first; i <= last && ok; i++)
-		ok = r->blocks[i].state == RB_READY;
+	for (uint64_t i = first; i <= last && !r->sealed && !exact; i++)
+		exact = r->blocks[i].state == RB_EMPTY;
 	pthread_mutex_unlock(&r->lock);
-	return ok;
+	return exact;
 }
 
 /* True when the disk cache has a file for each of blocks first..last. */
@@ -722,7 +748,7 @@ static int64_t remote_pread(void *impl, void *buf, size_t len, uint64_t off)
 		return -EIO;
 	if (remote_from_record(r, buf, len, off))
 		return (int64_t)len;
-	if (len < REMOTE_SMALL && !remote_all_ready(r, first, last) &&
+	if (len < REMOTE_SMALL && remote_read_exact(r, first, last) &&
 	    !remote_all_on_disk(r, first, last)) {
 		rc = remote_fetch(r, buf, off, len);
 		return rc < 0 ? rc : (int64_t)len;
@@ -841,6 +867,7 @@ static const nck_src_vtab remote_vtab = {
 	.free = remote_free,
 	.map = remote_map,
 	.unmap = remote_unmap,
+	.willneed = remote_willneed,
 };
 
 /* ---- open ----------------------------------------------------------------------------- */

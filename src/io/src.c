@@ -230,6 +230,20 @@ void nck_src_unmap(nck_loan *m)
 	m->n = 0;
 }
 
+void nck_src_willneed(const nck_src *src, uint64_t off, size_t len)
+{
+	if (off >= src->size || len == 0)
+		return;
+	if (len > src->size - off)
+		len = (size_t)(src->size - off);
+	if (src->parent)
+		nck_src_willneed(src->parent, src->base + off, len);
+	else if (src->vt && src->vt->willneed)
+		src->vt->willneed(src->impl, off, len);
+	else if (!src->mem && !src->vt && src->fd >= 0)
+		(void)posix_fadvise(src->fd, (off_t)off, (off_t)len, POSIX_FADV_WILLNEED);
+}
+
 uint64_t nck_src_size(const nck_src *src)
 {
 	return src->size;

@@ -65,6 +65,8 @@ typedef struct nck_src_vtab {
 	 * too many buffers), -EIO, -ENOMEM. */
 	int (*map)(void *impl, uint64_t off, size_t len, nck_loan *m);
 	void (*unmap)(void *impl, nck_loan *m);
+	/* Optional: [off, off+len) (within the size) will be read soon. */
+	void (*willneed)(void *impl, uint64_t off, size_t len);
 } nck_src_vtab;
 
 /*
@@ -100,6 +102,11 @@ int nck_src_map(const nck_src *src, uint64_t off, size_t len, nck_loan *m);
 
 /* Gives back what nck_src_map() lent. NULL-safe for a map never made. */
 void nck_src_unmap(nck_loan *m);
+
+/* Says that [off, off+len) will be read soon (clipped to the size): the
+ * kernel's readahead of a file (POSIX_FADV_WILLNEED), a remote source's
+ * fetch of those blocks in the background. A hint: nothing fails. */
+void nck_src_willneed(const nck_src *src, uint64_t off, size_t len);
 
 /* Size of the source when it was opened. */
 uint64_t nck_src_size(const nck_src *src);

@@ -25,11 +25,13 @@
 #include "view/npy.h"
 #include "nemockpt/log.h"
 
-/* Sequential reads of a layout file advise the kernel to read ahead the
- * source runs of the next VFS_PREFETCH bytes (POSIX_FADV_WILLNEED): the
- * runs of a view file jump between members of one archive fd (shards,
- * QKV heads, fc1 halves), which defeats the kernel's own readahead of the
- * source. Advised again each time the reader passes half the window. */
+/* Sequential reads of a layout file ask the sources to read ahead the runs
+ * of the next VFS_PREFETCH bytes (nck_src_willneed: POSIX_FADV_WILLNEED for
+ * a file, background block fetches for a remote source): the runs of a
+ * view file jump between members of one archive (shards, QKV heads, fc1
+ * halves, row-parallel columns), which defeats the kernel's own readahead
+ * of the source and a remote source's sequential one. Advised again each
+ * time the reader passes half the window. */
 #define VFS_PREFETCH (16u << 20)
 
 /* A handle's prefetch state (mutable behind a const handle; atomics: reads
@@ -620,14 +622,47 @@ static int vfs_piece(void *payload, nck_piece_kind kind, int fd, uint64_t pos, c
 	return 0;
 }
 
-/* Advises the kernel to read one planned source run ahead. */
-static int vfs_advise(void *payload, nck_piece_kind kind, int fd, uint64_t pos, const void *mem,
-		      size_t len)
+/* Prefetch advice, coalesced: the runs of a strided window (row-parallel
+ * columns) are short and interleave between a few sources, so each source
+ * keeps a pending range that grows while the runs stay within a gap of it. */
+#define VFS_ADVICE_SLOTS 16
+#define VFS_ADVICE_GAP (64u << 10)
+
+typedef struct vfs_advice {
+	struct {
+		const nck_src *src;
+		uint64_t pos, len;
+	} slot[VFS_ADVICE_SLOTS];
+	size_t n;
+} vfs_advice;
+
+static void vfs_advice_flush(vfs_advice *a, size_t i)
 {
-	(void)payload;
-	(void)mem;
-	if (kind == NCK_PIECE_FD)
-		(void)posix_fadvise(fd, (off_t)pos, (off_t)len, POSIX_FADV_WILLNEED);
+	nck_src_willneed(a->slot[i].src, a->slot[i].pos, (size_t)a->slot[i].len);
+	a->slot[i] = a->slot[--a->n];
+}
+
+/* One source run of the prefetch window. */
+static int vfs_advise(void *payload, const nck_src *src, uint64_t pos, uint64_t dst, size_t len)
+{
+	vfs_advice *a = payload;
+
+	(void)dst;
+	for (size_t i = 0; i < a->n; i++) {
+		uint64_t end = a->slot[i].pos + a->slot[i].len;
+
+		if (a->slot[i].src == src && pos >= a->slot[i].pos && pos <= end + VFS_ADVICE_GAP) {
+			if (pos + len > end)
+				a->slot[i].len = pos + len - a->slot[i].pos;
+			return 0;
+		}
+	}
+	if (a->n == VFS_ADVICE_SLOTS)
+		vfs_advice_flush(a, 0);
+	a->slot[a->n].src = src;
+	a->slot[a->n].pos = pos;
+	a->slot[a->n].len = len;
+	a->n++;
 	return 0;
 }
 
@@ -660,7 +695,14 @@ static void vfs_prefetch(const nck_vfs *vfs, const nck_node *n, vfs_ra *ra, uint
 								    memory_order_relaxed,
 								    memory_order_relaxed))
 		return; /* nothing left, or another thread advised it */
-	(void)nck_layout_plan(vfs->catalog, n->layout, from, (size_t)(to - from), vfs_advise, NULL);
+	{
+		vfs_advice a = { .n = 0 };
+
+		(void)nck_layout_sources(vfs->catalog, n->layout, from, (size_t)(to - from),
+					 vfs_advise, &a);
+		while (a.n)
+			vfs_advice_flush(&a, a.n - 1);
+	}
 }
 
 /* A view file: runs of file-backed sources go out zero-copy next to header

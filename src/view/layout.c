@@ -214,6 +214,27 @@ static int layout_run(void *payload, const nck_src *src, uint64_t pos, uint64_t 
 	return layout_put(pl, NCK_PIECE_FD, fd, nck_src_base(src) + pos, NULL, len);
 }
 
+int nck_layout_sources(const nck_catalog *cat, const nck_layout *l, uint64_t off, size_t len,
+		       nck_gather_cb cb, void *payload)
+{
+	int rc = 0;
+
+	if (off > l->size || len > l->size - off)
+		return -EINVAL;
+	for (size_t i = len ? layout_find(l, off) : l->n; len > 0 && i < l->n && rc == 0; i++) {
+		const nck_seg *s = &l->segs[i];
+		uint64_t in = off - s->off, left = s->len - in;
+		size_t n = left < len ? (size_t)left : len;
+
+		if (s->kind == NCK_SEG_WIN)
+			rc = nck_catalog_gather(cat, s->t, s->col0, s->ncols, s->pos + in, n, cb,
+						payload);
+		off += n;
+		len -= n;
+	}
+	return rc;
+}
+
 int nck_layout_plan(const nck_catalog *cat, const nck_layout *l, uint64_t off, size_t len,
 		    nck_piece_cb cb, void *payload)
 {

@@ -23,6 +23,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "catalog/gather.h"
 #include "nemockpt/catalog.h"
 
 typedef enum nck_seg_kind {
@@ -81,6 +82,16 @@ typedef enum nck_piece_kind {
  * negative errno to stop the planning (which then returns it). */
 typedef int (*nck_piece_cb)(void *payload, nck_piece_kind kind, int fd, uint64_t pos,
 			    const void *mem, size_t len);
+
+/*
+ * Calls `cb` for every source run of bytes [off, off+len) of the file, in
+ * file order, the short runs of strided windows too (which
+ * nck_layout_plan() copies rather than lists): what a prefetch asks the
+ * sources for. Header and computed segments have none. 0, -EINVAL past the
+ * end, or the callback's error.
+ */
+int nck_layout_sources(const nck_catalog *cat, const nck_layout *l, uint64_t off, size_t len,
+		       nck_gather_cb cb, void *payload);
 
 /* Plans bytes [off, off+len) as pieces; adjacent copy pieces are merged.
  * -EINVAL past the end, -EIO (a source changed), -ENOMEM, or the callback's error. */

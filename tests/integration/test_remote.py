@@ -15,6 +15,7 @@ import hashlib
 import http.server
 import io
 import json
+import mmap
 import os
 import random
 import shutil
@@ -574,17 +575,23 @@ def test_persistent_failure_gives_eio_on_that_read_only(www, faulty, mounted, fa
     with mounted(url, "retries=2", "remote_cache_size=1M") as mnt:
         f.when = lambda start: start >= base + (1 << 20)
         f.always = fault
-        fd = os.open(mnt / "raw" / "big.bin", os.O_RDONLY)
+        # O_DIRECT: each pread is one request to the daemon (no readahead,
+        # no second try of the page by the kernel), so the attempts counted
+        # below are one read's.
+        fd = os.open(mnt / "raw" / "big.bin", os.O_RDONLY | os.O_DIRECT)
+        buf = mmap.mmap(-1, 65536)
         try:
-            assert os.pread(fd, 4096, 0) == big[:4096]
+            assert os.preadv(fd, [memoryview(buf)[:4096]], 0) == 4096
+            assert buf[:4096] == big[:4096]
             with pytest.raises(OSError) as e:
-                os.pread(fd, 65536, 3 << 20)
+                os.preadv(fd, [buf], 3 << 20)
             assert e.value.errno == 5
         finally:
             os.close(fd)
+            buf.close()
         # Everything else still reads.
         assert json.loads((mnt / "info.json").read_text())
-    # Each failing range: 3 attempts for a 503 (retries=2), 1 for a 403.
+    # The failing range: 3 attempts for a 503 (retries=2), 1 for a 403.
     tries = {}
     for m, start, a in f.requests:
         if a == fault:
