@@ -91,7 +91,9 @@ struct nck_viewset {
 };
 
 /*
- * A view kind (libarchive's registration pattern: one table in viewset.c).
+ * A view kind (libarchive's registration pattern: one table in viewset.c,
+ * which the vfs walks: sets.c adds every kind's directory, info.c the entry
+ * of every view of one layout; neither names a kind).
  * `check` answers whether the view applies (T = P = 0) and whether (T, P)
  * is valid: 0, or -EINVAL with the reason in why. `build` adds the files of
  * (T, P) to the set: 0, -ENOENT, -ENOMEM, -E2BIG.
@@ -100,13 +102,14 @@ typedef struct nck_view_ops {
 	uint32_t abi;         /* NCK_VIEW_OPS_ABI */
 	const char *name;     /* directory under the mount root */
 	bool layouts;         /* tpXppY subdirectories; else the directory is the one set (T = P = 1) */
+	const char *architecture; /* a view of one layout: info.json's "architecture", or NULL */
 	int (*check)(const nck_view_ctx *ctx, nck_view_kind kind, uint32_t T, uint32_t P, char *why,
 		     size_t why_len);
 	int (*build)(nck_viewset *vs, const nck_view_ctx *ctx, nck_view_kind kind, uint32_t T,
 		     uint32_t P);
 } nck_view_ops;
 
-#define NCK_VIEW_OPS_ABI 1
+#define NCK_VIEW_OPS_ABI 2
 
 /* The ops of a kind. */
 const nck_view_ops *nck_view_get_ops(nck_view_kind kind);
