@@ -147,7 +147,7 @@ int nck_vfs_info_build(nck_vfs *vfs)
 	if (info_catalog(root, vfs) < 0 || info_gzip(root, c) < 0 || info_views(root, vfs) < 0)
 		goto out;
 	for (uint32_t k = 0; k < NCK_VIEW_COUNT; k++)
-		if (!nck_view_get_ops((nck_view_kind)k)->layouts &&
+		if (nck_view_get_ops((nck_view_kind)k)->info_entry &&
 		    info_fixed(root, vfs, (nck_view_kind)k) < 0)
 			goto out;
 	/* json_string() returns NULL for invalid UTF-8 paths, which fails above. */
