@@ -186,8 +186,8 @@ static void catalog_summarize(nck_catalog *cat)
 
 /*
  * The checkpoint layouts and their readers, asked in this order (libarchive's
- * format table; one line per layout). The order is the precedence of spec
- * nemo-layouts.md §0: the first detect that matches decides, where listings
+ * format table; one line per layout; spec nemo-layouts.md §0). The order is
+ * the precedence: the first detect that matches decides, where listings
  * fit several (a .nemo with model_weights/metadata.json and
  * model_weights.ckpt is distributed; an iteration directory with rank
  * files and metadata.json is read by its rank files).
