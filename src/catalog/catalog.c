@@ -204,26 +204,25 @@ static const nck_catalog_reader *const catalog_readers[] = {
 	NULL,
 };
 
-/* Detects the layout from the container's listing: the first reader whose
- * detect matches; none leaves NCK_LAYOUT_NONE (raw/ only). -EBADMSG for a
- * contradictory listing (missing ranks), with the reason in diag. */
-static int catalog_detect(nck_catalog *cat, nck_diag *diag)
+int nck_layout_detect(nck_layout *out, const nck_catalog_reader **reader_out,
+		      const nck_container *c, nck_arena *arena, nck_diag *diag)
 {
-	const nck_entry *tok = nck_detect_tokenizer(cat->container);
+	const nck_entry *tok = nck_detect_tokenizer(c);
 	int rc;
 
+	*reader_out = NULL;
 	for (size_t i = 0; catalog_readers[i]; i++) {
-		cat->layout = (nck_layout){ .tp = 1, .pp = 1, .tokenizer = tok };
-		rc = catalog_readers[i]->detect(&cat->layout, cat->container, &cat->arena, diag);
+		*out = (nck_layout){ .tp = 1, .pp = 1, .tokenizer = tok };
+		rc = catalog_readers[i]->detect(out, c, arena, diag);
 		if (rc < 0)
 			return rc;
 		if (rc > 0) {
-			cat->reader = catalog_readers[i];
+			*reader_out = catalog_readers[i];
 			return 0;
 		}
 	}
-	cat->layout = (nck_layout){ .kind = NCK_LAYOUT_NONE, .format = "unknown", .name = "none",
-				    .tp = 1, .pp = 1, .tokenizer = tok };
+	*out = (nck_layout){ .kind = NCK_LAYOUT_NONE, .format = "unknown", .name = "none", .tp = 1,
+			     .pp = 1, .tokenizer = tok };
 	return 0;
 }
 
@@ -258,7 +257,7 @@ int nck_catalog_build(nck_catalog **out, nck_container *c, nck_diag *diag)
 		return nck_diag_set(diag, -ENOMEM, c->path, -1, "out of memory");
 	nck_arena_init(&cat->arena);
 	cat->container = c;
-	if ((rc = catalog_detect(cat, diag)) < 0 ||
+	if ((rc = nck_layout_detect(&cat->layout, &cat->reader, c, &cat->arena, diag)) < 0 ||
 	    (rc = nck_model_cfg_load(&cat->cfg, c, &cat->layout, diag)) < 0)
 		goto fail;
 	if (cat->cfg.vocab_error[0])

@@ -254,4 +254,13 @@ extern const nck_catalog_reader nck_catalog_root_dist_reader;
 /* Plain safetensors files (Hugging Face directories): *.safetensors at the root (qnemo.c). */
 extern const nck_catalog_reader nck_catalog_safetensors_reader;
 
+/*
+ * Detects the layout from the container's listing: asks catalog.c's table
+ * in order; *reader_out is the reader whose detect matched, or NULL
+ * (NCK_LAYOUT_NONE: no weights recognized, raw/ only). 0; -EBADMSG for a
+ * contradictory listing (missing ranks) with the reason in diag; -ENOMEM.
+ */
+int nck_layout_detect(nck_layout *out, const nck_catalog_reader **reader_out,
+		      const nck_container *c, nck_arena *arena, nck_diag *diag);
+
 #endif
