@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * nck_catalog: builds the logical tensor table of a checkpoint (layout
- * detection, config, the layout's reader), sorts it, summarizes it, and
+ * nck_catalog: builds the logical tensor table of a checkpoint (the reader
+ * table: layout detection and reading; the config), sorts it, summarizes it, and
  * reads tensor bytes by gathering their chunks (see nemockpt/catalog.h).
  * Reads go through the gather engine (gather.c).
  */
@@ -184,26 +184,52 @@ static void catalog_summarize(nck_catalog *cat)
 	in->warnings = cat->warnings;
 }
 
-/* The catalog readers, asked in order (libarchive's format table). */
+/*
+ * The checkpoint layouts and their readers, asked in this order (libarchive's
+ * format table; one line per layout; spec nemo-layouts.md §0). The order is
+ * the precedence: the first detect that matches decides, where listings
+ * fit several (a .nemo with model_weights/metadata.json and
+ * model_weights.ckpt is distributed; an iteration directory with rank
+ * files and metadata.json is read by its rank files).
+ */
 static const nck_catalog_reader *const catalog_readers[] = {
-	&nck_catalog_legacy_reader,
-	&nck_catalog_dist_reader,
-	&nck_catalog_qnemo_reader,
-	&nck_catalog_safetensors_reader,
+	&nck_catalog_nemo2_dist_reader,      /* context/, weights/metadata.json */
+	&nck_catalog_nemo_dist_reader,       /* model_weights/metadata.json */
+	&nck_catalog_nemo_legacy_reader,     /* model_weights.ckpt, per rank or not */
+	&nck_catalog_qnemo_reader,           /* config.json, rank0.safetensors */
+	&nck_catalog_megatron_legacy_reader, /* [iter_N/]mp_rank_TT[_PPP]/model_optim_rng.pt */
+	&nck_catalog_megatron_dist_reader,   /* iter_N/metadata.json */
+	&nck_catalog_root_dist_reader,       /* .metadata, metadata.json or __0_0.distcp */
+	&nck_catalog_safetensors_reader,     /* *.safetensors at the root */
 	NULL,
 };
 
-/* Runs the reader of the detected layout. */
+int nck_layout_detect(nck_layout *out, const nck_catalog_reader **reader_out,
+		      const nck_container *c, nck_arena *arena, nck_diag *diag)
+{
+	const nck_entry *tok = nck_detect_tokenizer(c);
+	int rc;
+
+	*reader_out = NULL;
+	for (size_t i = 0; catalog_readers[i]; i++) {
+		*out = (nck_layout){ .tp = 1, .pp = 1, .tokenizer = tok };
+		rc = catalog_readers[i]->detect(out, c, arena, diag);
+		if (rc < 0)
+			return rc;
+		if (rc > 0) {
+			*reader_out = catalog_readers[i];
+			return 0;
+		}
+	}
+	*out = (nck_layout){ .kind = NCK_LAYOUT_NONE, .format = "unknown", .name = "none", .tp = 1,
+			     .pp = 1, .tokenizer = tok };
+	return 0;
+}
+
+/* Runs the reader whose detect matched (none for NCK_LAYOUT_NONE). */
 static int catalog_read_layout(nck_catalog *cat, nck_diag *diag)
 {
-	if (cat->layout.kind == NCK_LAYOUT_NONE)
-		return 0;
-	for (size_t i = 0; catalog_readers[i]; i++)
-		if (catalog_readers[i]->handles(cat->layout.kind))
-			return catalog_readers[i]->read(cat, diag);
-	return nck_diag_set(diag, -ENOTSUP, cat->container->path, -1,
-			    "%s %s checkpoints are not cataloged yet", cat->layout.format,
-			    cat->layout.name);
+	return cat->reader ? cat->reader->read(cat, diag) : 0;
 }
 
 /* The one-line error of a catalog over one of its limits. */
@@ -231,7 +257,7 @@ int nck_catalog_build(nck_catalog **out, nck_container *c, nck_diag *diag)
 		return nck_diag_set(diag, -ENOMEM, c->path, -1, "out of memory");
 	nck_arena_init(&cat->arena);
 	cat->container = c;
-	if ((rc = nck_layout_detect(&cat->layout, c, &cat->arena, diag)) < 0 ||
+	if ((rc = nck_layout_detect(&cat->layout, &cat->reader, c, &cat->arena, diag)) < 0 ||
 	    (rc = nck_model_cfg_load(&cat->cfg, c, &cat->layout, diag)) < 0)
 		goto fail;
 	if (cat->cfg.vocab_error[0])

@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The body of struct nck_catalog and the interfaces between the catalog's
- * files: layout detection (detect.c), the model config (config.c), the
- * parameter-kind rules (rules.c), the per-layout readers (legacy.c, ...)
- * and the builder (catalog.c) that owns the tensor table.
+ * files: the listing helpers that layout detection shares (detect.c), the
+ * model config (config.c), the parameter-kind rules (rules.c), the
+ * per-layout readers, each detecting the layouts it reads (legacy.c, dist.c,
+ * qnemo.c), and the builder (catalog.c) that owns the reader table and the
+ * tensor table.
  *
  * Thread-safety: built by one thread; read-only afterwards.
  */
@@ -38,6 +40,13 @@
 
 /* ---- layout ------------------------------------------------------------- */
 
+/*
+ * The shape of a layout, for the code besides its reader: config.c (NONE:
+ * nothing to load; QNEMO: its config.json is no YAML), catalog.c (DIST: the
+ * config's TP/PP are the run's; QNEMO: no Megatron GPT for the views) and
+ * legacy.c (MEGATRON: the args in the pickle). A new layout needs a value
+ * only when that code must tell it apart.
+ */
 typedef enum nck_layout_kind {
 	NCK_LAYOUT_NONE = 0,     /* no weights recognized: raw/ only */
 	NCK_LAYOUT_NEMO_SINGLE,  /* model_weights.ckpt */
@@ -67,9 +76,35 @@ typedef struct nck_layout {
 	const nck_entry *tokenizer;  /* the tokenizer artifact, if any */
 } nck_layout;
 
-/* Detects the layout from the container's listing. -EBADMSG for a
- * contradictory listing (missing ranks), with the reason in diag. */
-int nck_layout_detect(nck_layout *out, const nck_container *c, nck_arena *arena, nck_diag *diag);
+/* ---- detection helpers (detect.c) ---------------------------------------- */
+
+/*
+ * What the readers' detect callbacks share: they look at the container's
+ * listing only (no member is read). Spec nemo-layouts.md §0, §2.1, §5, §7.
+ */
+
+/* The file entry at `path`, or NULL. */
+const nck_entry *nck_detect_find(const nck_container *c, const char *path);
+
+/* True if some entry lies under directory `dir`. */
+bool nck_detect_has_dir(const nck_container *c, const char *dir);
+
+/*
+ * Collects the per-rank files named `file` in rank directories under
+ * `prefix` (mp_rank_TT[_PPP]/, tp_rank_TT_pp_rank_PPP/) into l->ranks, l->tp,
+ * l->pp, l->n_ranks. 1 when there are some and the grid is complete; 0 when
+ * there are none (l untouched); -EBADMSG (a rank missing or twice, too many
+ * ranks) with the reason in diag; -ENOMEM.
+ */
+int nck_detect_ranks(nck_layout *l, const nck_container *c, nck_arena *arena, const char *prefix,
+		     const char *file, nck_diag *diag);
+
+/* Megatron-LM: the directory of the newest iteration ("iter_NNNNNNN/"), or
+ * "release/" when there is none, or NULL (also when out of memory). */
+const char *nck_detect_megatron_iter(const nck_container *c, nck_arena *arena);
+
+/* The tokenizer artifact by its name, or NULL. */
+const nck_entry *nck_detect_tokenizer(const nck_container *c);
 
 /* ---- model config ------------------------------------------------------- */
 
@@ -133,6 +168,7 @@ struct nck_catalog {
 	nck_catalog_file *files;
 	size_t n_files, cap_files;
 	nck_layout layout;
+	const struct nck_catalog_reader *reader; /* whose detect matched; NULL: none */
 	nck_model_cfg cfg;
 	nck_catalog_info info;
 	nck_model_facts facts;    /* computed once the tensors are sorted */
@@ -168,28 +204,63 @@ void nck_catalog_warn(nck_catalog *cat, const char *fmt, ...) __attribute__((for
 /* ---- per-layout readers --------------------------------------------------- */
 
 /*
- * A catalog reader (libarchive's registration pattern): the layouts it
- * reads, and the function that fills the catalog's tensor table for them.
- * Adding a reader is its file plus one line in catalog.c's table.
+ * A checkpoint layout and its reader (libarchive's registration pattern):
+ * how the layout is recognized from the listing, and the function that
+ * fills the catalog's tensor table for it. catalog.c asks the entries of its
+ * table in order; the first whose detect matches decides the layout and
+ * reads it. Adding a layout is one entry in its reader's file plus one line
+ * in that table (plus an nck_layout_kind when the shared code must tell it
+ * apart). Several entries may share one read function (dist.c has four).
  */
 typedef struct nck_catalog_reader {
 	const char *name;
-	/* True when the reader reads this detected layout kind. */
-	bool (*handles)(nck_layout_kind kind);
+	/*
+	 * Looks at the listing: 1 (this layout: *out filled: kind, format,
+	 * name, and what the reader needs), 0 (not this one; *out may have
+	 * been written and is discarded), or a negative errno with diag (a
+	 * contradictory listing: no later entry is asked). *out arrives
+	 * zeroed but for tp = pp = 1 and the tokenizer found by name.
+	 */
+	int (*detect)(nck_layout *out, const nck_container *c, nck_arena *arena, nck_diag *diag);
 	/* Adds the layout's tensors (nck_catalog_add); 0 or a negative errno with diag. */
 	int (*read)(nck_catalog *cat, nck_diag *diag);
 } nck_catalog_reader;
 
-/* Legacy per-rank torch files (NeMo 1 single/tp/tp_pp, Megatron-LM). */
-extern const nck_catalog_reader nck_catalog_legacy_reader;
+/* NeMo 2: context/ and weights/metadata.json (dist.c). */
+extern const nck_catalog_reader nck_catalog_nemo2_dist_reader;
 
-/* Distributed checkpoints (torch_dist or zarr), layers unstacked. */
-extern const nck_catalog_reader nck_catalog_dist_reader;
+/* NeMo 1 distributed: model_weights/metadata.json (dist.c). */
+extern const nck_catalog_reader nck_catalog_nemo_dist_reader;
 
-/* .qnemo TensorRT-LLM checkpoints merged back to TP=1, PP=1. */
+/* NeMo 1 per-rank torch files: model_weights.ckpt, mp_rank_TT/, tp_rank_TT_pp_rank_PPP/
+ * (legacy.c). */
+extern const nck_catalog_reader nck_catalog_nemo_legacy_reader;
+
+/* .qnemo TensorRT-LLM checkpoints merged back to TP=1, PP=1: config.json and
+ * rank0.safetensors (qnemo.c). */
 extern const nck_catalog_reader nck_catalog_qnemo_reader;
 
-/* Plain safetensors files (Hugging Face directories): tensor by tensor. */
+/* Megatron-LM per-rank torch files: [iter_N/ or release/]mp_rank_TT[_PPP]/model_optim_rng.pt
+ * (legacy.c). */
+extern const nck_catalog_reader nck_catalog_megatron_legacy_reader;
+
+/* Megatron-LM torch_dist: iter_N/metadata.json (dist.c). */
+extern const nck_catalog_reader nck_catalog_megatron_dist_reader;
+
+/* A torch_dist directory, or a plain PyTorch DCP checkpoint, at the root:
+ * .metadata with metadata.json or __0_0.distcp (dist.c). */
+extern const nck_catalog_reader nck_catalog_root_dist_reader;
+
+/* Plain safetensors files (Hugging Face directories): *.safetensors at the root (qnemo.c). */
 extern const nck_catalog_reader nck_catalog_safetensors_reader;
+
+/*
+ * Detects the layout from the container's listing: asks catalog.c's table
+ * in order; *reader_out is the reader whose detect matched, or NULL
+ * (NCK_LAYOUT_NONE: no weights recognized, raw/ only). 0; -EBADMSG for a
+ * contradictory listing (missing ranks) with the reason in diag; -ENOMEM.
+ */
+int nck_layout_detect(nck_layout *out, const nck_catalog_reader **reader_out,
+		      const nck_container *c, nck_arena *arena, nck_diag *diag);
 
 #endif

@@ -1,8 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Layout detection: which checkpoint generation a container holds, from its
- * listing alone (the listing is the ground truth; the YAML's parallel sizes
- * are cross-checked later). Rank directory names follow NeMo's
+ * What layout detection shares: finding entries in the container's listing,
+ * collecting a rank grid, Megatron-LM's iteration directory, the tokenizer
+ * by name. Which layout a container holds is decided by the readers' detect
+ * callbacks, asked in the order of catalog.c's table, from the listing alone
+ * (the listing is the ground truth; the YAML's parallel sizes are
+ * cross-checked later). Rank directory names follow NeMo's
  * inject_model_parallel_rank (mp_rank_TT, tp_rank_TT_pp_rank_PPP) and
  * Megatron-LM's get_checkpoint_name (mp_rank_TT[_PPP]); spec
  * nemo-layouts.md §0 (decision table), §2.1, §5, §7.
@@ -16,8 +19,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Finds the file entry at `path`, or NULL. */
-static const nck_entry *detect_find(const nck_container *c, const char *path)
+/* A linear scan: detection asks a few names, once per catalog. */
+const nck_entry *nck_detect_find(const nck_container *c, const char *path)
 {
 	for (size_t i = 0; i < c->n_entries; i++)
 		if (c->entries[i].kind == NCK_ENTRY_FILE && strcmp(c->entries[i].path, path) == 0)
@@ -25,8 +28,8 @@ static const nck_entry *detect_find(const nck_container *c, const char *path)
 	return NULL;
 }
 
-/* True if some entry lies under directory `dir`. */
-static bool detect_has_dir(const nck_container *c, const char *dir)
+/* Directories need no entry of their own (a tar may list only files). */
+bool nck_detect_has_dir(const nck_container *c, const char *dir)
 {
 	size_t n = strlen(dir);
 
@@ -92,10 +95,9 @@ static int detect_rank_dir(const char *path, const char *prefix, const char *fil
 	return detect_lit(&p, "/") && strcmp(p, file) == 0;
 }
 
-/* Collects the per-rank files named `file` under `prefix`; checks the
- * grid is complete (every tp < T for every pp < P, once). */
-static int detect_ranks(nck_layout *l, const nck_container *c, nck_arena *arena, const char *prefix,
-			const char *file, nck_diag *diag)
+/* Checks the grid is complete: every tp < T for every pp < P, once. */
+int nck_detect_ranks(nck_layout *l, const nck_container *c, nck_arena *arena, const char *prefix,
+		     const char *file, nck_diag *diag)
 {
 	unsigned tp, pp, max_tp = 0, max_pp = 0;
 	bool has_pp = false, any = false;
@@ -142,10 +144,10 @@ static int detect_ranks(nck_layout *l, const nck_container *c, nck_arena *arena,
 	return 1;
 }
 
-/* Megatron-LM: the newest iter_NNNNNNN/ directory (the one
+/* The newest iter_NNNNNNN/ directory is the one
  * latest_checkpointed_iteration.txt names, in every checkpoint saved by
- * Megatron's own loop), or NULL. */
-static const char *detect_megatron_iter(const nck_container *c, nck_arena *arena)
+ * Megatron's own loop. */
+const char *nck_detect_megatron_iter(const nck_container *c, nck_arena *arena)
 {
 	unsigned long best = 0, it;
 	bool found = false;
@@ -174,7 +176,7 @@ static const char *detect_megatron_iter(const nck_container *c, nck_arena *arena
 /* The tokenizer artifact: a file whose name says so, at the root or in
  * context/ (NeMo 2). The config's nemo: reference, when present, wins
  * (config.c). */
-static const nck_entry *detect_tokenizer(const nck_container *c)
+const nck_entry *nck_detect_tokenizer(const nck_container *c)
 {
 	static const char *const suffixes[] = { "tokenizer.model", "tokenizer.json", "vocab.json",
 						"vocab.txt" };
@@ -192,101 +194,4 @@ static const nck_entry *detect_tokenizer(const nck_container *c)
 		}
 	}
 	return NULL;
-}
-
-int nck_layout_detect(nck_layout *out, const nck_container *c, nck_arena *arena, nck_diag *diag)
-{
-	const char *iter;
-	int rc;
-
-	memset(out, 0, sizeof(*out));
-	out->tp = out->pp = 1;
-	out->tokenizer = detect_tokenizer(c);
-	if (detect_has_dir(c, "context") && detect_find(c, "weights/metadata.json")) {
-		*out = (nck_layout){ .kind = NCK_LAYOUT_DIST, .format = "nemo2", .name = "torch_dist",
-				     .tp = 1, .pp = 1, .dist_dir = "weights",
-				     .config = detect_find(c, "context/model.yaml"),
-				     .tokenizer = out->tokenizer };
-		return 0;
-	}
-	out->config = detect_find(c, "model_config.yaml");
-	out->format = "nemo";
-	if (detect_find(c, "model_weights/metadata.json")) {
-		out->kind = NCK_LAYOUT_DIST;
-		out->name = "distributed";
-		out->dist_dir = "model_weights";
-		return 0;
-	}
-	if ((out->ranks = NULL, detect_find(c, "model_weights.ckpt"))) {
-		out->kind = NCK_LAYOUT_NEMO_SINGLE;
-		out->name = "single";
-		out->n_ranks = 1;
-		out->ranks = nck_arena_alloc(arena, sizeof(*out->ranks));
-		if (!out->ranks)
-			return -ENOMEM;
-		out->ranks[0].entry = detect_find(c, "model_weights.ckpt");
-		return 0;
-	}
-	if ((rc = detect_ranks(out, c, arena, "", "model_weights.ckpt", diag)) != 0) {
-		if (rc < 0)
-			return rc;
-		out->kind = out->pp > 1 || detect_has_dir(c, "tp_rank_00_pp_rank_000")
-				    ? NCK_LAYOUT_NEMO_TP_PP : NCK_LAYOUT_NEMO_TP;
-		out->name = out->kind == NCK_LAYOUT_NEMO_TP ? "tp" : "tp_pp";
-		return 0;
-	}
-	if (detect_find(c, "config.json") && detect_find(c, "rank0.safetensors")) {
-		out->kind = NCK_LAYOUT_QNEMO;
-		out->format = "qnemo";
-		out->name = "trtllm";
-		out->config = detect_find(c, "config.json");
-		return 0;
-	}
-	out->format = "megatron";
-	out->config = NULL;
-	iter = detect_megatron_iter(c, arena);
-	if ((rc = detect_ranks(out, c, arena, iter ? iter : "", "model_optim_rng.pt", diag)) != 0) {
-		if (rc < 0)
-			return rc;
-		out->kind = NCK_LAYOUT_MEGATRON;
-		out->name = out->pp > 1 ? "tp_pp" : "tp";
-		return 0;
-	}
-	if (iter) {
-		char meta[64];
-
-		snprintf(meta, sizeof(meta), "%smetadata.json", iter);
-		if (detect_find(c, meta)) {
-			out->kind = NCK_LAYOUT_DIST;
-			out->name = "torch_dist";
-			out->dist_dir = nck_arena_strndup(arena, iter, strlen(iter) - 1);
-			return out->dist_dir ? 0 : -ENOMEM;
-		}
-	}
-	/* A torch_dist directory (metadata.json), or a plain PyTorch DCP
-	 * checkpoint, which has only .metadata and __R_I.distcp files. */
-	if (detect_find(c, ".metadata") &&
-	    (detect_find(c, "metadata.json") || detect_find(c, "__0_0.distcp"))) {
-		out->kind = NCK_LAYOUT_DIST;
-		out->format = detect_find(c, "metadata.json") ? "megatron" : "dcp";
-		out->name = "torch_dist";
-		out->dist_dir = "";
-		return 0;
-	}
-	for (size_t i = 0; i < c->n_entries; i++) {
-		const char *p = c->entries[i].path;
-		size_t n = strlen(p);
-
-		if (c->entries[i].kind == NCK_ENTRY_FILE && !strchr(p, '/') && n > 12 &&
-		    strcmp(p + n - 12, ".safetensors") == 0) {
-			out->kind = NCK_LAYOUT_SAFETENSORS;
-			out->format = "safetensors";
-			out->name = "files";
-			return 0;
-		}
-	}
-	out->format = "unknown";
-	out->name = "none";
-	out->kind = NCK_LAYOUT_NONE;
-	return 0;
 }

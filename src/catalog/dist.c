@@ -441,15 +441,99 @@ static int nck_catalog_read_dist(nck_catalog *cat, nck_diag *diag)
 	return rc;
 }
 
-/* ---- registration ---------------------------------------------------------- */
+/* ---- detection and registration ---------------------------------------------- */
 
-static bool dist_handles(nck_layout_kind kind)
+/* NeMo 2: a context/ directory and weights/metadata.json. */
+static int dist_detect_nemo2(nck_layout *out, const nck_container *c, nck_arena *arena,
+			     nck_diag *diag)
 {
-	return kind == NCK_LAYOUT_DIST;
+	(void)arena;
+	(void)diag;
+	if (!nck_detect_has_dir(c, "context") || !nck_detect_find(c, "weights/metadata.json"))
+		return 0;
+	out->kind = NCK_LAYOUT_DIST;
+	out->format = "nemo2";
+	out->name = "torch_dist";
+	out->dist_dir = "weights";
+	out->config = nck_detect_find(c, "context/model.yaml");
+	return 1;
 }
 
-const nck_catalog_reader nck_catalog_dist_reader = {
-	.name = "dist",
-	.handles = dist_handles,
+/* NeMo 1 distributed: model_weights/metadata.json. */
+static int dist_detect_nemo(nck_layout *out, const nck_container *c, nck_arena *arena,
+			    nck_diag *diag)
+{
+	(void)arena;
+	(void)diag;
+	if (!nck_detect_find(c, "model_weights/metadata.json"))
+		return 0;
+	out->kind = NCK_LAYOUT_DIST;
+	out->format = "nemo";
+	out->name = "distributed";
+	out->dist_dir = "model_weights";
+	out->config = nck_detect_find(c, "model_config.yaml");
+	return 1;
+}
+
+/* Megatron-LM torch_dist: metadata.json in the newest iteration directory
+ * (or release/). */
+static int dist_detect_megatron(nck_layout *out, const nck_container *c, nck_arena *arena,
+				nck_diag *diag)
+{
+	const char *iter = nck_detect_megatron_iter(c, arena);
+	char meta[64];
+
+	(void)diag;
+	if (!iter)
+		return 0;
+	snprintf(meta, sizeof(meta), "%smetadata.json", iter);
+	if (!nck_detect_find(c, meta))
+		return 0;
+	out->kind = NCK_LAYOUT_DIST;
+	out->format = "megatron";
+	out->name = "torch_dist";
+	out->dist_dir = nck_arena_strndup(arena, iter, strlen(iter) - 1);
+	return out->dist_dir ? 1 : -ENOMEM;
+}
+
+/* A torch_dist directory (metadata.json), or a plain PyTorch DCP
+ * checkpoint, which has only .metadata and __R_I.distcp files. */
+static int dist_detect_root(nck_layout *out, const nck_container *c, nck_arena *arena,
+			    nck_diag *diag)
+{
+	const nck_entry *meta = nck_detect_find(c, "metadata.json");
+
+	(void)arena;
+	(void)diag;
+	if (!nck_detect_find(c, ".metadata") || (!meta && !nck_detect_find(c, "__0_0.distcp")))
+		return 0;
+	out->kind = NCK_LAYOUT_DIST;
+	out->format = meta ? "megatron" : "dcp";
+	out->name = "torch_dist";
+	out->dist_dir = "";
+	return 1;
+}
+
+const nck_catalog_reader nck_catalog_nemo2_dist_reader = {
+	.name = "nemo2 dist",
+	.detect = dist_detect_nemo2,
+	.read = nck_catalog_read_dist,
+};
+
+const nck_catalog_reader nck_catalog_nemo_dist_reader = {
+	.name = "nemo dist",
+	.detect = dist_detect_nemo,
+	.read = nck_catalog_read_dist,
+};
+
+const nck_catalog_reader nck_catalog_megatron_dist_reader = {
+	.name = "megatron dist",
+	.detect = dist_detect_megatron,
+	.read = nck_catalog_read_dist,
+};
+
+const nck_catalog_reader nck_catalog_root_dist_reader = {
+	.name = "root dist",
+	.detect = dist_detect_root,
 	.read = nck_catalog_read_dist,
 };

@@ -483,16 +483,60 @@ out:
 	return rc;
 }
 
-/* ---- registration ---------------------------------------------------------- */
+/* ---- detection and registration ---------------------------------------------- */
 
-static bool legacy_handles(nck_layout_kind kind)
+/* NeMo 1: model_weights.ckpt at the root (single), or one in every rank
+ * directory (tp, tp_pp: tp_rank_TT_pp_rank_PPP/ names say tp_pp even at PP = 1). */
+static int legacy_detect_nemo(nck_layout *out, const nck_container *c, nck_arena *arena,
+			      nck_diag *diag)
 {
-	return kind == NCK_LAYOUT_NEMO_SINGLE || kind == NCK_LAYOUT_NEMO_TP ||
-	       kind == NCK_LAYOUT_NEMO_TP_PP || kind == NCK_LAYOUT_MEGATRON;
+	const nck_entry *single = nck_detect_find(c, "model_weights.ckpt");
+	int rc;
+
+	out->format = "nemo";
+	out->config = nck_detect_find(c, "model_config.yaml");
+	if (single) {
+		out->kind = NCK_LAYOUT_NEMO_SINGLE;
+		out->name = "single";
+		out->n_ranks = 1;
+		out->ranks = nck_arena_alloc(arena, sizeof(*out->ranks));
+		if (!out->ranks)
+			return -ENOMEM;
+		out->ranks[0].entry = single;
+		return 1;
+	}
+	if ((rc = nck_detect_ranks(out, c, arena, "", "model_weights.ckpt", diag)) <= 0)
+		return rc;
+	out->kind = out->pp > 1 || nck_detect_has_dir(c, "tp_rank_00_pp_rank_000")
+			    ? NCK_LAYOUT_NEMO_TP_PP : NCK_LAYOUT_NEMO_TP;
+	out->name = out->kind == NCK_LAYOUT_NEMO_TP ? "tp" : "tp_pp";
+	return 1;
 }
 
-const nck_catalog_reader nck_catalog_legacy_reader = {
-	.name = "legacy",
-	.handles = legacy_handles,
+/* Megatron-LM: model_optim_rng.pt in every rank directory of the newest
+ * iteration (or of release/, or of the root). */
+static int legacy_detect_megatron(nck_layout *out, const nck_container *c, nck_arena *arena,
+				  nck_diag *diag)
+{
+	const char *iter = nck_detect_megatron_iter(c, arena);
+	int rc = nck_detect_ranks(out, c, arena, iter ? iter : "", "model_optim_rng.pt", diag);
+
+	if (rc <= 0)
+		return rc;
+	out->kind = NCK_LAYOUT_MEGATRON;
+	out->format = "megatron";
+	out->name = out->pp > 1 ? "tp_pp" : "tp";
+	return 1;
+}
+
+const nck_catalog_reader nck_catalog_nemo_legacy_reader = {
+	.name = "nemo legacy",
+	.detect = legacy_detect_nemo,
+	.read = nck_catalog_read_legacy,
+};
+
+const nck_catalog_reader nck_catalog_megatron_legacy_reader = {
+	.name = "megatron legacy",
+	.detect = legacy_detect_megatron,
 	.read = nck_catalog_read_legacy,
 };

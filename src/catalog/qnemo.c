@@ -316,6 +316,16 @@ out:
 
 /* ---- plain safetensors ---------------------------------------------------- */
 
+/* True for a *.safetensors file at the root: what the layout is detected by,
+ * and what is read. */
+static bool st_at_root(const nck_entry *e)
+{
+	size_t n = strlen(e->path);
+
+	return e->kind == NCK_ENTRY_FILE && !strchr(e->path, '/') && n > 12 &&
+	       strcmp(e->path + n - 12, ".safetensors") == 0;
+}
+
 static int nck_catalog_read_safetensors(nck_catalog *cat, nck_diag *diag)
 {
 	const nck_container *c = cat->container;
@@ -323,12 +333,10 @@ static int nck_catalog_read_safetensors(nck_catalog *cat, nck_diag *diag)
 
 	for (size_t i = 0; i < c->n_entries && rc == 0; i++) {
 		const nck_entry *e = &c->entries[i];
-		size_t n = strlen(e->path);
 		nck_st_file *f = NULL;
 		uint32_t fi;
 
-		if (e->kind != NCK_ENTRY_FILE || strchr(e->path, '/') || n <= 12 ||
-		    strcmp(e->path + n - 12, ".safetensors") != 0)
+		if (!st_at_root(e))
 			continue;
 		if ((rc = nck_catalog_add_file(cat, e, &fi, diag)) < 0 ||
 		    (rc = nck_st_open(&f, cat->files[fi].src, 0, e->size, diag)) < 0)
@@ -355,26 +363,47 @@ static int nck_catalog_read_safetensors(nck_catalog *cat, nck_diag *diag)
 	return rc;
 }
 
-/* ---- registration ---------------------------------------------------------- */
+/* ---- detection and registration ---------------------------------------------- */
 
-static bool qnemo_handles(nck_layout_kind kind)
+/* .qnemo: TensorRT-LLM's config.json and the first rank's weights. */
+static int qnemo_detect(nck_layout *out, const nck_container *c, nck_arena *arena, nck_diag *diag)
 {
-	return kind == NCK_LAYOUT_QNEMO;
+	(void)arena;
+	(void)diag;
+	if (!nck_detect_find(c, "config.json") || !nck_detect_find(c, "rank0.safetensors"))
+		return 0;
+	out->kind = NCK_LAYOUT_QNEMO;
+	out->format = "qnemo";
+	out->name = "trtllm";
+	out->config = nck_detect_find(c, "config.json");
+	return 1;
+}
+
+/* A Hugging Face directory: some *.safetensors file at the root. */
+static int safetensors_detect(nck_layout *out, const nck_container *c, nck_arena *arena,
+			      nck_diag *diag)
+{
+	(void)arena;
+	(void)diag;
+	for (size_t i = 0; i < c->n_entries; i++) {
+		if (st_at_root(&c->entries[i])) {
+			out->kind = NCK_LAYOUT_SAFETENSORS;
+			out->format = "safetensors";
+			out->name = "files";
+			return 1;
+		}
+	}
+	return 0;
 }
 
 const nck_catalog_reader nck_catalog_qnemo_reader = {
 	.name = "qnemo",
-	.handles = qnemo_handles,
+	.detect = qnemo_detect,
 	.read = nck_catalog_read_qnemo,
 };
 
-static bool safetensors_handles(nck_layout_kind kind)
-{
-	return kind == NCK_LAYOUT_SAFETENSORS;
-}
-
 const nck_catalog_reader nck_catalog_safetensors_reader = {
 	.name = "safetensors",
-	.handles = safetensors_handles,
+	.detect = safetensors_detect,
 	.read = nck_catalog_read_safetensors,
 };

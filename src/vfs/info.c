@@ -99,11 +99,12 @@ static int info_views(json_t *root, const nck_vfs *vfs)
 }
 
 /* Adds the entry of a view of one layout ("hf", "gguf"): its directory and
- * files (and `architecture` when given), or why the model has none. */
-static int info_fixed(json_t *root, const nck_vfs *vfs, nck_view_kind kind, const char *architecture)
+ * files (and `architecture` when its ops name one), or why the model has none. */
+static int info_fixed(json_t *root, const nck_vfs *vfs, nck_view_kind kind)
 {
 	const nck_viewset *vs = vfs->fixed[kind];
 	const char *name = nck_view_name(kind);
+	const char *architecture = nck_view_get_ops(kind)->architecture;
 	char why[256] = "no tensor catalog";
 	json_t *entry, *files;
 
@@ -143,10 +144,12 @@ int nck_vfs_info_build(nck_vfs *vfs)
 	    json_object_set_new(root, "total_bytes", json_integer((json_int_t)vfs->file_bytes)) ||
 	    json_object_set_new(root, "skipped", json_integer((json_int_t)c->n_skipped)))
 		goto out;
-	if (info_catalog(root, vfs) < 0 || info_gzip(root, c) < 0 || info_views(root, vfs) < 0 ||
-	    info_fixed(root, vfs, NCK_VIEW_HF, "LlamaForCausalLM") < 0 ||
-	    info_fixed(root, vfs, NCK_VIEW_GGUF, NULL) < 0)
+	if (info_catalog(root, vfs) < 0 || info_gzip(root, c) < 0 || info_views(root, vfs) < 0)
 		goto out;
+	for (uint32_t k = 0; k < NCK_VIEW_COUNT; k++)
+		if (nck_view_get_ops((nck_view_kind)k)->info_entry &&
+		    info_fixed(root, vfs, (nck_view_kind)k) < 0)
+			goto out;
 	/* json_string() returns NULL for invalid UTF-8 paths, which fails above. */
 	text = json_dumps(root, JSON_INDENT(2));
 	if (!text)

@@ -144,17 +144,25 @@ static nck_node sets_vfile_node(const nck_vfile *f, const nck_node *dir_proto)
 	} else if (f->kind == NCK_VFILE_MEM) {
 		proto.kind = NCK_NODE_MEM;
 		proto.mem = f->mem;
+	} else if (f->kind == NCK_VFILE_NPY) {
+		proto.kind = NCK_NODE_NPY;
+		proto.tensor = f->tensor;
 	} else {
 		proto.kind = NCK_NODE_RAW;
 		proto.entry = f->member;
 		proto.perm = f->member->mode;
 		proto.size = f->member->size;
+		if (f->member_mtime) {
+			proto.mtime_sec = f->member->mtime_sec;
+			proto.mtime_nsec = f->member->mtime_nsec;
+		}
 	}
 	return proto;
 }
 
-/* Adds a view of one layout (hf/): its set is built now (metadata only) and
- * its files become nodes of the main tree under the view's directory. */
+/* Adds a view of one layout (tensors/, merged/, hf/, gguf/): its set is
+ * built now (metadata only) and its files become nodes of the main tree
+ * under the view's directory. */
 static int sets_add_fixed(nck_vfs *vfs, nck_tree_builder *b, const nck_node *dir, nck_view_kind k)
 {
 	const char *name = nck_view_name(k);

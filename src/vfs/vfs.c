@@ -21,7 +21,6 @@
 #include <unistd.h>
 
 #include "catalog/build.h"
-#include "view/merged.h"
 #include "view/npy.h"
 #include "nemockpt/log.h"
 
@@ -80,42 +79,6 @@ static int vfs_add_raw(nck_vfs *vfs, nck_tree_builder *b)
 	return 0;
 }
 
-/* Adds tensors/<name>.npy for every weight of the catalog (names that
- * cannot be file names are left out with a warning). */
-static int vfs_add_tensors(nck_vfs *vfs, nck_tree_builder *b, const nck_node *dir)
-{
-	int rc;
-
-	if (!vfs->catalog)
-		return 0;
-	if ((rc = nck_tree_add(b, "tensors", dir)) < 0)
-		return rc;
-	for (size_t i = 0; i < nck_catalog_count(vfs->catalog); i++) {
-		const nck_tensor *t = nck_catalog_at(vfs->catalog, i);
-		size_t len = strlen(t->name);
-		nck_node proto = *dir;
-		char *path;
-
-		if (t->role != NCK_ROLE_WEIGHT)
-			continue;
-		if (strchr(t->name, '/') || len + 4 > 255 || len == 0) {
-			nck_log(NCK_LOG_WARN, "tensors/: '%s' is not a valid file name: left out", t->name);
-			continue;
-		}
-		path = nck_arena_alloc(&vfs->arena, len + 13);
-		if (!path)
-			return -ENOMEM;
-		snprintf(path, len + 13, "tensors/%s.npy", t->name);
-		proto.kind = NCK_NODE_NPY;
-		proto.perm = 0444;
-		proto.tensor = t;
-		proto.size = nck_npy_size(t);
-		if ((rc = nck_tree_add(b, path, &proto)) < 0)
-			return rc;
-	}
-	return 0;
-}
-
 const nck_entry *nck_vfs_entry(const nck_vfs *vfs, const char *path)
 {
 	const nck_container *c = vfs->container;
@@ -124,74 +87,6 @@ const nck_entry *nck_vfs_entry(const nck_vfs *vfs, const char *path)
 		if (c->entries[i].kind == NCK_ENTRY_FILE && strcmp(c->entries[i].path, path) == 0)
 			return &c->entries[i];
 	return NULL;
-}
-
-/* Adds merged/: the safetensors files (and index), the config and the
- * tokenizer under plain names (same bytes as their raw/ members). */
-static int vfs_add_merged(nck_vfs *vfs, nck_tree_builder *b, const nck_node *dir)
-{
-	const char *cfg, *tok, *paths[2];
-	nck_node proto;
-	int rc;
-
-	if (!vfs->catalog || nck_catalog_get_info(vfs->catalog)->n_weights == 0)
-		return 0;
-	if ((rc = nck_merged_build(&vfs->merged, vfs->catalog, vfs->opts.shard_size,
-				   vfs->container->path)) < 0 ||
-	    (rc = nck_tree_add(b, "merged", dir)) < 0)
-		return rc;
-	for (size_t s = 0; s < vfs->merged->n_shards; s++) {
-		const nck_merged_shard *sh = &vfs->merged->shards[s];
-		char *path = nck_arena_alloc(&vfs->arena, strlen(sh->name) + 8);
-
-		if (!path)
-			return -ENOMEM;
-		sprintf(path, "merged/%s", sh->name);
-		proto = *dir;
-		proto.kind = NCK_NODE_LAYOUT;
-		proto.perm = 0444;
-		proto.layout = &sh->layout;
-		proto.size = sh->size;
-		if ((rc = nck_tree_add(b, path, &proto)) < 0)
-			return rc;
-	}
-	if (vfs->merged->index_json) {
-		proto = *dir;
-		proto.kind = NCK_NODE_MEM;
-		proto.perm = 0444;
-		proto.mem = vfs->merged->index_json;
-		proto.size = vfs->merged->index_len;
-		if ((rc = nck_tree_add(b, "merged/model.safetensors.index.json", &proto)) < 0)
-			return rc;
-	}
-	nck_catalog_artifacts(vfs->catalog, &cfg, &tok);
-	paths[0] = cfg;
-	paths[1] = tok;
-	for (int i = 0; i < 2; i++) {
-		const nck_entry *e = nck_vfs_entry(vfs, paths[i]);
-		const char *plain;
-		char *path;
-
-		if (!e)
-			continue;
-		plain = nck_artifact_name(e->path);
-		if (strstr(plain, ".safetensors"))
-			continue; /* never shadow the weights */
-		path = nck_arena_alloc(&vfs->arena, strlen(plain) + 8);
-		if (!path)
-			return -ENOMEM;
-		sprintf(path, "merged/%s", plain);
-		proto = *dir;
-		proto.kind = NCK_NODE_RAW;
-		proto.perm = e->mode;
-		proto.mtime_sec = e->mtime_sec;
-		proto.mtime_nsec = e->mtime_nsec;
-		proto.size = e->size;
-		proto.entry = e;
-		if ((rc = nck_tree_add(b, path, &proto)) < 0)
-			return rc;
-	}
-	return 0;
 }
 
 /* Marks the nodes under raw/ (parents have lower inodes than their
@@ -227,7 +122,7 @@ static void vfs_masks(nck_vfs *vfs)
 			 (vfs->catalog ? nck_catalog_source_mode(vfs->catalog) : 0777);
 }
 
-/* Builds the whole tree: raw/ from the container, then info.json. */
+/* Builds the whole tree: raw/ from the container, the view kinds (sets.c), then info.json. */
 static int vfs_build(nck_vfs *vfs, nck_diag *diag)
 {
 	const struct stat *st = &vfs->container->st;
@@ -243,7 +138,6 @@ static int vfs_build(nck_vfs *vfs, nck_diag *diag)
 	info.mtime_nsec = dir.mtime_nsec;
 	if ((rc = nck_tree_builder_init(&b, &vfs->arena, &dir, vfs->container->path)) < 0 ||
 	    (rc = nck_tree_add(&b, "raw", &dir)) < 0 || (rc = vfs_add_raw(vfs, &b)) < 0 ||
-	    (rc = vfs_add_tensors(vfs, &b, &dir)) < 0 || (rc = vfs_add_merged(vfs, &b, &dir)) < 0 ||
 	    (rc = nck_vfs_add_views(vfs, &b, &dir)) < 0 ||
 	    (rc = nck_tree_add(&b, "info.json", &info)) < 0 ||
 	    (rc = nck_tree_build(&vfs->nodes, &vfs->n_nodes, &b)) < 0)
@@ -366,7 +260,6 @@ void nck_vfs_close(nck_vfs *vfs)
 	pthread_mutex_destroy(&vfs->files_lock);
 	nck_vfs_sets_free(vfs);
 	pthread_mutex_destroy(&vfs->sets_lock);
-	nck_merged_free(vfs->merged);
 	nck_catalog_close(vfs->catalog);
 	nck_container_close(vfs->container);
 	nck_arena_dispose(&vfs->arena);

@@ -35,7 +35,6 @@ typedef struct nck_vfs_set {
 struct nck_vfs {
 	nck_container *container; /* owned */
 	nck_catalog *catalog;     /* owned; NULL when it could not be built */
-	struct nck_merged *merged; /* merged/ plan (owned), NULL without a catalog */
 	char catalog_error[512];  /* why, for info.json */
 	nck_arena arena;          /* nodes, names, info.json */
 	nck_node *nodes;          /* inode table; slot 0 unused */
@@ -50,7 +49,7 @@ struct nck_vfs {
 	nck_view_ctx view_ctx;    /* what the views may use */
 	void *config;             /* the config member's bytes (owned) */
 	void *tokenizer;          /* the tokenizer artifact's bytes (owned), or NULL */
-	nck_viewset *fixed[NCK_VIEW_COUNT]; /* views of one layout (hf/), built at mount (owned) */
+	nck_viewset *fixed[NCK_VIEW_COUNT]; /* one-layout views (merged/, hf/...), owned */
 	struct nck_qcache *qcache; /* quantized tensors of qnemo/ (owned) */
 	struct json_t *calib;     /* the calibration file's object (owned), or NULL */
 	/* Built view directories: published with a release store once complete,

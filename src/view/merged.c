@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * merged/ safetensors files (see merged.h): shards planned greedily in
- * name order, each a layout of its header (sthdr.c) and whole tensors.
+ * name order, each a layout of its header (sthdr.c) and whole tensors; and
+ * the merged/ view of the view table (viewset.c) over that plan.
  */
 #include "view/merged.h"
 
@@ -11,6 +12,7 @@
 #include <string.h>
 
 #include "view/sthdr.h"
+#include "view/viewset.h"
 
 /* Default shard size: Hugging Face's save_pretrained default (5 GB spelled
  * as GiB here, as the issue asks). */
@@ -145,4 +147,83 @@ void nck_merged_free(nck_merged *m)
 	free(m->shards);
 	free(m->index_json);
 	free(m);
+}
+
+/* ---- the merged/ view (view_ops) ------------------------------------------- */
+
+/* merged/ needs weights, of any model. */
+int nck_merged_view_check(const nck_view_ctx *ctx, nck_view_kind kind, uint32_t T, uint32_t P,
+			  char *why, size_t why_len)
+{
+	(void)kind;
+	(void)T;
+	(void)P;
+	if (nck_catalog_get_info(ctx->cat)->n_weights == 0) {
+		snprintf(why, why_len, "no weights");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static void merged_free_priv(void *m)
+{
+	nck_merged_free(m);
+}
+
+/* The container's file at `path`, or NULL. */
+static const nck_entry *merged_member(const nck_container *c, const char *path)
+{
+	for (size_t i = 0; path && i < c->n_entries; i++)
+		if (c->entries[i].kind == NCK_ENTRY_FILE && strcmp(c->entries[i].path, path) == 0)
+			return &c->entries[i];
+	return NULL;
+}
+
+/* The safetensors files (and index), then the config and the tokenizer
+ * under plain names, with their members' bytes and times (as in raw/). */
+int nck_merged_view_build(nck_viewset *vs, const nck_view_ctx *ctx, nck_view_kind kind,
+			  uint32_t T, uint32_t P)
+{
+	const char *paths[2];
+	nck_merged *m;
+	nck_vfile *f;
+	int rc;
+
+	(void)kind;
+	(void)T;
+	(void)P;
+	if ((rc = nck_merged_build(&m, ctx->cat, ctx->shard_size, ctx->source)) < 0)
+		return rc;
+	vs->priv = m;
+	vs->free_priv = merged_free_priv;
+	for (size_t s = 0; s < m->n_shards; s++) {
+		if (!(f = nck_viewset_add(vs, m->shards[s].name, NCK_VFILE_LAYOUT)))
+			return -ENOMEM;
+		/* The set disposes its files' layouts: the file takes the shard's. */
+		f->layout = m->shards[s].layout;
+		memset(&m->shards[s].layout, 0, sizeof(m->shards[s].layout));
+		f->size = m->shards[s].size;
+	}
+	if (m->index_json) {
+		if (!(f = nck_viewset_add(vs, "model.safetensors.index.json", NCK_VFILE_MEM)))
+			return -ENOMEM;
+		f->mem = m->index_json;
+		f->size = m->index_len;
+	}
+	nck_catalog_artifacts(ctx->cat, &paths[0], &paths[1]);
+	for (int i = 0; i < 2; i++) {
+		const nck_entry *e = merged_member(ctx->container, paths[i]);
+		const char *plain;
+
+		if (!e)
+			continue;
+		plain = nck_artifact_name(e->path);
+		if (strstr(plain, ".safetensors"))
+			continue; /* never shadow the weights */
+		if (!(f = nck_viewset_add(vs, plain, NCK_VFILE_MEMBER)))
+			return -ENOMEM;
+		f->member = e;
+		f->member_mtime = true;
+	}
+	return 0;
 }

@@ -4,7 +4,8 @@
  * the data are gathered by the catalog's reader, then widened in place when
  * the stored dtype has no NumPy equivalent: bf16 is the upper half of an
  * IEEE float32 (exact), fp8 E4M3 (OCP "fn": no infinities, 0x7f/0xff NaN) and
- * E5M2 (the upper byte of an IEEE half) are decoded exactly.
+ * E5M2 (the upper byte of an IEEE half) are decoded exactly. The tensors/
+ * view of the view table (viewset.c) lists one such file per weight.
  */
 #include "view/npy.h"
 
@@ -13,6 +14,9 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+
+#include "nemockpt/log.h"
+#include "view/viewset.h"
 
 /* Stored elements widened per chunk of output. */
 #define NPY_WIDEN_BLOCK 4096
@@ -177,6 +181,51 @@ int nck_npy_read(const nck_catalog *cat, const nck_tensor *t, uint64_t off, void
 		p += bytes;
 		dpos += bytes;
 		len -= bytes;
+	}
+	return 0;
+}
+
+/* ---- the tensors/ view (view_ops) ------------------------------------------ */
+
+/* Every catalog with a table has tensors/, empty or not. */
+int nck_tensors_check(const nck_view_ctx *ctx, nck_view_kind kind, uint32_t T, uint32_t P,
+		      char *why, size_t why_len)
+{
+	(void)ctx;
+	(void)kind;
+	(void)T;
+	(void)P;
+	(void)why;
+	(void)why_len;
+	return 0;
+}
+
+/* <name>.npy for every weight (names that cannot be file names are left
+ * out with a warning). */
+int nck_tensors_build(nck_viewset *vs, const nck_view_ctx *ctx, nck_view_kind kind, uint32_t T,
+		      uint32_t P)
+{
+	(void)kind;
+	(void)T;
+	(void)P;
+	for (size_t i = 0; i < nck_catalog_count(ctx->cat); i++) {
+		const nck_tensor *t = nck_catalog_at(ctx->cat, i);
+		size_t len = strlen(t->name);
+		char path[256];
+		nck_vfile *f;
+
+		if (t->role != NCK_ROLE_WEIGHT)
+			continue;
+		if (strchr(t->name, '/') || len + 4 > 255 || len == 0) {
+			nck_log(NCK_LOG_WARN, "tensors/: '%s' is not a valid file name: left out",
+				t->name);
+			continue;
+		}
+		snprintf(path, sizeof(path), "%s.npy", t->name);
+		if (!(f = nck_viewset_add(vs, path, NCK_VFILE_NPY)))
+			return -ENOMEM;
+		f->tensor = t;
+		f->size = nck_npy_size(t);
 	}
 	return 0;
 }

@@ -31,34 +31,53 @@ static int viewset_shard_check(const nck_view_ctx *ctx, nck_view_kind kind, uint
 {
 	nck_model_facts m;
 
+	(void)kind;
 	nck_catalog_model(ctx->cat, &m);
-	if (kind == NCK_VIEW_NEMO && !viewset_nemo_config(ctx)) {
-		snprintf(why, why_len, "no NeMo 1 model_config.yaml to rewrite");
-		return -EINVAL;
-	}
 	if (T == 0 && P == 0)
 		return 0;
 	return nck_shard_check(&m, T, P, why, why_len) < 0 ? -EINVAL : 0;
 }
 
-/* The view kinds, in the order their directories are added. */
+/* nemo/ also needs the config it rewrites. */
+static int viewset_nemo_check(const nck_view_ctx *ctx, nck_view_kind kind, uint32_t T, uint32_t P,
+			      char *why, size_t why_len)
+{
+	if (!viewset_nemo_config(ctx)) {
+		snprintf(why, why_len, "no NeMo 1 model_config.yaml to rewrite");
+		return -EINVAL;
+	}
+	return viewset_shard_check(ctx, kind, T, P, why, why_len);
+}
+
+/* The view kinds, in the order their directories are added (after raw/). */
 static const nck_view_ops view_ops[NCK_VIEW_COUNT] = {
+	[NCK_VIEW_TENSORS] = { .abi = NCK_VIEW_OPS_ABI, .name = "tensors", .layouts = false,
+			       .check = nck_tensors_check, .build = nck_tensors_build },
+	[NCK_VIEW_MERGED] = { .abi = NCK_VIEW_OPS_ABI, .name = "merged", .layouts = false,
+			      .check = nck_merged_view_check, .build = nck_merged_view_build },
 	[NCK_VIEW_RANKS] = { .abi = NCK_VIEW_OPS_ABI, .name = "ranks", .layouts = true,
-			     .check = viewset_shard_check, .build = nck_ranks_build },
+			     .gpt_only = true, .check = viewset_shard_check,
+			     .build = nck_ranks_build },
 	[NCK_VIEW_NEMO] = { .abi = NCK_VIEW_OPS_ABI, .name = "nemo", .layouts = true,
-			    .check = viewset_shard_check, .build = nck_nemo_build },
+			    .gpt_only = true, .check = viewset_nemo_check, .build = nck_nemo_build },
 	[NCK_VIEW_QNEMO_BF16] = { .abi = NCK_VIEW_OPS_ABI, .name = "qnemo/bf16", .layouts = true,
-				  .check = nck_trtllm_check, .build = nck_trtllm_build },
+				  .gpt_only = true, .check = nck_trtllm_check,
+				  .build = nck_trtllm_build },
 	[NCK_VIEW_QNEMO_FP8] = { .abi = NCK_VIEW_OPS_ABI, .name = "qnemo/fp8", .layouts = true,
-				 .check = nck_trtllm_check, .build = nck_trtllm_build },
+				 .gpt_only = true, .check = nck_trtllm_check,
+				 .build = nck_trtllm_build },
 	[NCK_VIEW_QNEMO_INT4] = { .abi = NCK_VIEW_OPS_ABI, .name = "qnemo/int4_awq", .layouts = true,
-				  .check = nck_trtllm_check, .build = nck_trtllm_build },
+				  .gpt_only = true, .check = nck_trtllm_check,
+				  .build = nck_trtllm_build },
 	[NCK_VIEW_QNEMO_NVFP4] = { .abi = NCK_VIEW_OPS_ABI, .name = "qnemo/nvfp4", .layouts = true,
-				   .check = nck_trtllm_check, .build = nck_trtllm_build },
-	[NCK_VIEW_HF] = { .abi = NCK_VIEW_OPS_ABI, .name = "hf", .layouts = false,
+				   .gpt_only = true, .check = nck_trtllm_check,
+				   .build = nck_trtllm_build },
+	[NCK_VIEW_HF] = { .abi = NCK_VIEW_OPS_ABI, .name = "hf", .layouts = false, .gpt_only = true,
+			  .info_entry = true, .architecture = "LlamaForCausalLM",
 			  .check = nck_hf_check, .build = nck_hf_build },
 	[NCK_VIEW_GGUF] = { .abi = NCK_VIEW_OPS_ABI, .name = "gguf", .layouts = false,
-			    .check = nck_gguf_check, .build = nck_gguf_build },
+			    .gpt_only = true, .info_entry = true, .check = nck_gguf_check,
+			    .build = nck_gguf_build },
 };
 
 const nck_view_ops *nck_view_get_ops(nck_view_kind kind)
@@ -107,7 +126,7 @@ bool nck_view_applies_why(const nck_view_ctx *ctx, nck_view_kind kind, char *why
 	nck_model_facts m;
 
 	nck_catalog_model(ctx->cat, &m);
-	if (!m.gpt || nck_catalog_get_info(ctx->cat)->n_weights == 0) {
+	if (view_ops[kind].gpt_only && (!m.gpt || nck_catalog_get_info(ctx->cat)->n_weights == 0)) {
 		snprintf(why, why_len, "not a Megatron GPT checkpoint");
 		return false;
 	}

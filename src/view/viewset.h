@@ -3,7 +3,7 @@
  * View sets: the files of one directory of a view, such as ranks/tp2pp1/,
  * nemo/tp4pp1/ or hf/ (metadata only: names, sizes, headers and layouts; no
  * tensor data): built when a tpXppY directory is first looked up, or at
- * mount for a view of one layout (hf/).
+ * mount for a view of one layout (tensors/, merged/, hf/, gguf/).
  *
  * A view kind answers three questions: which (T, P) a directory may name
  * (nck_view_check), which it lists by default (nck_view_listing), and what
@@ -26,7 +26,9 @@
 #include "view/layout.h"
 
 typedef enum nck_view_kind {
-	NCK_VIEW_RANKS = 0,   /* ranks/tpXppY/rank{R}.safetensors */
+	NCK_VIEW_TENSORS = 0, /* tensors/<name>.npy: each weight as a NumPy file (one layout) */
+	NCK_VIEW_MERGED,      /* merged/: weights as safetensors, config, tokenizer (one layout) */
+	NCK_VIEW_RANKS,       /* ranks/tpXppY/rank{R}.safetensors */
 	NCK_VIEW_NEMO,        /* nemo/tpXppY/: an extracted .nemo at that layout */
 	NCK_VIEW_QNEMO_BF16,  /* qnemo/bf16/tpXppY/: a TensorRT-LLM checkpoint, model dtype */
 	NCK_VIEW_QNEMO_FP8,   /* qnemo/fp8/tpXppY/: FP8 weights */
@@ -69,6 +71,7 @@ typedef enum nck_vfile_kind {
 	NCK_VFILE_LAYOUT = 0, /* bytes from `layout` */
 	NCK_VFILE_MEM = 1,    /* `size` bytes at `mem` */
 	NCK_VFILE_MEMBER = 2, /* the container member `member`, as it is */
+	NCK_VFILE_NPY = 3,    /* the catalog tensor `tensor` as a .npy file (npy.h) */
 } nck_vfile_kind;
 
 typedef struct nck_vfile {
@@ -76,8 +79,10 @@ typedef struct nck_vfile {
 	nck_vfile_kind kind;
 	nck_layout layout;
 	const void *mem;
-	uint64_t size;        /* LAYOUT and MEM */
+	uint64_t size;        /* LAYOUT, MEM and NPY */
 	const nck_entry *member;
+	bool member_mtime;    /* MEMBER: shown with the member's mtime (merged/), else the view's */
+	const nck_tensor *tensor; /* NPY */
 } nck_vfile;
 
 struct nck_viewset {
@@ -91,7 +96,9 @@ struct nck_viewset {
 };
 
 /*
- * A view kind (libarchive's registration pattern: one table in viewset.c).
+ * A view kind (libarchive's registration pattern: one table in viewset.c,
+ * which the vfs walks: sets.c adds every kind's directory, info.c the entry
+ * of every view of one layout; neither names a kind).
  * `check` answers whether the view applies (T = P = 0) and whether (T, P)
  * is valid: 0, or -EINVAL with the reason in why. `build` adds the files of
  * (T, P) to the set: 0, -ENOENT, -ENOMEM, -E2BIG.
@@ -100,13 +107,16 @@ typedef struct nck_view_ops {
 	uint32_t abi;         /* NCK_VIEW_OPS_ABI */
 	const char *name;     /* directory under the mount root */
 	bool layouts;         /* tpXppY subdirectories; else the directory is the one set (T = P = 1) */
+	bool gpt_only;        /* applies to a Megatron GPT with weights only (before `check`) */
+	bool info_entry;      /* a view of one layout with its own info.json entry */
+	const char *architecture; /* with info_entry: the entry's "architecture", or NULL */
 	int (*check)(const nck_view_ctx *ctx, nck_view_kind kind, uint32_t T, uint32_t P, char *why,
 		     size_t why_len);
 	int (*build)(nck_viewset *vs, const nck_view_ctx *ctx, nck_view_kind kind, uint32_t T,
 		     uint32_t P);
 } nck_view_ops;
 
-#define NCK_VIEW_OPS_ABI 1
+#define NCK_VIEW_OPS_ABI 2
 
 /* The ops of a kind. */
 const nck_view_ops *nck_view_get_ops(nck_view_kind kind);
@@ -154,6 +164,10 @@ nck_vfile *nck_viewset_add(nck_viewset *vs, const char *path, nck_vfile_kind kin
 int nck_viewset_own(nck_viewset *vs, void *p);
 
 /* The builders of each view kind (their nck_view_ops members). */
+int nck_tensors_build(nck_viewset *vs, const nck_view_ctx *ctx, nck_view_kind kind, uint32_t T,
+		      uint32_t P);
+int nck_merged_view_build(nck_viewset *vs, const nck_view_ctx *ctx, nck_view_kind kind,
+			  uint32_t T, uint32_t P);
 int nck_ranks_build(nck_viewset *vs, const nck_view_ctx *ctx, nck_view_kind kind, uint32_t T,
 		    uint32_t P);
 int nck_nemo_build(nck_viewset *vs, const nck_view_ctx *ctx, nck_view_kind kind, uint32_t T,
@@ -166,6 +180,10 @@ int nck_gguf_build(nck_viewset *vs, const nck_view_ctx *ctx, nck_view_kind kind,
 		   uint32_t P);
 
 /* The checks of each view kind. */
+int nck_tensors_check(const nck_view_ctx *ctx, nck_view_kind kind, uint32_t T, uint32_t P,
+		      char *why, size_t why_len);
+int nck_merged_view_check(const nck_view_ctx *ctx, nck_view_kind kind, uint32_t T, uint32_t P,
+			  char *why, size_t why_len);
 int nck_trtllm_check(const nck_view_ctx *ctx, nck_view_kind kind, uint32_t T, uint32_t P,
 		     char *why, size_t why_len);
 int nck_hf_check(const nck_view_ctx *ctx, nck_view_kind kind, uint32_t T, uint32_t P, char *why,

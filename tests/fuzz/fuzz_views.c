@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * libFuzzer target for the re-sharding views: a tar archive in memory is
- * cataloged, then every listed ranks/, nemo/ and qnemo/ layout is built
- * (shard rules, safetensors headers, torch.save plans, the YAML rewrite,
- * TensorRT-LLM names and quantization) and each of its files is read whole. A read may fail with EIO (damaged data) but
+ * libFuzzer target for the views: a tar archive in memory is cataloged,
+ * then every listed layout of every view kind is built (merged/ headers,
+ * shard rules, safetensors headers, torch.save plans, the YAML rewrite,
+ * TensorRT-LLM names and quantization, hf/ and gguf/) and each of its
+ * layout files is read whole. A read may fail with EIO (damaged data) but
  * never with anything else, and nothing may crash.
  */
 #include <errno.h>
