@@ -735,42 +735,6 @@ static bool remote_all_on_disk(remote *r, uint64_t first, uint64_t last)
 	return ok;
 }
 
-static int64_t remote_pread(void *impl, void *buf, size_t len, uint64_t off)
-{
-	remote *r = impl;
-	unsigned char *dst = buf;
-	uint64_t first = off / r->bs, last = (off + len - 1) / r->bs;
-	bool seq = atomic_exchange(&r->last_end, off + len) == off && off > 0;
-	size_t done = 0;
-	int rc;
-
-	if (atomic_load(&r->changed))
-		return -EIO;
-	if (remote_from_record(r, buf, len, off))
-		return (int64_t)len;
-	if (len < REMOTE_SMALL && remote_read_exact(r, first, last) &&
-	    !remote_all_on_disk(r, first, last)) {
-		rc = remote_fetch(r, buf, off, len);
-		return rc < 0 ? rc : (int64_t)len;
-	}
-	for (uint64_t i = first; i <= last; i++) {
-		uint64_t start = i * r->bs, pos = off + done;
-		size_t n = (size_t)(start + rb_len(r, i) - pos);
-		rblock *b;
-
-		if (n > len - done)
-			n = len - done;
-		if ((rc = remote_block_get(r, i, last, &b)) < 0)
-			return rc;
-		memcpy(dst + done, b->data + (pos - start), n);
-		remote_block_put(r, b);
-		done += n;
-	}
-	if (seq)
-		remote_readahead(r, last);
-	return (int64_t)len;
-}
-
 static void remote_unmap(void *impl, nck_loan *m)
 {
 	for (int i = 0; i < m->n; i++)
@@ -778,23 +742,18 @@ static void remote_unmap(void *impl, nck_loan *m)
 	m->n = 0;
 }
 
-/* Lends the blocks of a read, referenced, so the reply is written from the
- * cache itself (one copy less than remote_pread). What pread serves another
- * way (the record, small uncached reads) or a read over NCK_LOAN_MAX
- * blocks is -ENOTSUP. */
-static int remote_map(void *impl, uint64_t off, size_t len, nck_loan *m)
+/*
+ * Gets the blocks of [off, off+len) (NCK_LOAN_MAX at most), READY and
+ * referenced, into m: the pieces of them the range covers, in order. A read
+ * that continues the previous one queues the readahead window after them.
+ */
+static int remote_hold(remote *r, uint64_t off, size_t len, nck_loan *m)
 {
-	remote *r = impl;
 	uint64_t first = off / r->bs, last = (off + len - 1) / r->bs;
+	bool seq = atomic_exchange(&r->last_end, off + len) == off && off > 0;
 	size_t done = 0;
-	bool seq;
 	int rc;
 
-	if (atomic_load(&r->changed))
-		return -EIO;
-	if (len < REMOTE_SMALL || last - first >= NCK_LOAN_MAX || remote_from_record(r, NULL, len, off))
-		return -ENOTSUP;
-	seq = atomic_exchange(&r->last_end, off + len) == off && off > 0;
 	m->n = 0;
 	for (uint64_t i = first; i <= last; i++) {
 		uint64_t start = i * r->bs, pos = off + done;
@@ -814,6 +773,54 @@ static int remote_map(void *impl, uint64_t off, size_t len, nck_loan *m)
 	if (seq)
 		remote_readahead(r, last);
 	return 0;
+}
+
+static int64_t remote_pread(void *impl, void *buf, size_t len, uint64_t off)
+{
+	remote *r = impl;
+	unsigned char *dst = buf;
+	/* Bytes whose blocks fit one hold however they are aligned. */
+	size_t step = (size_t)((NCK_LOAN_MAX - 1) * r->bs);
+	int rc;
+
+	if (atomic_load(&r->changed))
+		return -EIO;
+	if (remote_from_record(r, buf, len, off))
+		return (int64_t)len;
+	if (len < REMOTE_SMALL && remote_read_exact(r, off / r->bs, (off + len - 1) / r->bs) &&
+	    !remote_all_on_disk(r, off / r->bs, (off + len - 1) / r->bs)) {
+		rc = remote_fetch(r, buf, off, len);
+		return rc < 0 ? rc : (int64_t)len;
+	}
+	for (size_t done = 0; done < len;) {
+		size_t n = len - done < step ? len - done : step;
+		nck_loan m;
+
+		if ((rc = remote_hold(r, off + done, n, &m)) < 0)
+			return rc;
+		for (int j = 0; j < m.n; j++) {
+			memcpy(dst + done, m.iov[j].iov_base, m.iov[j].iov_len);
+			done += m.iov[j].iov_len;
+		}
+		remote_unmap(r, &m);
+	}
+	return (int64_t)len;
+}
+
+/* Lends the blocks of a read, referenced, so the reply is written from the
+ * cache itself (one copy less than remote_pread). What pread serves another
+ * way (the record, small uncached reads) or a read over NCK_LOAN_MAX
+ * blocks is -ENOTSUP. */
+static int remote_map(void *impl, uint64_t off, size_t len, nck_loan *m)
+{
+	remote *r = impl;
+
+	if (atomic_load(&r->changed))
+		return -EIO;
+	if (len < REMOTE_SMALL || (off + len - 1) / r->bs - off / r->bs >= NCK_LOAN_MAX ||
+	    remote_from_record(r, NULL, len, off))
+		return -ENOTSUP;
+	return remote_hold(r, off, len, m);
 }
 
 static int remote_check(void *impl)

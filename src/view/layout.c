@@ -128,30 +128,57 @@ static int layout_seg_read(const nck_catalog *cat, const nck_seg *s, uint64_t in
 	return -EINVAL;
 }
 
-int nck_layout_read(const nck_catalog *cat, const nck_layout *l, uint64_t off, void *buf,
-		    size_t len)
+/* What a walk over the segments of a byte range does with each piece:
+ * bytes [in, in+n) of segment s, at file offset `off`. */
+typedef int (*layout_step_fn)(const nck_seg *s, uint64_t in, size_t n, uint64_t off, void *arg);
+
+/* Walks the segments of file bytes [off, off+len) in order; stops at the
+ * first error. -EINVAL past the end. */
+static int layout_walk(const nck_layout *l, uint64_t off, size_t len, layout_step_fn step,
+		       void *arg)
 {
-	unsigned char *p = buf;
-	int rc;
+	int rc = 0;
 
 	if (off > l->size || len > l->size - off)
 		return -EINVAL;
-	for (size_t i = len ? layout_find(l, off) : l->n; len > 0 && i < l->n; i++) {
+	for (size_t i = len ? layout_find(l, off) : l->n; len > 0 && i < l->n && rc == 0; i++) {
 		const nck_seg *s = &l->segs[i];
 		uint64_t in = off - s->off, left = s->len - in;
 		size_t n = left < len ? (size_t)left : len;
 
-		if ((rc = layout_seg_read(cat, s, in, p, n)) < 0)
-			return rc;
-		p += n;
+		rc = step(s, in, n, off, arg);
 		off += n;
 		len -= n;
 	}
-	return 0;
+	return rc;
+}
+
+typedef struct layout_reader {
+	const nck_catalog *cat;
+	unsigned char *p;
+} layout_reader;
+
+static int layout_read_step(const nck_seg *s, uint64_t in, size_t n, uint64_t off, void *arg)
+{
+	layout_reader *rd = arg;
+	int rc = layout_seg_read(rd->cat, s, in, rd->p, n);
+
+	(void)off;
+	rd->p += n;
+	return rc < 0 ? rc : 0;
+}
+
+int nck_layout_read(const nck_catalog *cat, const nck_layout *l, uint64_t off, void *buf,
+		    size_t len)
+{
+	layout_reader rd = { .cat = cat, .p = buf };
+
+	return layout_walk(l, off, len, layout_read_step, &rd);
 }
 
 /* The planner's state: a pending copy piece, merged while adjacent. */
 typedef struct layout_planner {
+	const nck_catalog *cat;
 	nck_piece_cb cb;
 	void *payload;
 	uint64_t copy_pos, copy_len;
@@ -214,53 +241,50 @@ static int layout_run(void *payload, const nck_src *src, uint64_t pos, uint64_t 
 	return layout_put(pl, NCK_PIECE_FD, fd, nck_src_base(src) + pos, NULL, len);
 }
 
+typedef struct layout_sourcer {
+	const nck_catalog *cat;
+	nck_gather_cb cb;
+	void *payload;
+} layout_sourcer;
+
+static int layout_sources_step(const nck_seg *s, uint64_t in, size_t n, uint64_t off, void *arg)
+{
+	layout_sourcer *so = arg;
+
+	(void)off;
+	if (s->kind != NCK_SEG_WIN)
+		return 0;
+	return nck_catalog_gather(so->cat, s->t, s->col0, s->ncols, s->pos + in, n, so->cb,
+				  so->payload);
+}
+
 int nck_layout_sources(const nck_catalog *cat, const nck_layout *l, uint64_t off, size_t len,
 		       nck_gather_cb cb, void *payload)
 {
-	int rc = 0;
+	layout_sourcer so = { .cat = cat, .cb = cb, .payload = payload };
 
-	if (off > l->size || len > l->size - off)
-		return -EINVAL;
-	for (size_t i = len ? layout_find(l, off) : l->n; len > 0 && i < l->n && rc == 0; i++) {
-		const nck_seg *s = &l->segs[i];
-		uint64_t in = off - s->off, left = s->len - in;
-		size_t n = left < len ? (size_t)left : len;
+	return layout_walk(l, off, len, layout_sources_step, &so);
+}
 
-		if (s->kind == NCK_SEG_WIN)
-			rc = nck_catalog_gather(cat, s->t, s->col0, s->ncols, s->pos + in, n, cb,
-						payload);
-		off += n;
-		len -= n;
-	}
-	return rc;
+static int layout_plan_step(const nck_seg *s, uint64_t in, size_t n, uint64_t off, void *arg)
+{
+	layout_planner *pl = arg;
+	int rc;
+
+	if (s->kind == NCK_SEG_MEM)
+		return layout_put(pl, NCK_PIECE_MEM, -1, 0, (const char *)s->mem + in, n);
+	if (s->kind != NCK_SEG_WIN)
+		return layout_put_copy(pl, off, n);
+	pl->file_at = off;
+	rc = nck_catalog_gather(pl->cat, s->t, s->col0, s->ncols, s->pos + in, n, layout_run, pl);
+	return rc == -LAYOUT_STOP ? layout_put_copy(pl, off + pl->stop_at, n - pl->stop_at) : rc;
 }
 
 int nck_layout_plan(const nck_catalog *cat, const nck_layout *l, uint64_t off, size_t len,
 		    nck_piece_cb cb, void *payload)
 {
-	layout_planner pl = { .cb = cb, .payload = payload };
-	int rc = 0;
+	layout_planner pl = { .cat = cat, .cb = cb, .payload = payload };
+	int rc = layout_walk(l, off, len, layout_plan_step, &pl);
 
-	if (off > l->size || len > l->size - off)
-		return -EINVAL;
-	for (size_t i = len ? layout_find(l, off) : l->n; len > 0 && i < l->n && rc == 0; i++) {
-		const nck_seg *s = &l->segs[i];
-		uint64_t in = off - s->off, left = s->len - in;
-		size_t n = left < len ? (size_t)left : len;
-
-		if (s->kind == NCK_SEG_MEM) {
-			rc = layout_put(&pl, NCK_PIECE_MEM, -1, 0, (const char *)s->mem + in, n);
-		} else if (s->kind == NCK_SEG_WIN) {
-			pl.file_at = off;
-			rc = nck_catalog_gather(cat, s->t, s->col0, s->ncols, s->pos + in, n,
-						layout_run, &pl);
-			if (rc == -LAYOUT_STOP)
-				rc = layout_put_copy(&pl, off + pl.stop_at, n - pl.stop_at);
-		} else {
-			rc = layout_put_copy(&pl, off, n);
-		}
-		off += n;
-		len -= n;
-	}
 	return rc < 0 ? rc : layout_flush(&pl);
 }
