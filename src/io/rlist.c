@@ -157,8 +157,42 @@ static void rlist_free(void *impl)
 	free(l);
 }
 
+/* The object that holds all of [off, off+len), and where in it; NULL when
+ * the range crosses objects (or the object cannot be opened). */
+static nck_src *rlist_within(rlist *l, uint64_t off, size_t len, uint64_t *in)
+{
+	size_t i = l->n ? rlist_find(l, off) : 0;
+	const nck_remote_member *m = &l->members[i];
+
+	if (!l->n || off < m->offset || off - m->offset >= m->size || len > m->size - (off - m->offset))
+		return NULL;
+	*in = off - m->offset;
+	return rlist_obj(l, i);
+}
+
+/* A range inside one object is lent by that object's source (nck_src_map
+ * keeps the lender in the loan, so it is given back there). */
+static int rlist_map(void *impl, uint64_t off, size_t len, nck_loan *m)
+{
+	uint64_t in;
+	nck_src *src = rlist_within(impl, off, len, &in);
+
+	return src ? nck_src_map(src, in, len, m) : -ENOTSUP;
+}
+
+static void rlist_willneed(void *impl, uint64_t off, size_t len)
+{
+	uint64_t in;
+	nck_src *src = rlist_within(impl, off, len, &in);
+
+	if (src)
+		nck_src_willneed(src, in, len);
+}
+
 static const nck_src_vtab rlist_vtab = {
 	.pread = rlist_pread,
+	.map = rlist_map,
+	.willneed = rlist_willneed,
 	.check = rlist_check,
 	.stat = rlist_stat,
 	.free = rlist_free,

@@ -211,12 +211,15 @@ int nck_src_map(const nck_src *src, uint64_t off, size_t len, nck_loan *m)
 	}
 	if (!src->vt || !src->vt->map || len == 0)
 		return -ENOTSUP;
-	if ((rc = src->vt->map(src->impl, off, len, m)) < 0) {
-		m->n = 0;
-		return rc;
-	}
+	/* Set first: a source that lends through another (a listing through
+	 * its object) has the inner nck_src_map() name the real lender. */
 	m->vt = src->vt;
 	m->impl = src->impl;
+	if ((rc = src->vt->map(src->impl, off, len, m)) < 0) {
+		m->n = 0;
+		m->vt = NULL;
+		return rc;
+	}
 	return 0;
 }
 
