@@ -53,9 +53,9 @@ _Static_assert(sizeof(fuse_ino_t) >= sizeof(uint64_t), "fuse_ino_t holds 64-bit 
 #define OPS_TIMEOUT 86400.0
 /* Most extents one read is answered with. */
 #define OPS_MAX_EXTENTS 16
-/* Most of them whose memory is borrowed from the source (a tar member of a
- * remote source is one extent; the rest are copied). */
-#define OPS_MAX_LOANS 2
+/* Most of them whose memory is borrowed from the source (a tar member or a
+ * view file's runs of a remote source; the rest are copied). */
+#define OPS_MAX_LOANS 4
 /* d_ino of names listed before their inode exists (never 0: some tools
  * skip such entries). */
 #define OPS_UNLINKED_INO 0xFFFFFFFFull

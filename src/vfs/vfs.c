@@ -509,6 +509,9 @@ static int vfs_piece(void *payload, nck_piece_kind kind, int fd, uint64_t pos, c
 		c->ext[c->n++] = (nck_extent){ .kind = NCK_EXTENT_FD, .fd = fd, .pos = pos, .len = len };
 	else if (kind == NCK_PIECE_MEM)
 		c->ext[c->n++] = (nck_extent){ .kind = NCK_EXTENT_MEM, .mem = mem, .len = len };
+	else if (kind == NCK_PIECE_SRC)
+		c->ext[c->n++] = (nck_extent){ .kind = NCK_EXTENT_SRC, .src = mem, .pos = pos,
+					       .len = len };
 	else
 		c->ext[c->n++] = (nck_extent){ .kind = NCK_EXTENT_GEN, .src = c->node,
 					       .mem = c->vfs->catalog, .pos = pos, .len = len };

@@ -223,7 +223,8 @@ static int layout_put(layout_planner *pl, nck_piece_kind kind, int fd, uint64_t 
 /* Stops the planning of a window at its first short run (internal). */
 #define LAYOUT_STOP ECANCELED
 
-/* A gather run of a window segment: spliced when file-backed and large. A
+/* A gather run of a window segment: spliced when file-backed and large,
+ * handed on as a source run when large in a source without an fd. A
  * short run means a strided window (row-parallel columns, a transposed
  * chunk) whose runs are all short: the rest of the segment is copied, so
  * it is not walked run by run twice. */
@@ -237,7 +238,7 @@ static int layout_run(void *payload, const nck_src *src, uint64_t pos, uint64_t 
 		return -LAYOUT_STOP;
 	}
 	if (fd < 0)
-		return layout_put_copy(pl, pl->file_at + dst, len);
+		return layout_put(pl, NCK_PIECE_SRC, -1, pos, src, len);
 	return layout_put(pl, NCK_PIECE_FD, fd, nck_src_base(src) + pos, NULL, len);
 }
 

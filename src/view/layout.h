@@ -76,6 +76,8 @@ typedef enum nck_piece_kind {
 	NCK_PIECE_FD = 0,   /* len bytes of fd at pos: splice them */
 	NCK_PIECE_MEM = 1,  /* len bytes at mem */
 	NCK_PIECE_COPY = 2, /* bytes [pos, pos+len) of the file: fill with nck_layout_read */
+	NCK_PIECE_SRC = 3,  /* len bytes at pos of the nck_src `mem`, which has no fd (a
+			     * remote or gzip source): read it, or borrow its memory */
 } nck_piece_kind;
 
 /* Receives the pieces of a planned read, in file order. Returns 0, or a
