@@ -43,6 +43,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <openssl/evp.h>
 #include <zlib.h>
@@ -58,6 +59,9 @@
 #define REMOTE_SMALL (16u * 1024u)
 #define REMOTE_RA_BYTES (32u << 20)
 #define REMOTE_WORKERS 4
+/* A readahead worker with nothing to do for this long exits (a listing has
+ * a source per object: only those being read keep threads). */
+#define REMOTE_WORKER_IDLE_S 5
 #define REMOTE_QUEUE 64
 #define REMOTE_RECORD_MAX (64u << 20)
 #define REMOTE_CACHE_DEFAULT (256u << 20)
@@ -108,9 +112,9 @@ typedef struct remote {
 	rrun queue[REMOTE_QUEUE];
 	size_t q_head, q_len;
 	bool stop;
-	pthread_t workers[REMOTE_WORKERS];
-	size_t n_workers;
-	bool workers_tried;      /* started at the first readahead (lock) */
+	pthread_cond_t gone;     /* a worker exited */
+	size_t n_workers;        /* readahead workers alive (lock) */
+	size_t n_idle;           /* ... of them waiting for a run (lock) */
 	atomic_uint_fast64_t last_end; /* where the previous read ended */
 	atomic_bool changed;     /* the object changed: every read fails */
 	/* record of fetched ranges (lock) */
@@ -630,10 +634,19 @@ static void *remote_worker(void *arg)
 	pthread_mutex_lock(&r->lock);
 	for (;;) {
 		rrun run;
+		bool idle = false;
 
-		while (!r->stop && r->q_len == 0)
-			pthread_cond_wait(&r->work, &r->lock);
-		if (r->stop)
+		while (!r->stop && r->q_len == 0 && !idle) {
+			struct timespec until;
+
+			clock_gettime(CLOCK_REALTIME, &until);
+			until.tv_sec += REMOTE_WORKER_IDLE_S;
+			r->n_idle++;
+			idle = pthread_cond_timedwait(&r->work, &r->lock, &until) == ETIMEDOUT &&
+			       r->q_len == 0;
+			r->n_idle--;
+		}
+		if (r->stop || idle)
 			break;
 		run = r->queue[r->q_head];
 		r->q_head = (r->q_head + 1) % REMOTE_QUEUE;
@@ -642,13 +655,34 @@ static void *remote_worker(void *arg)
 		remote_load_run(r, run.first, run.n, UINT64_MAX, NULL);
 		pthread_mutex_lock(&r->lock);
 	}
+	/* Detached: remote_free waits for the count to reach 0. */
+	r->n_workers--;
+	pthread_cond_broadcast(&r->gone);
 	pthread_mutex_unlock(&r->lock);
 	return NULL;
 }
 
-/* Queues the EMPTY blocks first..last as runs for the workers (started
- * here the first time: an object that is never streamed, like most
- * members of a listing, costs no threads). */
+/* Starts one more (detached) worker (lock held). False if none could be. */
+static bool remote_spawn(remote *r)
+{
+	pthread_attr_t a;
+	pthread_t t;
+	bool ok;
+
+	if (pthread_attr_init(&a) != 0)
+		return false;
+	ok = pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED) == 0 &&
+	     pthread_create(&t, &a, remote_worker, r) == 0;
+	pthread_attr_destroy(&a);
+	if (ok)
+		r->n_workers++;
+	return ok;
+}
+
+/* Queues the EMPTY blocks first..last as runs for the workers, started
+ * here as the queue needs them (up to REMOTE_WORKERS; an object that is
+ * never streamed, like most members of a listing, costs no threads, and
+ * idle ones exit). */
 static void remote_queue(remote *r, uint64_t first, uint64_t last)
 {
 	if (atomic_load(&r->changed) || first >= r->n_blocks)
@@ -656,15 +690,12 @@ static void remote_queue(remote *r, uint64_t first, uint64_t last)
 	if (last >= r->n_blocks)
 		last = r->n_blocks - 1;
 	pthread_mutex_lock(&r->lock);
-	if (!r->workers_tried) {
-		r->workers_tried = true;
-		for (size_t i = 0; i < REMOTE_WORKERS; i++) {
-			if (pthread_create(&r->workers[i], NULL, remote_worker, r) != 0)
-				break;
-			r->n_workers++;
-		}
+	/* A worker first: a run claimed (LOADING) must have one to load it. */
+	if (r->stop || (r->n_workers == 0 && !remote_spawn(r))) {
+		pthread_mutex_unlock(&r->lock);
+		return;
 	}
-	for (uint64_t i = first; i <= last && r->n_workers && r->q_len < REMOTE_QUEUE && !r->stop;) {
+	for (uint64_t i = first; i <= last && r->q_len < REMOTE_QUEUE;) {
 		uint32_t n;
 
 		if (r->blocks[i].state != RB_EMPTY) {
@@ -676,6 +707,8 @@ static void remote_queue(remote *r, uint64_t first, uint64_t last)
 		r->q_len++;
 		i += n;
 	}
+	while (r->n_workers < REMOTE_WORKERS && r->n_idle < r->q_len && remote_spawn(r))
+		;
 	pthread_cond_broadcast(&r->work);
 	pthread_mutex_unlock(&r->lock);
 }
@@ -742,15 +775,22 @@ static void remote_unmap(void *impl, nck_loan *m)
 	m->n = 0;
 }
 
+/* True when a read of [off, off+len) continues the previous one (once per
+ * read: its own steps do not count). */
+static bool remote_sequential(remote *r, uint64_t off, size_t len)
+{
+	return atomic_exchange(&r->last_end, off + len) == off && off > 0;
+}
+
 /*
  * Gets the blocks of [off, off+len) (NCK_LOAN_MAX at most), READY and
- * referenced, into m: the pieces of them the range covers, in order. A read
- * that continues the previous one queues the readahead window after them.
+ * referenced, into m: the pieces of them the range covers, in order. A miss
+ * fetches the run of missing blocks up to block `claim_last` (the end of the
+ * whole read) in one request.
  */
-static int remote_hold(remote *r, uint64_t off, size_t len, nck_loan *m)
+static int remote_hold(remote *r, uint64_t off, size_t len, uint64_t claim_last, nck_loan *m)
 {
 	uint64_t first = off / r->bs, last = (off + len - 1) / r->bs;
-	bool seq = atomic_exchange(&r->last_end, off + len) == off && off > 0;
 	size_t done = 0;
 	int rc;
 
@@ -762,7 +802,7 @@ static int remote_hold(remote *r, uint64_t off, size_t len, nck_loan *m)
 
 		if (n > len - done)
 			n = len - done;
-		if ((rc = remote_block_get(r, i, last, &b)) < 0) {
+		if ((rc = remote_block_get(r, i, claim_last > last ? claim_last : last, &b)) < 0) {
 			remote_unmap(r, m);
 			return rc;
 		}
@@ -770,8 +810,6 @@ static int remote_hold(remote *r, uint64_t off, size_t len, nck_loan *m)
 		m->iov[m->n++] = (struct iovec){ .iov_base = b->data + (pos - start), .iov_len = n };
 		done += n;
 	}
-	if (seq)
-		remote_readahead(r, last);
 	return 0;
 }
 
@@ -779,31 +817,36 @@ static int64_t remote_pread(void *impl, void *buf, size_t len, uint64_t off)
 {
 	remote *r = impl;
 	unsigned char *dst = buf;
-	/* Bytes whose blocks fit one hold however they are aligned. */
-	size_t step = (size_t)((NCK_LOAN_MAX - 1) * r->bs);
+	uint64_t first = off / r->bs, last = (off + len - 1) / r->bs;
+	bool seq = remote_sequential(r, off, len);
 	int rc;
 
 	if (atomic_load(&r->changed))
 		return -EIO;
 	if (remote_from_record(r, buf, len, off))
 		return (int64_t)len;
-	if (len < REMOTE_SMALL && remote_read_exact(r, off / r->bs, (off + len - 1) / r->bs) &&
-	    !remote_all_on_disk(r, off / r->bs, (off + len - 1) / r->bs)) {
+	if (len < REMOTE_SMALL && remote_read_exact(r, first, last) &&
+	    !remote_all_on_disk(r, first, last)) {
 		rc = remote_fetch(r, buf, off, len);
 		return rc < 0 ? rc : (int64_t)len;
 	}
+	/* A block at a time: a copy pins one block, and a miss still fetches
+	 * the run up to the read's end. */
 	for (size_t done = 0; done < len;) {
-		size_t n = len - done < step ? len - done : step;
+		uint64_t pos = off + done;
+		size_t n = (size_t)(r->bs - pos % r->bs);
 		nck_loan m;
 
-		if ((rc = remote_hold(r, off + done, n, &m)) < 0)
+		if (n > len - done)
+			n = len - done;
+		if ((rc = remote_hold(r, pos, n, last, &m)) < 0)
 			return rc;
-		for (int j = 0; j < m.n; j++) {
-			memcpy(dst + done, m.iov[j].iov_base, m.iov[j].iov_len);
-			done += m.iov[j].iov_len;
-		}
+		memcpy(dst + done, m.iov[0].iov_base, n);
+		done += n;
 		remote_unmap(r, &m);
 	}
+	if (seq)
+		remote_readahead(r, last);
 	return (int64_t)len;
 }
 
@@ -814,13 +857,19 @@ static int64_t remote_pread(void *impl, void *buf, size_t len, uint64_t off)
 static int remote_map(void *impl, uint64_t off, size_t len, nck_loan *m)
 {
 	remote *r = impl;
+	uint64_t last = (off + len - 1) / r->bs;
+	bool seq;
+	int rc;
 
 	if (atomic_load(&r->changed))
 		return -EIO;
-	if (len < REMOTE_SMALL || (off + len - 1) / r->bs - off / r->bs >= NCK_LOAN_MAX ||
+	if (len < REMOTE_SMALL || last - off / r->bs >= NCK_LOAN_MAX ||
 	    remote_from_record(r, NULL, len, off))
 		return -ENOTSUP;
-	return remote_hold(r, off, len, m);
+	seq = remote_sequential(r, off, len);
+	if ((rc = remote_hold(r, off, len, last, m)) == 0 && seq)
+		remote_readahead(r, last);
+	return rc;
 }
 
 static int remote_check(void *impl)
@@ -846,9 +895,20 @@ static void remote_free(void *impl)
 	pthread_mutex_lock(&r->lock);
 	r->stop = true;
 	pthread_cond_broadcast(&r->work);
+	while (r->n_workers)
+		pthread_cond_wait(&r->gone, &r->lock);
 	pthread_mutex_unlock(&r->lock);
-	for (size_t i = 0; i < r->n_workers; i++)
-		pthread_join(r->workers[i], NULL);
+	if (r->blocks) {
+		uint64_t held = 0;
+
+		for (uint64_t i = 0; i < r->n_blocks; i++)
+			held += r->blocks[i].refs != 0;
+		/* Every read and loan has given its blocks back by now: a count
+		 * here is a reference leaked (or put twice), which tests catch. */
+		if (held)
+			nck_log(NCK_LOG_ERROR, "%s: %" PRIu64 " cached blocks still referenced at close",
+				r->display, held);
+	}
 	if (r->blocks)
 		for (uint64_t i = 0; i < r->n_blocks; i++)
 			free(r->blocks[i].data);
@@ -856,6 +916,7 @@ static void remote_free(void *impl)
 	for (size_t i = 0; i < r->n_rec; i++)
 		free(r->rec[i].data);
 	free(r->rec);
+	pthread_cond_destroy(&r->gone);
 	pthread_cond_destroy(&r->work);
 	pthread_cond_destroy(&r->cond);
 	pthread_mutex_destroy(&r->lock);
@@ -960,6 +1021,7 @@ static int remote_new(nck_src **out, const char *url, const nck_remote_opts *opt
 	pthread_mutex_init(&r->lock, NULL);
 	pthread_cond_init(&r->cond, NULL);
 	pthread_cond_init(&r->work, NULL);
+	pthread_cond_init(&r->gone, NULL);
 	remote_fnv(key, url);
 	r->display = strdup(disp);
 	r->url_key = strdup(key);

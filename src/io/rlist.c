@@ -39,6 +39,7 @@ typedef struct rlist {
 	uint64_t size;
 	struct stat st;
 	pthread_mutex_t lock;
+	bool sealed; /* the mount is built: objects opened from now on are sealed at once (lock) */
 } rlist;
 
 static const nck_src_vtab rlist_vtab;
@@ -64,6 +65,11 @@ static nck_src *rlist_obj(rlist *l, size_t i)
 			o->failed = true;
 			src = NULL;
 		} else {
+			/* After the mount nothing is recorded for a second mount, and
+			 * small reads go through the blocks, as for an object open
+			 * when the listing was sealed. */
+			if (l->sealed)
+				(void)nck_src_remote_seal(src);
 			atomic_store(&o->src, src);
 		}
 	}
@@ -313,6 +319,9 @@ int nck_remote_listing_seal(nck_src *src)
 	rlist *l = nck_src_impl_of(src);
 	int rc = 0;
 
+	pthread_mutex_lock(&l->lock);
+	l->sealed = true;
+	pthread_mutex_unlock(&l->lock);
 	for (size_t i = 0; i < l->n; i++) {
 		nck_src *o = atomic_load(&l->objs[i].src);
 		int r = o ? nck_src_remote_seal(o) : 0;

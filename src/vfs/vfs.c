@@ -520,22 +520,43 @@ static int vfs_piece(void *payload, nck_piece_kind kind, int fd, uint64_t pos, c
 
 /* Prefetch advice, coalesced: the runs of a strided window (row-parallel
  * columns) are short and interleave between a few sources, so each source
- * keeps a pending range that grows while the runs stay within a gap of it. */
+ * keeps a pending range that grows while the runs stay within a gap of it.
+ * Ranges are advised in the order they were opened (a remote source queues
+ * them first come, first fetched), and a window of tiny runs (a transposed
+ * chunk: one element each) stops being walked after VFS_ADVICE_RUNS. */
 #define VFS_ADVICE_SLOTS 16
 #define VFS_ADVICE_GAP (64u << 10)
+#define VFS_ADVICE_RUNS 65536
 
 typedef struct vfs_advice {
 	struct {
 		const nck_src *src;
 		uint64_t pos, len;
 	} slot[VFS_ADVICE_SLOTS];
-	size_t n;
+	size_t n, last; /* slots in use; the one the previous run went to */
+	size_t runs;
 } vfs_advice;
 
-static void vfs_advice_flush(vfs_advice *a, size_t i)
+/* Advises the oldest pending range. */
+static void vfs_advice_flush(vfs_advice *a)
 {
-	nck_src_willneed(a->slot[i].src, a->slot[i].pos, (size_t)a->slot[i].len);
-	a->slot[i] = a->slot[--a->n];
+	nck_src_willneed(a->slot[0].src, a->slot[0].pos, (size_t)a->slot[0].len);
+	memmove(&a->slot[0], &a->slot[1], (a->n - 1) * sizeof(a->slot[0]));
+	a->n--;
+	a->last = 0;
+}
+
+/* Grows slot i by the run at pos if it is that slot's source and near it. */
+static bool vfs_advice_grow(vfs_advice *a, size_t i, const nck_src *src, uint64_t pos, size_t len)
+{
+	uint64_t end = a->slot[i].pos + a->slot[i].len;
+
+	if (a->slot[i].src != src || pos < a->slot[i].pos || pos > end + VFS_ADVICE_GAP)
+		return false;
+	if (pos + len > end)
+		a->slot[i].len = pos + len - a->slot[i].pos;
+	a->last = i;
+	return true;
 }
 
 /* One source run of the prefetch window. */
@@ -544,21 +565,19 @@ static int vfs_advise(void *payload, const nck_src *src, uint64_t pos, uint64_t 
 	vfs_advice *a = payload;
 
 	(void)dst;
-	for (size_t i = 0; i < a->n; i++) {
-		uint64_t end = a->slot[i].pos + a->slot[i].len;
-
-		if (a->slot[i].src == src && pos >= a->slot[i].pos && pos <= end + VFS_ADVICE_GAP) {
-			if (pos + len > end)
-				a->slot[i].len = pos + len - a->slot[i].pos;
+	if (++a->runs > VFS_ADVICE_RUNS)
+		return -ECANCELED;
+	if (a->last < a->n && vfs_advice_grow(a, a->last, src, pos, len))
+		return 0;
+	for (size_t i = 0; i < a->n; i++)
+		if (vfs_advice_grow(a, i, src, pos, len))
 			return 0;
-		}
-	}
 	if (a->n == VFS_ADVICE_SLOTS)
-		vfs_advice_flush(a, 0);
+		vfs_advice_flush(a);
 	a->slot[a->n].src = src;
 	a->slot[a->n].pos = pos;
 	a->slot[a->n].len = len;
-	a->n++;
+	a->last = a->n++;
 	return 0;
 }
 
@@ -597,7 +616,7 @@ static void vfs_prefetch(const nck_vfs *vfs, const nck_node *n, vfs_ra *ra, uint
 		(void)nck_layout_sources(vfs->catalog, n->layout, from, (size_t)(to - from),
 					 vfs_advise, &a);
 		while (a.n)
-			vfs_advice_flush(&a, a.n - 1);
+			vfs_advice_flush(&a);
 	}
 }
 
