@@ -259,6 +259,7 @@ int nck_src_open_remote_listing(nck_src **out, const nck_remote_member **members
 	nck_s3_object *objs = NULL;
 	size_t n = 0;
 	rlist *l;
+	bool ok;
 	int rc;
 
 	*out = NULL;
@@ -280,10 +281,14 @@ int nck_src_open_remote_listing(nck_src **out, const nck_remote_member **members
 		l->opts.cache_size = total / 16 > (16u << 20) ? total / 16 : 16u << 20;
 	}
 	l->display = strdup(disp);
-	if (!l->display | !rlist_dup(&l->opts.token_file, opts->token_file) |
-	    !rlist_dup(&l->opts.ca_file, opts->ca_file) |
-	    !rlist_dup(&l->opts.cache_dir, opts->cache_dir) |
-	    !rlist_dup(&l->opts.endpoint, opts->endpoint)) {
+	/* Every string is duplicated (none skipped after a failure): rlist_free
+	 * frees them all, so none may still be the caller's. */
+	ok = l->display != NULL;
+	ok = rlist_dup(&l->opts.token_file, opts->token_file) && ok;
+	ok = rlist_dup(&l->opts.ca_file, opts->ca_file) && ok;
+	ok = rlist_dup(&l->opts.cache_dir, opts->cache_dir) && ok;
+	ok = rlist_dup(&l->opts.endpoint, opts->endpoint) && ok;
+	if (!ok) {
 		rlist_free(l);
 		return nck_diag_set(diag, -ENOMEM, disp, -1, "out of memory");
 	}
