@@ -445,10 +445,11 @@ static void ops_log_read_error(fuse_ino_t ino, int rc)
 			strerror(-rc), rc == -EIO ? " (was the source changed?)" : "");
 }
 
-/* Copies the NCK_EXTENT_SRC and _GEN extents (gzip members, computed views) into one buffer of at
- * most the request's size, and points them at it as memory extents.
- * *buf_out is NULL when there are none. 0, -EIO or -ENOMEM. */
-static int ops_copy_src_extents(nck_extent *ext, size_t n, void **buf_out)
+/* Copies the extents of `kind` (NCK_EXTENT_SRC: gzip members, reads a
+ * source would not lend; NCK_EXTENT_GEN: computed views) into one buffer
+ * and points them at it as memory extents. *buf_out is NULL when there are
+ * none. 0, -EIO or -ENOMEM. */
+static int ops_copy_extents(nck_extent *ext, size_t n, nck_extent_kind kind, void **buf_out)
 {
 	size_t total = 0, at = 0;
 	char *buf;
@@ -456,7 +457,7 @@ static int ops_copy_src_extents(nck_extent *ext, size_t n, void **buf_out)
 
 	*buf_out = NULL;
 	for (size_t i = 0; i < n; i++)
-		if (ext[i].kind == NCK_EXTENT_SRC || ext[i].kind == NCK_EXTENT_GEN)
+		if (ext[i].kind == kind)
 			total += ext[i].len;
 	if (total == 0)
 		return 0;
@@ -464,7 +465,7 @@ static int ops_copy_src_extents(nck_extent *ext, size_t n, void **buf_out)
 	if (!buf)
 		return -ENOMEM;
 	for (size_t i = 0; i < n; i++) {
-		if (ext[i].kind != NCK_EXTENT_SRC && ext[i].kind != NCK_EXTENT_GEN)
+		if (ext[i].kind != kind)
 			continue;
 		if ((rc = nck_vfs_extent_read(&ext[i], buf + at)) < 0) {
 			free(buf);
@@ -482,7 +483,7 @@ static int ops_copy_src_extents(nck_extent *ext, size_t n, void **buf_out)
  * Borrows the memory of up to OPS_MAX_LOANS NCK_EXTENT_SRC extents from
  * their source (a remote source's block cache) so the reply is written from
  * it without a copy: each becomes an NCK_EXTENT_MEM extent with mem NULL
- * and loan_of[i] its loan; the rest stay for ops_copy_src_extents().
+ * and loan_of[i] its loan; the rest stay for ops_copy_extents().
  * 0, or -EIO / -ENOMEM with every loan given back.
  */
 static int ops_lend_src_extents(nck_extent *ext, size_t n, nck_loan *loans, size_t *n_loans,
@@ -533,20 +534,25 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	nck_loan loans[OPS_MAX_LOANS];
 	int loan_of[OPS_MAX_EXTENTS];
 	size_t n = 0, n_loans = 0;
-	void *copy = NULL;
+	void *copy = NULL, *copy_src = NULL;
 	int rc = nck_vfs_read(ops_vfs(req), file, off < 0 ? 0 : (uint64_t)off, size, ext,
 			      OPS_MAX_EXTENTS, &n);
 	bool has_fd = rc == 0 && ops_has_fd(ext, n);
 
-	/* Only memory: one writev, from lent memory where the source has it.
+	/* Computed pieces first (they may read a remote source), then the
+	 * loans, so blocks are held only while the rest is copied. Only
+	 * memory: one writev, from lent memory where the source has it.
 	 * Splicing memory would copy it twice (into the pipe, then into the
 	 * FUSE page); splice pays off for fd data only. */
+	if (rc == 0)
+		rc = ops_copy_extents(ext, n, NCK_EXTENT_GEN, &copy);
 	if (rc == 0 && !has_fd)
 		rc = ops_lend_src_extents(ext, n, loans, &n_loans, loan_of);
-	if (rc == 0 && (rc = ops_copy_src_extents(ext, n, &copy)) < 0)
+	if (rc == 0 && (rc = ops_copy_extents(ext, n, NCK_EXTENT_SRC, &copy_src)) < 0)
 		while (n_loans)
 			nck_vfs_loan_return(&loans[--n_loans]);
 	if (rc < 0) {
+		free(copy);
 		ops_log_read_error(ino, rc);
 		fuse_reply_err(req, rc == -ENOMEM || rc == -EINTR ? -rc : EIO);
 		return;
@@ -565,10 +571,11 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 				iov[k++] = loans[loan_of[i]].iov[j];
 		}
 		fuse_reply_iov(req, iov, k);
-		/* The reply has been written: the loans and the copy are free. */
+		/* The reply has been written: the loans and the copies are free. */
 		while (n_loans)
 			nck_vfs_loan_return(&loans[--n_loans]);
 		free(copy);
+		free(copy_src);
 		return;
 	}
 	memset(&v, 0, sizeof(v));
@@ -587,7 +594,9 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		}
 	}
 	fuse_reply_data(req, &v.bv, FUSE_BUF_SPLICE_MOVE);
-	free(copy); /* the reply has been written: nothing refers to it any more */
+	/* The reply has been written: nothing refers to the copies any more. */
+	free(copy);
+	free(copy_src);
 }
 
 /* ---- everything that would write ------------------------------------------- */
