@@ -42,6 +42,7 @@
 #include "io/afile.h"
 #include "nemockpt/log.h"
 #include "util/ckd.h"
+#include "util/fnv.h"
 
 #define GZP_MAGIC   "NCKGZIX\n"
 #define GZP_VERSION 1u
@@ -72,17 +73,9 @@ static uint64_t gzp_get(const unsigned char *p, int n)
 
 /* ---- fingerprint ---------------------------------------------------------------- */
 
-/* FNV-1a 64 over `len` bytes. */
-static uint64_t gzp_fnv(uint64_t h, const unsigned char *p, size_t len)
-{
-	for (size_t i = 0; i < len; i++)
-		h = (h ^ p[i]) * 0x100000001b3ull;
-	return h;
-}
-
 int nck_gz_fingerprint(uint64_t *out, const nck_src *file)
 {
-	uint64_t size = nck_src_size(file), h = 0xcbf29ce484222325ull;
+	uint64_t size = nck_src_size(file), h = NCK_FNV1A_INIT;
 	size_t n = size < GZP_FP_ENDS ? (size_t)size : GZP_FP_ENDS;
 	unsigned char *buf = malloc(GZP_FP_ENDS), dec[GZP_FP_OUT], sz[8];
 	z_stream z;
@@ -91,10 +84,10 @@ int nck_gz_fingerprint(uint64_t *out, const nck_src *file)
 	if (!buf)
 		return -ENOMEM;
 	gzp_put(sz, size, 8);
-	h = gzp_fnv(h, sz, 8);
+	h = nck_fnv1a(h, sz, 8);
 	if (nck_src_pread(file, buf, n, 0) != (int64_t)n)
 		goto out;
-	h = gzp_fnv(h, buf, n);
+	h = nck_fnv1a(h, buf, n);
 	/* The first 4 KiB of output (what decompression gives, as far as it goes). */
 	memset(&z, 0, sizeof(z));
 	if (inflateInit2(&z, 15 + 16) == Z_OK) {
@@ -103,12 +96,12 @@ int nck_gz_fingerprint(uint64_t *out, const nck_src *file)
 		z.next_out = dec;
 		z.avail_out = sizeof(dec);
 		(void)inflate(&z, Z_SYNC_FLUSH);
-		h = gzp_fnv(h, dec, sizeof(dec) - z.avail_out);
+		h = nck_fnv1a(h, dec, sizeof(dec) - z.avail_out);
 		inflateEnd(&z);
 	}
 	if (nck_src_pread(file, buf, n, size - n) != (int64_t)n)
 		goto out;
-	h = gzp_fnv(h, buf, n);
+	h = nck_fnv1a(h, buf, n);
 	*out = h;
 	rc = 0;
 out:

@@ -52,6 +52,7 @@
 #include "io/http_int.h"
 #include "io/rdisk.h"
 #include "nemockpt/log.h"
+#include "util/fnv.h"
 
 #define REMOTE_BLOCK_MIN (64u * 1024u)
 #define REMOTE_MAX_BLOCKS (1u << 20)
@@ -124,7 +125,7 @@ typedef struct remote {
 	size_t n_loaded;         /* the first n_loaded came from the file (sorted) */
 	bool sealed;
 	nck_rdisk *disk;         /* blocks kept on disk, or NULL */
-	uint64_t disk_key;       /* FNV-1a 64 of URL, ETag and size */
+	uint64_t disk_key;       /* 64 bits of SHA-256 of URL, ETag and size */
 } remote;
 
 static const nck_src_vtab remote_vtab;
@@ -159,11 +160,7 @@ void nck_url_redact(char *out, size_t n, const char *url)
 /* FNV-1a 64 of `s` as 16 hex digits into out[17]. */
 static void remote_fnv(char out[17], const char *s)
 {
-	uint64_t h = 0xcbf29ce484222325ull;
-
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
-	snprintf(out, 17, "%016" PRIx64, h);
+	snprintf(out, 17, "%016" PRIx64, nck_fnv1a_str(NCK_FNV1A_INIT, s));
 }
 
 /* ---- record ----------------------------------------------------------------------- */

@@ -9,16 +9,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* FNV-1a, 64-bit. */
+#include "util/fnv.h"
+
 static size_t strmap_hash(const char *s)
 {
-	uint64_t h = 1469598103934665603ull;
-
-	for (; *s; s++) {
-		h ^= (unsigned char)*s;
-		h *= 1099511628211ull;
-	}
-	return (size_t)h;
+	return (size_t)nck_fnv1a_str(NCK_FNV1A_INIT, s);
 }
 
 void nck_strmap_dispose(nck_strmap *map)
