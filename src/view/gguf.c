@@ -182,61 +182,35 @@ static void gguf_rows(gguf_build *b, const nck_tensor *src, int64_t layer, const
 }
 
 /* The whole of src. */
-static void gguf_whole(gguf_build *b, const nck_tensor *src, int64_t layer, const char *part)
-{
-	if (src)
-		gguf_rows(b, src, layer, part, 0, src->ndim ? src->shape[0] : 1);
-}
-
 /*
- * attn_q, attn_k, attn_v of a QKV weight or bias: the heads of Megatron's
- * group order (B.2); attn_v as row pieces, attn_q and attn_k as a row
- * mapping read by gguf_fn_perm (ggml's order, 1.9), so a large model's
- * tables do not hold one segment per row.
+ * Adds `part` of src as row pieces, as hf/ does, except attn_q and attn_k:
+ * they keep the QKV's query or key rows as a mapping read by gguf_fn_perm
+ * (Megatron's group order, B.2, to ggml's rotary order, 1.9), so a large
+ * model's tables do not hold one segment per row.
  */
-static void gguf_qkv(gguf_build *b, const nck_tensor *src, int64_t layer, bool bias)
+static void gguf_part(gguf_build *b, const nck_tensor *src, int64_t layer, const char *part,
+		      nck_gpt_part which)
 {
-	static const char *const parts[2][3] = {
-	    {"attn_q.weight", "attn_k.weight", "attn_v.weight"},
-	    {"attn_q.bias", "attn_k.bias", "attn_v.bias"},
-	};
-	const nck_gpt_model *gm = b->gm;
-	gguf_tensor *t;
+	gguf_tensor *t = gguf_add(b, src, layer, part);
 
-	for (int kind = 0; src && kind < 3; kind++) {
-		uint64_t heads = kind == 0 ? gm->n : gm->G;
-
-		if (!(t = gguf_add(b, src, layer, parts[bias][kind])))
-			return;
-		if (kind < 2) {
-			t->perm = kind;
-			t->cut.rows = heads * gm->d;
-			continue;
-		}
-		for (uint64_t h = 0; h < heads; h++)
-			nck_gpt_cut_rows(&t->cut, nck_gpt_qkv_row(gm, kind, h), gm->d, false);
+	if (!t)
+		return;
+	if (which == NCK_GPT_PART_Q || which == NCK_GPT_PART_K) {
+		t->perm = which == NCK_GPT_PART_Q ? 0 : 1;
+		t->cut.rows = (which == NCK_GPT_PART_Q ? b->gm->n : b->gm->G) * b->gm->d;
+		return;
 	}
+	nck_gpt_cut_part(&t->cut, b->gm, which);
 }
 
 /* The tensors of layer g under llama.cpp's names. */
 static void gguf_layer(gguf_build *b, uint64_t layer)
 {
-	const nck_tensor *const *l = b->gm->layer[layer];
-	int64_t g = (int64_t)layer;
-	uint64_t f = b->gm->f;
+	for (size_t i = 0; i < nck_gpt_n_layer_exports; i++) {
+		const nck_gpt_export *x = &nck_gpt_layer_exports[i];
 
-	gguf_whole(b, l[NCK_GPT_IN_LN_W], g, "attn_norm.weight");
-	gguf_qkv(b, l[NCK_GPT_QKV_W], g, false);
-	gguf_qkv(b, l[NCK_GPT_QKV_B], g, true);
-	gguf_whole(b, l[NCK_GPT_DENSE_W], g, "attn_output.weight");
-	gguf_whole(b, l[NCK_GPT_DENSE_B], g, "attn_output.bias");
-	gguf_whole(b, l[NCK_GPT_POST_LN_W], g, "ffn_norm.weight");
-	gguf_rows(b, l[NCK_GPT_FC1_W], g, "ffn_gate.weight", 0, f);
-	gguf_rows(b, l[NCK_GPT_FC1_B], g, "ffn_gate.bias", 0, f);
-	gguf_rows(b, l[NCK_GPT_FC1_W], g, "ffn_up.weight", f, f);
-	gguf_rows(b, l[NCK_GPT_FC1_B], g, "ffn_up.bias", f, f);
-	gguf_whole(b, l[NCK_GPT_FC2_W], g, "ffn_down.weight");
-	gguf_whole(b, l[NCK_GPT_FC2_B], g, "ffn_down.bias");
+		gguf_part(b, b->gm->layer[layer][x->role], (int64_t)layer, x->gguf, x->part);
+	}
 }
 
 /* Every tensor in model order, with its ggml shape. */
@@ -247,7 +221,7 @@ static int gguf_tensors(gguf_build *b)
 	gguf_rows(b, gm->emb, -1, "token_embd.weight", 0, b->vocab);
 	for (uint64_t g = 0; g < gm->L; g++)
 		gguf_layer(b, g);
-	gguf_whole(b, gm->ln_f_w, -1, "output_norm.weight");
+	gguf_part(b, gm->ln_f_w, -1, "output_norm.weight", NCK_GPT_PART_ALL);
 	gguf_rows(b, gm->lm_head, -1, "output.weight", 0, b->vocab);
 	for (size_t i = 0; i < b->n; i++) {
 		gguf_tensor *t = &b->t[i];

@@ -310,6 +310,50 @@ void nck_gpt_cut_init(nck_gpt_cut *c, const nck_tensor *src)
 	c->ncols = src->ndim == 2 ? src->shape[1] : 1;
 }
 
+const nck_gpt_export nck_gpt_layer_exports[] = {
+	{ NCK_GPT_IN_LN_W, NCK_GPT_PART_ALL, "input_layernorm.weight", "attn_norm.weight" },
+	{ NCK_GPT_QKV_W, NCK_GPT_PART_Q, "self_attn.q_proj.weight", "attn_q.weight" },
+	{ NCK_GPT_QKV_W, NCK_GPT_PART_K, "self_attn.k_proj.weight", "attn_k.weight" },
+	{ NCK_GPT_QKV_W, NCK_GPT_PART_V, "self_attn.v_proj.weight", "attn_v.weight" },
+	{ NCK_GPT_QKV_B, NCK_GPT_PART_Q, "self_attn.q_proj.bias", "attn_q.bias" },
+	{ NCK_GPT_QKV_B, NCK_GPT_PART_K, "self_attn.k_proj.bias", "attn_k.bias" },
+	{ NCK_GPT_QKV_B, NCK_GPT_PART_V, "self_attn.v_proj.bias", "attn_v.bias" },
+	{ NCK_GPT_DENSE_W, NCK_GPT_PART_ALL, "self_attn.o_proj.weight", "attn_output.weight" },
+	{ NCK_GPT_DENSE_B, NCK_GPT_PART_ALL, "self_attn.o_proj.bias", "attn_output.bias" },
+	{ NCK_GPT_POST_LN_W, NCK_GPT_PART_ALL, "post_attention_layernorm.weight", "ffn_norm.weight" },
+	{ NCK_GPT_FC1_W, NCK_GPT_PART_GATE, "mlp.gate_proj.weight", "ffn_gate.weight" },
+	{ NCK_GPT_FC1_B, NCK_GPT_PART_GATE, "mlp.gate_proj.bias", "ffn_gate.bias" },
+	{ NCK_GPT_FC1_W, NCK_GPT_PART_UP, "mlp.up_proj.weight", "ffn_up.weight" },
+	{ NCK_GPT_FC1_B, NCK_GPT_PART_UP, "mlp.up_proj.bias", "ffn_up.bias" },
+	{ NCK_GPT_FC2_W, NCK_GPT_PART_ALL, "mlp.down_proj.weight", "ffn_down.weight" },
+	{ NCK_GPT_FC2_B, NCK_GPT_PART_ALL, "mlp.down_proj.bias", "ffn_down.bias" },
+};
+const size_t nck_gpt_n_layer_exports = sizeof(nck_gpt_layer_exports) / sizeof(nck_gpt_layer_exports[0]);
+
+void nck_gpt_cut_part(nck_gpt_cut *c, const nck_gpt_model *gm, nck_gpt_part part)
+{
+	const nck_tensor *src = c->src;
+	int kind = part == NCK_GPT_PART_Q ? 0 : part == NCK_GPT_PART_K ? 1 : 2;
+
+	switch (part) {
+	case NCK_GPT_PART_ALL:
+		nck_gpt_cut_rows(c, 0, src->ndim ? src->shape[0] : 1, false);
+		break;
+	case NCK_GPT_PART_GATE:
+		nck_gpt_cut_rows(c, 0, gm->f, false);
+		break;
+	case NCK_GPT_PART_UP:
+		nck_gpt_cut_rows(c, gm->f, gm->f, false);
+		break;
+	case NCK_GPT_PART_Q:
+	case NCK_GPT_PART_K:
+	case NCK_GPT_PART_V:
+		for (uint64_t h = 0; h < (kind == 0 ? gm->n : gm->G); h++)
+			nck_gpt_cut_rows(c, nck_gpt_qkv_row(gm, kind, h), gm->d, false);
+		break;
+	}
+}
+
 void nck_gpt_cut_rows(nck_gpt_cut *c, uint64_t row0, uint64_t rows, bool zero)
 {
 	struct nck_gpt_piece *p = c->n_pieces ? &c->pieces[c->n_pieces - 1] : NULL;

@@ -94,6 +94,31 @@ void nck_gpt_cut_rows(nck_gpt_cut *c, uint64_t row0, uint64_t rows, bool zero);
 /* Frees the pieces. NULL-safe. */
 void nck_gpt_cut_dispose(nck_gpt_cut *c);
 
+/* Which rows of its source tensor an exported tensor (hf/, gguf/) holds. */
+typedef enum nck_gpt_part {
+	NCK_GPT_PART_ALL,  /* every row */
+	NCK_GPT_PART_Q,    /* a QKV's query rows, head by head (spec A.4) */
+	NCK_GPT_PART_K,    /* its key rows, KV head by KV head */
+	NCK_GPT_PART_V,    /* its value rows */
+	NCK_GPT_PART_GATE, /* fc1's first f rows (spec A.5) */
+	NCK_GPT_PART_UP,   /* fc1's last f rows */
+} nck_gpt_part;
+
+/* One tensor of a layer as Hugging Face and llama.cpp name it. */
+typedef struct nck_gpt_export {
+	nck_gpt_role role;
+	nck_gpt_part part;
+	const char *hf;   /* after "model.layers.N." */
+	const char *gguf; /* after "blk.N." */
+} nck_gpt_export;
+
+/* A layer's tensors, in the order both converters write them. */
+extern const nck_gpt_export nck_gpt_layer_exports[];
+extern const size_t nck_gpt_n_layer_exports;
+
+/* Cuts the rows of `part` of c->src (a started cut). */
+void nck_gpt_cut_part(nck_gpt_cut *c, const nck_gpt_model *gm, nck_gpt_part part);
+
 /* Bytes of the cut (rows x window x element size). */
 uint64_t nck_gpt_cut_bytes(const nck_gpt_cut *c);
 

@@ -194,15 +194,6 @@ static hf_tensor *hf_add(hf_build *b, const nck_tensor *src, int64_t layer, cons
 }
 
 /* A tensor as it is (all rows). */
-static void hf_whole(hf_build *b, const nck_tensor *src, int64_t layer, const char *part)
-{
-	hf_tensor *t;
-
-	if (src && (t = hf_add(b, src, layer, part)))
-		nck_gpt_cut_rows(&t->cut, 0, src->ndim ? src->shape[0] : 1, false);
-}
-
-/* Rows [row0, row0+rows) of src. */
 static void hf_rows(hf_build *b, const nck_tensor *src, int64_t layer, const char *part,
 		    uint64_t row0, uint64_t rows)
 {
@@ -212,47 +203,23 @@ static void hf_rows(hf_build *b, const nck_tensor *src, int64_t layer, const cha
 		nck_gpt_cut_rows(&t->cut, row0, rows, false);
 }
 
-/* q_proj, k_proj and v_proj of a QKV weight or bias (spec B.2). */
-static void hf_qkv(hf_build *b, const nck_tensor *src, int64_t layer, bool bias)
+static void hf_part(hf_build *b, const nck_tensor *src, int64_t layer, const char *part,
+		    nck_gpt_part which)
 {
-	static const char *const parts[2][3] = {
-		{ "self_attn.q_proj.weight", "self_attn.k_proj.weight", "self_attn.v_proj.weight" },
-		{ "self_attn.q_proj.bias", "self_attn.k_proj.bias", "self_attn.v_proj.bias" },
-	};
-	const nck_gpt_model *gm = b->gm;
 	hf_tensor *t;
 
-	if (!src)
-		return;
-	for (int kind = 0; kind < 3; kind++) {
-		uint64_t heads = kind == 0 ? gm->n : gm->G;
-
-		if (!(t = hf_add(b, src, layer, parts[bias][kind])))
-			return;
-		for (uint64_t i = 0; i < heads; i++)
-			nck_gpt_cut_rows(&t->cut, nck_gpt_qkv_row(gm, kind, i), gm->d, false);
-	}
+	if (src && (t = hf_add(b, src, layer, part)))
+		nck_gpt_cut_part(&t->cut, b->gm, which);
 }
 
 /* The tensors of global layer g, in the order transformers names them. */
 static void hf_layer(hf_build *b, uint64_t layer)
 {
-	const nck_tensor *const *l = b->gm->layer[layer];
-	int64_t g = (int64_t)layer;
-	uint64_t f = b->gm->f;
+	for (size_t i = 0; i < nck_gpt_n_layer_exports; i++) {
+		const nck_gpt_export *x = &nck_gpt_layer_exports[i];
 
-	hf_whole(b, l[NCK_GPT_IN_LN_W], g, "input_layernorm.weight");
-	hf_qkv(b, l[NCK_GPT_QKV_W], g, false);
-	hf_qkv(b, l[NCK_GPT_QKV_B], g, true);
-	hf_whole(b, l[NCK_GPT_DENSE_W], g, "self_attn.o_proj.weight");
-	hf_whole(b, l[NCK_GPT_DENSE_B], g, "self_attn.o_proj.bias");
-	hf_whole(b, l[NCK_GPT_POST_LN_W], g, "post_attention_layernorm.weight");
-	hf_rows(b, l[NCK_GPT_FC1_W], g, "mlp.gate_proj.weight", 0, f);
-	hf_rows(b, l[NCK_GPT_FC1_B], g, "mlp.gate_proj.bias", 0, f);
-	hf_rows(b, l[NCK_GPT_FC1_W], g, "mlp.up_proj.weight", f, f);
-	hf_rows(b, l[NCK_GPT_FC1_B], g, "mlp.up_proj.bias", f, f);
-	hf_whole(b, l[NCK_GPT_FC2_W], g, "mlp.down_proj.weight");
-	hf_whole(b, l[NCK_GPT_FC2_B], g, "mlp.down_proj.bias");
+		hf_part(b, b->gm->layer[layer][x->role], (int64_t)layer, x->hf, x->part);
+	}
 }
 
 /* Where the tensor's bytes start in the source, near enough to order the
@@ -285,7 +252,7 @@ static int hf_tensors(hf_build *b)
 	hf_rows(b, gm->emb, -1, "model.embed_tokens.weight", 0, b->vocab);
 	for (uint64_t g = 0; g < gm->L; g++)
 		hf_layer(b, g);
-	hf_whole(b, gm->ln_f_w, -1, "model.norm.weight");
+	hf_part(b, gm->ln_f_w, -1, "model.norm.weight", NCK_GPT_PART_ALL);
 	hf_rows(b, gm->lm_head, -1, "lm_head.weight", 0, b->vocab);
 	for (size_t i = 0; i < b->n; i++) {
 		hf_tensor *t = &b->t[i];
