@@ -18,10 +18,15 @@
  * walk reads one header per member and must not pull a block for each.
  *
  * Readahead: a read that starts where the previous one ended claims the
- * EMPTY blocks of the next 32 MiB as runs and queues them for 4 worker
- * threads, so one sequential reader keeps several requests in flight; a
- * view file's reader, whose source runs jump between members, has the vfs
- * ask for them ahead instead (willneed, the same queue).
+ * EMPTY blocks of the next 32 MiB as runs and queues them for up to 4
+ * worker threads (started as runs are queued, gone after 5 s idle), so one
+ * sequential reader keeps several requests in flight; a view file's reader,
+ * whose source runs jump between members, has the vfs ask for them ahead
+ * instead (willneed, the same queue).
+ *
+ * Loans: a reply is written from the blocks themselves (remote_map lends
+ * them referenced, so eviction skips them, until the reply is written);
+ * pread copies out one block at a time.
  *
  * Record: until sealed, every fetched range (up to 64 MiB) is kept; seal
  * writes them to CACHE_DIR/remote-<fnv64 of URL>.ranges with the redacted
