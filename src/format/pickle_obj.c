@@ -17,6 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/grow.h"
+
 /* ---- containers ------------------------------------------------------------------- */
 
 /* The GLOBAL builtins.<name>, allocated per use. */
@@ -441,15 +443,8 @@ int nck_pkl_op_mark(pkl_vm *vm, unsigned char op)
 	(void)op;
 	if (vm->n_marks >= vm->lim.max_depth)
 		return nck_pkl_err(vm, -E2BIG, "more than %zu open MARKs", vm->lim.max_depth);
-	if (vm->n_marks == vm->marks_cap) {
-		size_t cap = vm->marks_cap ? vm->marks_cap * 2 : 16;
-		size_t *m = realloc(vm->marks, cap * sizeof(*m));
-
-		if (!m)
-			return nck_pkl_err(vm, -ENOMEM, "out of memory");
-		vm->marks = m;
-		vm->marks_cap = cap;
-	}
+	if (nck_grow((void **)&vm->marks, &vm->marks_cap, vm->n_marks, sizeof(*vm->marks), 16) < 0)
+		return nck_pkl_err(vm, -ENOMEM, "out of memory");
 	vm->marks[vm->n_marks++] = vm->sp;
 	return 0;
 }

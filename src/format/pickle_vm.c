@@ -15,6 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/grow.h"
+
 /* ---- errors, allocation, values ----------------------------------------------- */
 
 /* Records an error at the current opcode and returns `code`. */
@@ -236,15 +238,8 @@ size_t nck_pkl_base(const pkl_vm *vm)
 /* Pushes `v`, growing the stack (bounded by the input: one push per opcode). */
 int nck_pkl_push(pkl_vm *vm, nck_pv *v)
 {
-	if (vm->sp == vm->stack_cap) {
-		size_t cap = vm->stack_cap ? vm->stack_cap * 2 : 64;
-		nck_pv **s = realloc(vm->stack, cap * sizeof(*s));
-
-		if (!s)
-			return nck_pkl_err(vm, -ENOMEM, "out of memory");
-		vm->stack = s;
-		vm->stack_cap = cap;
-	}
+	if (nck_grow((void **)&vm->stack, &vm->stack_cap, vm->sp, sizeof(*vm->stack), 64) < 0)
+		return nck_pkl_err(vm, -ENOMEM, "out of memory");
 	vm->stack[vm->sp++] = v;
 	return 0;
 }

@@ -24,6 +24,7 @@
 #include <string.h>
 
 #include "util/ckd.h"
+#include "util/grow.h"
 
 /* The rebuild functions torch.save writes, by what they mean. */
 typedef enum torch_rebuild {
@@ -309,15 +310,8 @@ static int torch_add_tensor(torch_walk *w, const nck_pv *v)
 	t.key = nck_arena_strndup(&w->f->arena, w->path ? w->path : "", w->path_len);
 	if (!t.key)
 		return torch_err(w, -ENOMEM, "out of memory");
-	if (w->n == w->cap) {
-		size_t cap = w->cap ? w->cap * 2 : 64;
-		nck_torch_tensor *vec = realloc(w->vec, cap * sizeof(*vec));
-
-		if (!vec)
-			return torch_err(w, -ENOMEM, "out of memory");
-		w->vec = vec;
-		w->cap = cap;
-	}
+	if (nck_grow((void **)&w->vec, &w->cap, w->n, sizeof(*w->vec), 64) < 0)
+		return torch_err(w, -ENOMEM, "out of memory");
 	w->vec[w->n++] = t;
 	return 0;
 }

@@ -58,6 +58,7 @@
 #include "io/rdisk.h"
 #include "nemockpt/log.h"
 #include "util/fnv.h"
+#include "util/grow.h"
 
 #define REMOTE_BLOCK_MIN (64u * 1024u)
 #define REMOTE_MAX_BLOCKS (1u << 20)
@@ -178,14 +179,8 @@ static void remote_record(remote *r, const struct iovec *iov, int iovcnt, uint64
 
 	if (r->sealed || !r->cache_dir || len > REMOTE_RECORD_MAX - r->rec_bytes)
 		return;
-	if (r->n_rec == r->cap_rec) {
-		size_t cap = r->cap_rec ? r->cap_rec * 2 : 64;
-
-		if (!(rr = realloc(r->rec, cap * sizeof(*rr))))
-			return;
-		r->rec = rr;
-		r->cap_rec = cap;
-	}
+	if (nck_grow((void **)&r->rec, &r->cap_rec, r->n_rec, sizeof(*r->rec), 64) < 0)
+		return;
 	rr = &r->rec[r->n_rec];
 	if (!(rr->data = malloc(len ? len : 1)))
 		return;
@@ -327,14 +322,8 @@ static void remote_record_load(remote *r)
 		crc = (uint32_t)crc32(crc, rh, 16);
 		if (len > REMOTE_RECORD_MAX - r->rec_bytes || off > r->size || len > r->size - off)
 			goto bad;
-		if (r->n_rec == r->cap_rec) {
-			size_t cap = r->cap_rec ? r->cap_rec * 2 : 64;
-
-			if (!(rr = realloc(r->rec, cap * sizeof(*rr))))
-				goto bad;
-			r->rec = rr;
-			r->cap_rec = cap;
-		}
+		if (nck_grow((void **)&r->rec, &r->cap_rec, r->n_rec, sizeof(*r->rec), 64) < 0)
+			goto bad;
 		rr = &r->rec[r->n_rec];
 		if (!(rr->data = malloc(len ? (size_t)len : 1)))
 			goto bad;
