@@ -462,13 +462,7 @@ def test_llama31_rope_freqs(fixtures_dir, nemo, tmp_path):
     """A NeMo 2 Llama31Config: rope_freqs.weight (F32, head_dim/2, first, as
     the converter yields it) equal to the converter's factors to the bit, and
     no rope.scaling keys; the other tensors as in every file."""
-    meta, srcs = sources(fixtures_dir, "nemo2")
-    ck = tmp_path / "n2"
-    shutil.copytree(srcs[0], ck)
-    y = ck / "context" / "model.yaml"
-    text = y.read_text()
-    assert "llama.LlamaConfig\n" in text
-    y.write_text(text.replace("llama.LlamaConfig\n", "llama.Llama31Config8B\n"))
+    meta, ck = test_catalog.llama31_source(fixtures_dir, tmp_path)
     heads, groups, d = dims(meta)
     want = llama3_rope_factors(d)
     assert (want == 1).any() and ((want > 1) & (want < 8)).any()  # the smooth branch too

@@ -60,6 +60,19 @@ def hf_tokenizer_source(fixtures_dir, tmp_path, files):
     return meta, ck
 
 
+def llama31_source(fixtures_dir, tmp_path):
+    """The nemo2 fixture saved as a Llama31Config8B (Llama 3.1's rope
+    scaling, NeMo's defaults): (meta, checkpoint directory)."""
+    meta, srcs = sources(fixtures_dir, "nemo2")
+    ck = tmp_path / "n2"
+    shutil.copytree(srcs[0], ck)
+    y = ck / "context" / "model.yaml"
+    text = y.read_text()
+    assert "llama.LlamaConfig\n" in text
+    y.write_text(text.replace("llama.LlamaConfig\n", "llama.Llama31Config8B\n"))
+    return meta, ck
+
+
 def cli(*args, check=True):
     res = subprocess.run([nemofs.cli_bin(), *map(str, args)], capture_output=True, timeout=120)
     if check and res.returncode != 0:

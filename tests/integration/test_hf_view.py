@@ -15,7 +15,8 @@ import struct
 import numpy as np
 import pytest
 
-from test_catalog import FIXTURES, fixtures_dir, hf_tokenizer_source, sources  # noqa: F401 (session fixture)
+from test_catalog import (FIXTURES, fixtures_dir, hf_tokenizer_source,  # noqa: F401 (session fixture)
+                          llama31_source, sources)
 from test_merged_view import parse_safetensors
 from viewcheck import check_three_ways
 
@@ -289,13 +290,7 @@ def test_rope_scaling_from_the_config(fixtures_dir, nemo, tmp_path):  # noqa: F8
     with nemo.mount(ck) as mnt:
         c = json.loads((mnt / "hf" / "config.json").read_text())
     assert c["rope_scaling"] == {"rope_type": "linear", "factor": 2.0}
-    meta, srcs = sources(fixtures_dir, "nemo2")
-    ck = tmp_path / "n2"
-    shutil.copytree(srcs[0], ck)
-    y = ck / "context" / "model.yaml"
-    text = y.read_text()
-    assert "llama.LlamaConfig\n" in text
-    y.write_text(text.replace("llama.LlamaConfig\n", "llama.Llama31Config8B\n"))
+    meta, ck = llama31_source(fixtures_dir, tmp_path)
     with nemo.mount(ck) as mnt:
         c = json.loads((mnt / "hf" / "config.json").read_text())
     assert c["rope_scaling"] == {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
