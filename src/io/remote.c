@@ -122,6 +122,8 @@ typedef struct remote {
 	pthread_cond_t gone;     /* a worker exited */
 	size_t n_workers;        /* readahead workers alive (lock) */
 	size_t n_idle;           /* ... of them waiting for a run (lock) */
+	pthread_t exited[REMOTE_WORKERS]; /* workers that returned, not yet joined (lock) */
+	size_t n_exited;
 	atomic_uint_fast64_t last_end; /* where the previous read ended */
 	atomic_bool changed;     /* the object changed: every read fails */
 	/* record of fetched ranges (lock) */
@@ -646,28 +648,34 @@ static void *remote_worker(void *arg)
 		remote_load_run(r, run.first, run.n, UINT64_MAX, NULL);
 		pthread_mutex_lock(&r->lock);
 	}
-	/* Detached: remote_free waits for the count to reach 0. */
+	/* Joined by the next spawn or by remote_free, so that a worker's exit,
+	 * its thread-local destructors included (libcrypto's error state of
+	 * the requests it signed), has ended before the object and the
+	 * process go. n_workers + n_exited stays within REMOTE_WORKERS. */
+	r->exited[r->n_exited++] = pthread_self();
 	r->n_workers--;
 	pthread_cond_broadcast(&r->gone);
 	pthread_mutex_unlock(&r->lock);
 	return NULL;
 }
 
-/* Starts one more (detached) worker (lock held). False if none could be. */
+/* Joins the workers that have returned (lock held: they no longer take it). */
+static void remote_reap(remote *r)
+{
+	while (r->n_exited)
+		pthread_join(r->exited[--r->n_exited], NULL);
+}
+
+/* Starts one more worker (lock held). False if none could be. */
 static bool remote_spawn(remote *r)
 {
-	pthread_attr_t a;
 	pthread_t t;
-	bool ok;
 
-	if (pthread_attr_init(&a) != 0)
+	remote_reap(r);
+	if (pthread_create(&t, NULL, remote_worker, r) != 0)
 		return false;
-	ok = pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED) == 0 &&
-	     pthread_create(&t, &a, remote_worker, r) == 0;
-	pthread_attr_destroy(&a);
-	if (ok)
-		r->n_workers++;
-	return ok;
+	r->n_workers++;
+	return true;
 }
 
 /* Queues the EMPTY blocks first..last as runs for the workers, started
@@ -888,6 +896,7 @@ static void remote_free(void *impl)
 	pthread_cond_broadcast(&r->work);
 	while (r->n_workers)
 		pthread_cond_wait(&r->gone, &r->lock);
+	remote_reap(r);
 	pthread_mutex_unlock(&r->lock);
 	if (r->blocks) {
 		uint64_t held = 0;
