@@ -261,7 +261,7 @@ def pages_per_folio(path):
     start = a.__array_interface__["data"][0]
     with open("/proc/self/pagemap", "rb") as pm:
         pm.seek(start // page * 8)
-        entries = np.frombuffer(pm.read(len(a) // page * 8), dtype=np.uint64)
+        entries = np.frombuffer(pm.read(-(-len(a) // page) * 8), dtype=np.uint64)
     frames = entries[(entries >> np.uint64(63)) == 1] & np.uint64((1 << 55) - 1)
     folios = 0
     with open("/proc/kpageflags", "rb") as kf:
@@ -309,14 +309,15 @@ def bench_paths(exe, d, gib, runs):
     ]
     # Every case is mounted at once and the runs rotate the order of the
     # cases: a cold read right after another one reads slower on this VM's
-    # disk (by up to 2x), so a fixed order would favour the first case.
+    # disk (by up to 2x), so a fixed order would favour the first case
+    # (--runs 7, a multiple of the 7 cases, puts each case first once).
     paths, mounted = {}, []
     try:
         for i, (label, source, opts) in enumerate(cases):
             if not source:
                 paths[label] = member
                 continue
-            mnt = os.path.join(base, "mnt%d" % i)
+            mnt = os.path.join(base, f"mnt{i}")
             os.makedirs(mnt, exist_ok=True)
             subprocess.run([exe, source, mnt] + (["-o", opts] if opts else []), check=True)
             mounted.append(mnt)
@@ -325,20 +326,29 @@ def bench_paths(exe, d, gib, runs):
         for r in range(runs):
             for label, _, opts in cases[r % len(cases):] + cases[:r % len(cases)]:
                 path = paths[label]
+                no_ra = opts == "no_readahead"
                 drop_caches()
-                first = read_ranges(path, 1, opts == "no_readahead")
+                first = read_ranges(path, 1, no_ra)
                 again = read_ranges(path, 1)
-                # Direct I/O leaves no cached pages to count.
-                folio = pages_per_folio(path) if "cache=direct" not in (opts or "") else None
-                drop_caches()
-                par = read_ranges(path, 8)
-                drop_caches()
-                mm = mmap_read(path)
+                # Counted once; direct I/O leaves no cached pages to count.
+                folio = (pages_per_folio(path) if r == runs - 1
+                         and "cache=direct" not in (opts or "") else None)
+                # The single-page row is about its re-read: its cold figures
+                # would be the first row's again.
+                par = mm = None
+                if not no_ra:
+                    drop_caches()
+                    par = read_ranges(path, 8)
+                    drop_caches()
+                    mm = mmap_read(path)
                 figs[label].append((first, again, par, mm, folio))
     finally:
+        # Every mount is tried; an unmount refused here must not hide the
+        # error that got us here.
         for mnt in mounted:
-            subprocess.run(["fusermount3", "-u", mnt], check=True)
-    return {label: tuple(statistics.median(f[i] for f in fl) for i in range(4)) + (fl[-1][4],)
+            subprocess.run(["fusermount3", "-u", "-z", mnt])
+    return {label: tuple(None if fl[0][i] is None else statistics.median(f[i] for f in fl)
+                         for i in range(4)) + (fl[-1][4],)
             for label, fl in figs.items()}
 
 
@@ -350,8 +360,10 @@ def print_paths(gib, runs, res):
           "| ratio | mmap (cold) GB/s | ratio | pages per folio |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for label, f in res.items():
-        print(f"| {label} | " + " | ".join(f"{f[i]:.2f} | {f[i] / base[i]:.2f}x" for i in range(4))
-              + (f" | {f[4]:.1f} |" if f[4] else " | - |"))
+        print(f"| {label} | " + " | ".join("- | -" if f[i] is None
+                                           else f"{f[i]:.2f} | {f[i] / base[i]:.2f}x"
+                                           for i in range(4))
+              + (" | - |" if f[4] is None else f" | {f[4]:.1f} |"))
 
 
 def main():
