@@ -18,7 +18,8 @@
  * walk reads one header per member and must not pull a block for each.
  *
  * Readahead: a read that starts where the previous one ended claims the
- * EMPTY blocks of the next 32 MiB as runs and queues them for up to 4
+ * EMPTY blocks of the next 32 MiB (ending on a run boundary, so each
+ * request is a whole run) as runs and queues them for up to 4
  * worker threads (started as runs are queued, gone after 5 s idle), so one
  * sequential reader keeps several requests in flight; a view file's reader,
  * whose source runs jump between members, has the vfs ask for them ahead
@@ -720,10 +721,16 @@ static uint64_t remote_window(const remote *r)
 	return window / r->bs ? window / r->bs : 1;
 }
 
-/* Queues the readahead window after block `last` (a sequential reader). */
+/* Queues the readahead window after block `last` (a sequential reader).
+ * The window's end is rounded up to the end of a run, so that as the
+ * reader moves on it exposes whole runs: every request is a full run (2
+ * MiB), not the few blocks one read slid the window by. */
 static void remote_readahead(remote *r, uint64_t last)
 {
-	remote_queue(r, last + 1, last + remote_window(r));
+	uint64_t window = remote_window(r), run = REMOTE_RUN_BYTES / r->bs;
+	uint64_t unit = run == 0 ? 1 : run < window ? run : window;
+
+	remote_queue(r, last + 1, ((last + window) / unit + 1) * unit - 1);
 }
 
 /* The vfs will read [off, off+len) soon (the source runs of a view file's
