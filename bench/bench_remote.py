@@ -8,13 +8,17 @@ read through the remote mount against a mount of the local file.
 
   /usr/bin/python3 bench/bench_remote.py BUILD/bin/nemockptfs [--members N]
       [--member-kib K] [--big-mib M] [--rounds R] [--dir DIR] [--mount-only]
-      [--no-nemo]
+      [--no-nemo] [--link RATE]
 
 Starts nginx on 127.0.0.1 (its own config in DIR), writes the tarballs
 once (random bytes; the .nemo's tensor data are holes), prints one line
 per figure. Throughput rows alternate the two reads R times (a fresh mount
-each time) and give medians. --mount-only stops after the mounts and
-`ls -R` (the rows that do not depend on --big-mib)."""
+each time) and give medians, with the CPU seconds the whole machine spent
+on each (nginx's included). The sequential rows run on plain loopback and
+again with loopback shaped to RATE (default 8gbit, a token bucket: `tc
+qdisc ... tbf`, root only), where the link, not the CPUs, is the limit.
+--mount-only stops after the mounts and `ls -R` (the rows that do not
+depend on --big-mib)."""
 
 import argparse
 import os
@@ -66,13 +70,40 @@ def mount(daemon, url, mnt, cache, *opts):
     return time.monotonic() - t
 
 
+BUF = bytearray(4 << 20)
+
+
 def read_all(path):
-    """Seconds to read `path` start to end in 4 MiB reads."""
+    """Seconds to read `path` start to end in 4 MiB reads (into one buffer)."""
     t = time.monotonic()
     with open(path, "rb", buffering=0) as f:
-        while f.read(4 << 20):
+        while f.readinto(BUF):
             pass
     return time.monotonic() - t
+
+
+def busy():
+    """CPU seconds spent by all CPUs so far (user, nice, system, irq, softirq)."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    return (v[0] + v[1] + v[2] + v[5] + v[6]) / os.sysconf("SC_CLK_TCK")
+
+
+def timed(fn):
+    """(seconds, CPU seconds of the whole machine) of fn()."""
+    c, t = busy(), time.monotonic()
+    fn()
+    return time.monotonic() - t, busy() - c
+
+
+def shape(rate):
+    """Limits loopback to `rate` (tc's units, e.g. 8gbit) with a token
+    bucket; None lifts it. False where tc cannot (not root, no sch_tbf)."""
+    if rate is None:
+        return subprocess.run(["tc", "qdisc", "del", "dev", "lo", "root"],
+                              capture_output=True).returncode == 0
+    return subprocess.run(["tc", "qdisc", "replace", "dev", "lo", "root", "tbf", "rate", rate,
+                           "burst", "4mb", "latency", "5ms"], capture_output=True).returncode == 0
 
 
 def mount_rows(daemon, url, log, mnt, cache):
@@ -134,6 +165,33 @@ def nemo_rows(a, d, base, log, mnt, cache):
              " ".join("%.2f" % (l / r) for r, l in zip(tr, tl))))
 
 
+def sequential_row(a, url, log, mnt, cache, first, last, policy, link):
+    """The 2 GiB member through a fresh mount against curl of its range,
+    alternated a.rounds times: medians of throughput and of the whole
+    machine's CPU seconds (nginx's included, on both sides)."""
+    mb = (a.big_mib << 20) / 1e6
+    tm, tc, cm, cc, reqs = [], [], [], [], []
+    for _ in range(a.rounds):
+        mount(a.daemon, url, mnt, cache, "cache=" + policy)
+        n0 = len(log.read_text().splitlines())
+        t, c = timed(lambda: read_all(mnt / "raw" / "big.bin"))
+        reqs.append(log_since(log, n0)[0])
+        tm.append(t)
+        cm.append(c)
+        subprocess.run(["fusermount3", "-u", str(mnt)], check=True)
+        t, c = timed(lambda: subprocess.run(["curl", "-s", "-o", "/dev/null", "-r",
+                                             "%d-%d" % (first, last), url], check=True))
+        tc.append(t)
+        cc.append(c)
+    m_, c_ = statistics.median(tm), statistics.median(tc)
+    print("  sequential read of %d MiB, %s, cache=%s: mount %.0f MB/s, curl %.0f MB/s "
+          "(%.2fx; medians of %d, each round %s); CPU s: mount %.2f, curl %.2f; "
+          "mount's requests %d"
+          % (a.big_mib, "link " + link if link else "loopback unshaped", policy, mb / m_,
+             mb / c_, c_ / m_, a.rounds, " ".join("%.2f" % (c / m) for m, c in zip(tm, tc)),
+             statistics.median(cm), statistics.median(cc), statistics.median(reqs)))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("daemon")
@@ -144,6 +202,9 @@ def main():
     ap.add_argument("--mount-only", action="store_true")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--no-nemo", action="store_true")
+    ap.add_argument("--link", default="8gbit",
+                    help="also measure the sequential rows with loopback shaped to this rate "
+                         "(tc tbf; root); '' for none")
     a = ap.parse_args()
     d = Path(a.dir)
     (d / "www").mkdir(parents=True, exist_ok=True)
@@ -180,22 +241,18 @@ http {{ log_format c '$request_method $status $body_bytes_sent'; access_log {log
             with tarfile.open(tarp) as tf:
                 m = tf.getmember("./big.bin")
                 first, last = m.offset_data, m.offset_data + m.size - 1
-            mb = (a.big_mib << 20) / 1e6
-            for policy in ("auto", "direct"):
-                tm, tc = [], []
-                for _ in range(a.rounds):
-                    mount(a.daemon, url, mnt, cache, "cache=" + policy)
-                    tm.append(read_all(mnt / "raw" / "big.bin"))
-                    subprocess.run(["fusermount3", "-u", str(mnt)], check=True)
-                    t = time.monotonic()
-                    subprocess.run(["curl", "-s", "-o", "/dev/null", "-r",
-                                    "%d-%d" % (first, last), url], check=True)
-                    tc.append(time.monotonic() - t)
-                m_, c_ = statistics.median(tm), statistics.median(tc)
-                print("  sequential read of %d MiB, cache=%s: mount %.0f MB/s, curl %.0f MB/s "
-                      "(%.2fx; medians of %d, each round %s)"
-                      % (a.big_mib, policy, mb / m_, mb / c_, c_ / m_, a.rounds,
-                         " ".join("%.2f" % (c / m) for m, c in zip(tm, tc))))
+            links = [None] + ([a.link] if a.link else [])
+            try:
+                for link in links:
+                    if link and not shape(link):
+                        print("  link %s: not measured (tc tbf on lo needs root and sch_tbf)"
+                              % link)
+                        continue
+                    for policy in ("auto", "direct"):
+                        sequential_row(a, url, log, mnt, cache, first, last, policy, link)
+            finally:
+                if a.link:
+                    shape(None)
         if not a.no_nemo:
             nemo_rows(a, d, url.rsplit("/", 1)[0], log, mnt, cache)
     finally:
