@@ -242,9 +242,9 @@ http {{ log_format c '$request_method $status $body_bytes_sent'; access_log {log
             with tarfile.open(tarp) as tf:
                 m = tf.getmember("./big.bin")
                 first, last = m.offset_data, m.offset_data + m.size - 1
-            # nginx serves from the page cache; this VM's balloon evicts
-            # it between runs, and a first round off the disk is not the
-            # network's figure.
+            # nginx serves from the page cache; the development VM loses
+            # pages of it between runs even with RAM free, and a round
+            # served off the disk is not the network's figure.
             read_all(tarp)
             links = [None] + ([a.link] if a.link else [])
             try:
