@@ -18,8 +18,8 @@
  * walk reads one header per member and must not pull a block for each.
  *
  * Readahead: a read that starts where the previous one ended claims the
- * EMPTY blocks of the next 32 MiB (ending on a run boundary, so each
- * request is a whole run) as runs and queues them for up to 4
+ * EMPTY blocks of the next 32 MiB (ending on a run boundary, so that past
+ * the first its requests are whole runs) as runs and queues them for up to 4
  * worker threads (started as runs are queued, gone after 5 s idle), so one
  * sequential reader keeps several requests in flight; a view file's reader,
  * whose source runs jump between members, has the vfs ask for them ahead
@@ -722,9 +722,11 @@ static uint64_t remote_window(const remote *r)
 }
 
 /* Queues the readahead window after block `last` (a sequential reader).
- * The window's end is rounded up to the end of a run, so that as the
- * reader moves on it exposes whole runs: every request is a full run (2
- * MiB), not the few blocks one read slid the window by. */
+ * The window's end is rounded up to the end of a run (of the window, if
+ * that is shorter), so that as the reader moves on it exposes whole runs:
+ * after the first, each request is a full run (2 MiB) up to the object's
+ * end, not the few blocks one read slid the window by. The window may
+ * thus reach one run past its length. */
 static void remote_readahead(remote *r, uint64_t last)
 {
 	uint64_t window = remote_window(r), run = REMOTE_RUN_BYTES / r->bs;
