@@ -15,17 +15,21 @@ once (random bytes; the .nemo's tensor data are holes), prints one line
 per figure. Throughput rows alternate the two reads R times (a fresh mount
 each time) and give medians, with the CPU seconds the whole machine spent
 on each (nginx's included). The sequential rows run on plain loopback and
-again with loopback shaped to RATE (default 8gbit, a token bucket: `tc
-qdisc ... tbf`, root only), where the link, not the CPUs, is the limit.
---mount-only stops after the mounts and `ls -R` (the rows that do not
-depend on --big-mib)."""
+again, with --link, with loopback shaped to RATE (8gbit, say: a token
+bucket, `tc qdisc ... tbf`, root only, while lo has no qdisc of its own;
+removed afterwards, on SIGTERM and SIGHUP too), where the link, not the
+CPUs, is the limit. The served files are read once first, so that nginx
+serves them from the page cache. --mount-only stops after the mounts and
+`ls -R` (the rows that do not depend on --big-mib)."""
 
 import argparse
 import os
 import random
+import signal
 import statistics
 import socket
 import subprocess
+import sys
 import tarfile
 import time
 from pathlib import Path
@@ -96,14 +100,25 @@ def timed(fn):
     return time.monotonic() - t, busy() - c
 
 
+def run_tc(*args):
+    """Runs tc; its output, or None where it failed or is missing."""
+    try:
+        r = subprocess.run(["tc", *args], capture_output=True, text=True)
+    except OSError:
+        return None
+    return r.stdout if r.returncode == 0 else None
+
+
 def shape(rate):
     """Limits loopback to `rate` (tc's units, e.g. 8gbit) with a token
-    bucket; None lifts it. False where tc cannot (not root, no sch_tbf)."""
+    bucket; None lifts it. False where it cannot: not root, no tc or
+    sch_tbf, or lo has a root qdisc of its own (left alone)."""
     if rate is None:
-        return subprocess.run(["tc", "qdisc", "del", "dev", "lo", "root"],
-                              capture_output=True).returncode == 0
-    return subprocess.run(["tc", "qdisc", "replace", "dev", "lo", "root", "tbf", "rate", rate,
-                           "burst", "4mb", "latency", "5ms"], capture_output=True).returncode == 0
+        return run_tc("qdisc", "del", "dev", "lo", "root") is not None
+    if not (run_tc("qdisc", "show", "dev", "lo") or "").startswith("qdisc noqueue"):
+        return False
+    return run_tc("qdisc", "add", "dev", "lo", "root", "tbf", "rate", rate,
+              "burst", "4mb", "latency", "5ms") is not None
 
 
 def mount_rows(daemon, url, log, mnt, cache):
@@ -139,6 +154,7 @@ def nemo_rows(a, d, base, log, mnt, cache):
         members = len(tf.getmembers())
     print("object: %s, %d members, %.2f GB (zarr distributed checkpoint, TP=8)"
           % (nemo.name, members, nemo.stat().st_size / 1e9))
+    read_all(nemo)  # into the page cache, as the tarball in main()
     mount_rows(a.daemon, url, log, mnt, cache)
     if a.mount_only:
         return
@@ -149,7 +165,6 @@ def nemo_rows(a, d, base, log, mnt, cache):
         files = sorted((root / "merged").glob("*.safetensors"))
         return sum(read_all(p) for p in files), sum(p.stat().st_size for p in files), len(files)
 
-    read_all(nemo)  # into the page cache, as the sequential rows' tarball
     tr, tl = [], []
     for _ in range(a.rounds):
         mount(a.daemon, url, mnt, cache)
@@ -203,10 +218,13 @@ def main():
     ap.add_argument("--mount-only", action="store_true")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--no-nemo", action="store_true")
-    ap.add_argument("--link", default="8gbit",
+    ap.add_argument("--link", default="",
                     help="also measure the sequential rows with loopback shaped to this rate "
-                         "(tc tbf; root); '' for none")
+                         "(e.g. 8gbit; tc tbf, root)")
     a = ap.parse_args()
+    # finally blocks (nginx, the qdisc) run on these too.
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, lambda n, _: sys.exit(128 + n))
     d = Path(a.dir)
     (d / "www").mkdir(parents=True, exist_ok=True)
     (d / "tmp").mkdir(exist_ok=True)
@@ -237,27 +255,26 @@ http {{ log_format c '$request_method $status $body_bytes_sent'; access_log {log
         cache = d / "cache"
         size = tarp.stat().st_size
         print("object: %d members + %d MiB member, %.2f GB" % (a.members, a.big_mib, size / 1e9))
+        # nginx serves from the page cache; the development VM loses pages
+        # of it between runs even with RAM free, and a figure served off
+        # the disk is not the network's.
+        read_all(tarp)
         mount_rows(a.daemon, url, log, mnt, cache)
         if not a.mount_only:
             with tarfile.open(tarp) as tf:
                 m = tf.getmember("./big.bin")
                 first, last = m.offset_data, m.offset_data + m.size - 1
-            # nginx serves from the page cache; the development VM loses
-            # pages of it between runs even with RAM free, and a round
-            # served off the disk is not the network's figure.
-            read_all(tarp)
-            links = [None] + ([a.link] if a.link else [])
-            try:
-                for link in links:
-                    if link and not shape(link):
-                        print("  link %s: not measured (tc tbf on lo needs root and sch_tbf)"
-                              % link)
-                        continue
+            for link in [None] + ([a.link] if a.link else []):
+                if link and not shape(link):
+                    print("  link %s: not measured (tc tbf on lo needs root, tc, sch_tbf "
+                          "and no qdisc of lo's own)" % link)
+                    continue
+                try:
                     for policy in ("auto", "direct"):
                         sequential_row(a, url, log, mnt, cache, first, last, policy, link)
-            finally:
-                if a.link:
-                    shape(None)
+                finally:
+                    if link:
+                        shape(None)
         if not a.no_nemo:
             nemo_rows(a, d, url.rsplit("/", 1)[0], log, mnt, cache)
     finally:
