@@ -724,9 +724,9 @@ static uint64_t remote_window(const remote *r)
 /* Queues the readahead window after block `last` (a sequential reader).
  * The window's end is rounded up to the end of a run (of the window, if
  * that is shorter), so that as the reader moves on it exposes whole runs:
- * after the first, each request is a full run (2 MiB) up to the object's
- * end, not the few blocks one read slid the window by. The window may
- * thus reach one run past its length. */
+ * after the first, each request is a full run (2 MiB, or the window) up
+ * to the object's end, not the few blocks one read slid the window by.
+ * The window may thus reach less than one run past its length. */
 static void remote_readahead(remote *r, uint64_t last)
 {
 	uint64_t window = remote_window(r), run = REMOTE_RUN_BYTES / r->bs;

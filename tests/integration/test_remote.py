@@ -252,8 +252,10 @@ def test_sequential_read_fetches_whole_runs(www, nginx, mounted):
     lines = access_lines(nginx["log"])[before:]
     assert got == data
     sizes = [int(l[2]) for l in lines if l[0] == "GET"]
-    # Every byte fetched, none twice (the window is far under the budget).
-    assert size - (64 << 10) <= sum(sizes) <= size + (2 << 20), sizes
+    # Every byte fetched, none twice (readahead reaches half the 8 MiB
+    # budget, so no block is evicted before it is read): the mount-time
+    # record may serve the first block, and the last one holds the tar's end.
+    assert size - (64 << 10) <= sum(sizes) <= (root / "long.nemo").stat().st_size, sizes
     # Short ones: the reads before the first readahead, the first run up to
     # a run boundary, the member's end.
     short = [n for n in sizes if n < (2 << 20)]
