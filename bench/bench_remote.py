@@ -222,9 +222,14 @@ def main():
                     help="also measure the sequential rows with loopback shaped to this rate "
                          "(e.g. 8gbit; tc tbf, root)")
     a = ap.parse_args()
-    # finally blocks (nginx, the qdisc) run on these too.
+    def stop(n, _):
+        """finally blocks (nginx, the qdisc, the mounts) run on SIGTERM and
+        SIGHUP too, and a second signal does not cut them short."""
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_IGN)
+        sys.exit(128 + n)
     for sig in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, lambda n, _: sys.exit(128 + n))
+        signal.signal(sig, stop)
     d = Path(a.dir)
     (d / "www").mkdir(parents=True, exist_ok=True)
     (d / "tmp").mkdir(exist_ok=True)
@@ -264,6 +269,10 @@ http {{ log_format c '$request_method $status $body_bytes_sent'; access_log {log
             with tarfile.open(tarp) as tf:
                 m = tf.getmember("./big.bin")
                 first, last = m.offset_data, m.offset_data + m.size - 1
+            qd = run_tc("qdisc", "show", "dev", "lo")
+            if qd and not qd.startswith("qdisc noqueue"):
+                print("  note: lo has a qdisc of its own, the unshaped rows are under it: "
+                      + qd.strip())
             for link in [None] + ([a.link] if a.link else []):
                 if link and not shape(link):
                     print("  link %s: not measured (tc tbf on lo needs root, tc, sch_tbf "
@@ -278,6 +287,8 @@ http {{ log_format c '$request_method $status $body_bytes_sent'; access_log {log
         if not a.no_nemo:
             nemo_rows(a, d, url.rsplit("/", 1)[0], log, mnt, cache)
     finally:
+        for m in (d / "mnt", d / "mnt-local"):
+            subprocess.run(["fusermount3", "-uqz", str(m)], stderr=subprocess.DEVNULL)
         ng.terminate()
         ng.wait()
 
