@@ -109,16 +109,25 @@ def run_tc(*args):
     return r.stdout if r.returncode == 0 else None
 
 
+def lo_qdisc():
+    """lo's own root qdisc as tc shows it; "" where it has none (noqueue),
+    None where tc cannot tell."""
+    shown = run_tc("qdisc", "show", "dev", "lo")
+    if shown is None:
+        return None
+    return "" if shown.startswith("qdisc noqueue") else shown.strip()
+
+
 def shape(rate):
     """Limits loopback to `rate` (tc's units, e.g. 8gbit) with a token
     bucket; None lifts it. False where it cannot: not root, no tc or
     sch_tbf, or lo has a root qdisc of its own (left alone)."""
     if rate is None:
         return run_tc("qdisc", "del", "dev", "lo", "root") is not None
-    if not (run_tc("qdisc", "show", "dev", "lo") or "").startswith("qdisc noqueue"):
+    if lo_qdisc() != "":
         return False
     return run_tc("qdisc", "add", "dev", "lo", "root", "tbf", "rate", rate,
-              "burst", "4mb", "latency", "5ms") is not None
+                  "burst", "4mb", "latency", "5ms") is not None
 
 
 def mount_rows(daemon, url, log, mnt, cache):
@@ -269,10 +278,10 @@ http {{ log_format c '$request_method $status $body_bytes_sent'; access_log {log
             with tarfile.open(tarp) as tf:
                 m = tf.getmember("./big.bin")
                 first, last = m.offset_data, m.offset_data + m.size - 1
-            qd = run_tc("qdisc", "show", "dev", "lo")
-            if qd and not qd.startswith("qdisc noqueue"):
+            own = lo_qdisc()
+            if own:
                 print("  note: lo has a qdisc of its own, the unshaped rows are under it: "
-                      + qd.strip())
+                      + own)
             for link in [None] + ([a.link] if a.link else []):
                 if link and not shape(link):
                     print("  link %s: not measured (tc tbf on lo needs root, tc, sch_tbf "
